@@ -1,0 +1,54 @@
+//! What every tool's `main` shares: the error report of DESIGN.md and the exit codes.
+//!
+//! `lens-xxx: error: <what>` on stderr, then each cause on its own line, exit 2; a closed stdout (a pipe into
+//! `head`) is not an error and exits 0.
+
+use std::process::ExitCode;
+
+/// Exit status for errors, as ripgrep and clap use it.
+pub const EXIT_ERROR: u8 = 2;
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Runs a tool's body and turns its result into the process exit status.
+pub fn main(tool: &str, body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+    match body() {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}", error_report(tool, &err));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The whole cause chain, one line each.
+pub fn error_report(tool: &str, err: &anyhow::Error) -> String {
+    let mut out = format!("{tool}: error: {err}");
+    for cause in err.chain().skip(1) {
+        out.push_str(&format!("\n  caused by: {cause}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn report_has_the_chain() {
+        let err = std::fs::read("/nonexistent/x").context("reading index (/nonexistent/x)").unwrap_err();
+        let report = error_report("lens-pack", &err);
+        assert!(report.starts_with("lens-pack: error: reading index (/nonexistent/x)\n  caused by: No such file"));
+    }
+
+    #[test]
+    fn broken_pipe_is_success() {
+        let err = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing stdout");
+        assert!(is_broken_pipe(&err));
+        assert_eq!(main("t", || Err(err)), ExitCode::SUCCESS);
+    }
+}

@@ -1,0 +1,9 @@
+pub mod naming;
+pub mod fits;
+pub mod rng;
+pub mod progress;
+pub mod synth;
+pub mod cli;
+pub mod threads;
+pub mod index;
+pub mod output;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything lensfind needs on a Debian machine (run as root, or with sudo available):
+#   - C libraries and tools: cfitsio (FITS), pkg-config, a C/C++ compiler;
+#   - the project's Python environment .venv: numpy (tests open packs with it) and astropy (the benchmark's
+#     reference reader).
+# Quick when everything is already there: it checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libcfitsio-dev pkg-config build-essential python3-venv)
+PY_PACKAGES=(numpy astropy)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import numpy, astropy" 2>/dev/null; then
+  echo "setup: installing ${PY_PACKAGES[*]} into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi

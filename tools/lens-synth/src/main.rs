@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = lens_synth::Args::parse();
+    lensfind::cli::main("lens-synth", || lens_synth::run(args))
+}
