@@ -26,6 +26,8 @@ pub enum FitsError {
     Shape { got: String, want: String },
     #[error("table has {0} rows, expected exactly 1")]
     Rows(i64),
+    #[error("file is truncated: {0} bytes, not a whole number of 2880-byte FITS blocks")]
+    Truncated(u64),
     #[error("column band_{0} is not numeric")]
     NotNumeric(char),
 }
@@ -226,7 +228,11 @@ pub fn read_band(path: &Path, band: usize, height: usize, width: usize, out: &mu
             _ => continue,
         }
     }
-    Err(FitsError::NoImage(band_letter))
+    // cfitsio silently drops an HDU whose header was cut off; say so rather than "no image".
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() % 2880 != 0 => Err(FitsError::Truncated(m.len())),
+        _ => Err(FitsError::NoImage(band_letter)),
+    }
 }
 
 /// Writes a training-layout file: an empty primary HDU, then a binary table with one row holding the object id

@@ -7,3 +7,5 @@ pub mod cli;
 pub mod threads;
 pub mod index;
 pub mod output;
+pub mod npy;
+pub mod pack;

@@ -175,9 +175,6 @@ fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn> {
 /// a garbage first header card, the two kinds of damage the real release showed.
 fn corrupt(jobs: &[Job], opts: &SynthOptions) -> Result<Vec<(PathBuf, String)>> {
     let total = jobs.len() * 5;
-    if opts.corrupt > total {
-        bail!("--corrupt {} is more than the {total} files written", opts.corrupt);
-    }
     let mut rng = Rng::new(opts.seed, u64::MAX - 1);
     let mut picked: Vec<usize> = Vec::with_capacity(opts.corrupt);
     while picked.len() < opts.corrupt {
@@ -231,6 +228,9 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthReport> {
         }
     }
     let jobs = jobs(opts);
+    if opts.corrupt > jobs.len() * 5 {
+        bail!("--corrupt {} is more than the {} files to write", opts.corrupt, jobs.len() * 5);
+    }
     let mut dirs: Vec<&PathBuf> = jobs.iter().map(|j| &j.dir).collect();
     dirs.dedup();
     for d in dirs.iter().chain(std::iter::once(&&opts.out)) {

@@ -1,0 +1,111 @@
+//! The NumPy `.npy` header, written by us so that a pack can be streamed to disk before its row count is known.
+//!
+//! Format 1.0: magic `\x93NUMPY`, version 1.0, a little-endian u16 header length, then a Python dict literal padded
+//! with spaces and a final newline so that the data starts at a multiple of 64 bytes. We always reserve
+//! [`HEADER_LEN`] bytes, enough for any shape we write, so the header can be rewritten in place at the end.
+
+use anyhow::{bail, Context, Result};
+
+/// Total bytes before the data: magic, version, length field and the padded dict.
+pub const HEADER_LEN: usize = 128;
+
+/// Element types a pack stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    Float32,
+    Float16,
+}
+
+impl Dtype {
+    pub fn descr(self) -> &'static str {
+        match self {
+            Dtype::Float32 => "<f4",
+            Dtype::Float16 => "<f2",
+        }
+    }
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::Float32 => 4,
+            Dtype::Float16 => 2,
+        }
+    }
+}
+
+/// The [`HEADER_LEN`] header bytes for a C-order array of `dtype` and `shape`.
+pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}", dtype.descr());
+    let mut out = Vec::with_capacity(HEADER_LEN);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    let dict_len = HEADER_LEN - 10;
+    assert!(dict.len() < dict_len, "shape {shape:?} too long for the reserved header");
+    out.extend_from_slice(&(dict_len as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(HEADER_LEN - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// Parses a header we wrote (or any version-1/2 header with a plain dict): returns dtype, shape and data offset.
+pub fn parse_header(bytes: &[u8]) -> Result<(Dtype, Vec<usize>, usize)> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        bail!("not a .npy file (bad magic)");
+    }
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => bail!("unsupported .npy version {v}"),
+    };
+    let dict = bytes.get(start..start + len).context("truncated .npy header")?;
+    let dict = std::str::from_utf8(dict).context(".npy header is not text")?;
+    let field = |key: &str| -> Result<&str> {
+        let at = dict.find(&format!("'{key}':")).with_context(|| format!(".npy header has no '{key}'"))?;
+        Ok(dict[at + key.len() + 3..].trim_start())
+    };
+    let descr = field("descr")?;
+    let dtype = if descr.starts_with("'<f4'") {
+        Dtype::Float32
+    } else if descr.starts_with("'<f2'") {
+        Dtype::Float16
+    } else {
+        bail!(".npy dtype {} is not <f4 or <f2", descr.split(',').next().unwrap_or(""));
+    };
+    if !field("fortran_order")?.starts_with("False") {
+        bail!(".npy array is in Fortran order");
+    }
+    let shape = field("shape")?;
+    let close = shape.find(')').context(".npy shape is not a tuple")?;
+    let shape: Vec<usize> = shape[1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().with_context(|| format!("bad .npy dimension {s:?}")))
+        .collect::<Result<_>>()?;
+    Ok((dtype, shape, start + len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_alignment() {
+        for (dtype, shape) in [(Dtype::Float32, vec![0, 5, 41, 41]), (Dtype::Float16, vec![123_456_789_012, 5, 64, 64])] {
+            let h = header(dtype, &shape);
+            assert_eq!(h.len(), HEADER_LEN);
+            assert_eq!(h.len() % 64, 0);
+            assert_eq!(parse_header(&h).unwrap(), (dtype, shape, HEADER_LEN));
+        }
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read() {
+        assert!(parse_header(b"PK\x03\x04 not npy").is_err());
+        let mut h = header(Dtype::Float32, &[1, 5, 41, 41]);
+        let s = String::from_utf8_lossy(&h).replace("<f4", "<f8");
+        h = s.into_bytes();
+        assert!(format!("{:#}", parse_header(&h).unwrap_err()).contains("<f8"));
+    }
+}

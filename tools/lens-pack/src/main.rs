@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = lens_pack::Args::parse();
+    lensfind::cli::main("lens-pack", || lens_pack::run(args))
+}
