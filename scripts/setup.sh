@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything lensfind needs on a Debian machine (run as root, or with sudo available):
-#   - C libraries and tools: cfitsio (FITS), pkg-config, a C/C++ compiler;
+#   - C libraries and tools: cfitsio (FITS), pkg-config, a C/C++ compiler, bc and time (benchmark scripts);
 #   - the project's Python environment .venv: numpy (tests open packs with it) and astropy (the benchmark's
 #     reference reader).
 # Quick when everything is already there: it checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libcfitsio-dev pkg-config build-essential python3-venv)
+APT_PACKAGES=(libcfitsio-dev pkg-config build-essential python3-venv bc time)
 PY_PACKAGES=(numpy astropy)
 
 missing=()

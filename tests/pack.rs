@@ -158,7 +158,7 @@ fn bad_inputs_end_up_where_design_says() {
     let rejected: HashMap<String, String> =
         csv_rows(&pack_dir.join("rejected.csv")).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(rejected.len(), 2);
-    assert!(rejected["D1_L_00000003"].starts_with("band i: file is truncated: 4000 bytes"), "{rejected:?}");
+    assert!(rejected["D1_L_00000003"].starts_with("band i: file is truncated: 4000 bytes, less than its headers declare"), "{rejected:?}");
     assert!(rejected["object_000004"].contains("band z: shape 40x40 where 41x41 was expected"), "{rejected:?}");
     let pack = Pack::open(&pack_dir).unwrap();
     let ids: Vec<_> = pack.meta.iter().map(|m| m.id.as_str()).collect();

@@ -20,15 +20,20 @@ use lensfind::output::write_output;
 /// same inputs always give the same bytes.
 ///
 /// Problems never pass silently. Each is printed on stderr with its path, counted in a summary at the end, and with
-/// --problems written as CSV (kind,id,path,detail):
-///   missing-band    an object lacks a band: it is left out of the index;
-///   duplicate       a second file for an id and band: the first in path order is kept;
-///   bad-name        a .fits file that fits neither naming convention: ignored;
-///   label-conflict  the name's L/N disagrees with --label: the --label value is used;
-///   unreadable      a directory that cannot be listed, or a path that is not UTF-8: skipped.
+/// --problems written as CSV (kind,id,path,detail). The kinds:
 ///
-/// --label applies to the roots that follow it, until the next --label, the way tar's -C does:
-///   lens-index --label 1 data/lenses --label 0 data/nonlenses > index.csv
+/// missing-band: an object lacks a band; it is left out of the index.
+///
+/// duplicate: a second file for an id and band; the first in path order is kept.
+///
+/// bad-name: a .fits file that fits neither naming convention; ignored.
+///
+/// label-conflict: the name's L/N disagrees with --label; the --label value is used.
+///
+/// unreadable: a directory that cannot be listed, or a path that is not UTF-8; skipped.
+///
+/// --label applies to the roots that follow it, until the next --label, the way tar's -C does, e.g.
+/// `lens-index --label 1 data/lenses --label 0 data/nonlenses > index.csv`.
 ///
 /// Exit status: 0 on success (even with problems, unless --max-problems is exceeded), 2 on error.
 #[derive(Debug, Parser)]

@@ -15,13 +15,17 @@ use lensfind::pack::{verify, write_pack, PackOptions, Standardize};
 /// Pack the objects of an index into NAME.pack/, one memory-mappable array that training and inference read.
 ///
 /// Reads the index that lens-index prints (a file, or stdin for - or no argument), loads the five band files of
-/// every object in parallel, and writes:
-///   images.npy    float32 (or float16) [N, 5, H, W], bands g,r,i,z,y, C order; numpy.load(p, mmap_mode="r")
-///                 opens it. NaN and Inf become 0, then each object is standardised (default: one mean and one
-///                 population std over its whole 5xHxW cube, as the reference does; skipped when std <= 1e-9).
-///   meta.csv      row,id,label,source: row i describes images[i], in index order.
-///   rejected.csv  id,reason for every object of the index that is not in the pack.
-///   pack.json     format, version, shape, dtype, standardisation, counts and checksums.
+/// every object in parallel, and writes four files into the pack directory:
+///
+/// images.npy: float32 (or float16) [N, 5, H, W], bands g,r,i,z,y, C order; numpy.load(path, mmap_mode="r") opens
+/// it. NaN and Inf become 0, then each object is standardised (default: one mean and one population std over its
+/// whole 5xHxW cube, as the reference does; skipped when std <= 1e-9).
+///
+/// meta.csv: row,id,label,source; row i describes images[i], in index order.
+///
+/// rejected.csv: id,reason for every object of the index that is not in the pack.
+///
+/// pack.json: format, version, shape, dtype, standardisation, counts and checksums.
 ///
 /// Both challenge layouts are read: a one-row binary table with a vector column band_<b> (float64 or float32, with
 /// or without TDIM), or an image in the first image HDU with data. An object whose file is missing, truncated,
@@ -74,7 +78,7 @@ pub struct Args {
     pub threads: Option<usize>,
 
     /// Objects loaded in parallel per step (bounds memory: about N x 34 kB at 41x41).
-    #[arg(long, value_name = "N", default_value_t = 1024, hide_short_help = true)]
+    #[arg(long, value_name = "N", default_value_t = 1024)]
     pub chunk: usize,
 
     /// No progress output and no per-object warnings; the final summary only.

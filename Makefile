@@ -1,0 +1,60 @@
+# lensfind: the front door. `make demo` runs the main job on built-in synthetic data, `make test` runs every test.
+# Both install what they need first (scripts/setup.sh: apt packages and the project's .venv), quickly when it is
+# already there.
+
+CARGO   ?= cargo
+PREFIX  ?= /usr/local
+BIN     := target/release
+DEMO    := demo
+OBJECTS ?= 500
+SEED    ?= 1
+
+TOOLS := lens-synth lens-index lens-pack
+
+.PHONY: all setup build demo test bench man install clean
+
+all: build
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --bins
+
+# Synthesise a challenge-format training set (with two damaged files, as the real release had) and a blind test
+# set, index both, pack both, and verify the packs.
+demo: build
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/lens-synth --out $(DEMO)/train --objects $(OBJECTS) --seed $(SEED) --corrupt 2
+	$(BIN)/lens-synth --out $(DEMO)/blind --objects $(OBJECTS) --seed $(SEED) --blind
+	$(BIN)/lens-index $(DEMO)/train --problems $(DEMO)/train.problems.csv -o $(DEMO)/train.index.csv
+	$(BIN)/lens-index $(DEMO)/blind -o $(DEMO)/blind.index.csv
+	$(BIN)/lens-pack $(DEMO)/train.index.csv -o $(DEMO)/train.pack
+	$(BIN)/lens-pack $(DEMO)/blind.index.csv -o $(DEMO)/blind.pack
+	$(BIN)/lens-pack --verify $(DEMO)/train.pack
+	$(BIN)/lens-pack --verify $(DEMO)/blind.pack
+	@echo
+	@echo "demo: what was made under $(DEMO)/:"
+	@for p in $(DEMO)/train.pack $(DEMO)/blind.pack; do \
+	  printf '  %-18s %s\n' "$$p" "$$(grep -E '"(count|rejected|lenses|nonlenses)"' $$p/pack.json | tr -d ' \n')"; done
+	@echo "  set aside:"; tail -n +2 $(DEMO)/train.pack/rejected.csv | sed 's/^/    /'
+
+# The whole test suite: unit tests, the end-to-end tests (which run the built tools), and the man-page check.
+test: setup
+	$(CARGO) build --bins
+	$(CARGO) test --workspace
+
+bench: build
+	./scripts/bench-pack.sh
+
+man:
+	$(CARGO) run -q -p xtask -- man
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(addprefix man/,$(addsuffix .1,$(TOOLS))) $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf $(DEMO)
+	$(CARGO) clean
