@@ -349,6 +349,23 @@ mod tests {
     }
 
     #[test]
+    fn float32_column_is_read_too() {
+        use fitsio::tables::{ColumnDataType, ColumnDescription};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f32.fits");
+        let img: Vec<f32> = (0..1681).map(|i| i as f32 * 0.25).collect();
+        {
+            let mut f = fitsio::FitsFile::create(&p).open().unwrap();
+            let col = ColumnDescription::new("BAND_Z").with_type(ColumnDataType::Float).that_repeats(1681).create().unwrap();
+            let hdu = f.create_table("", &[col]).unwrap();
+            hdu.write_col(&mut f, "BAND_Z", &img).unwrap();
+        }
+        let mut out = vec![0.0; 1681];
+        read_band(&p, 3, 41, 41, &mut out).unwrap(); // column names match case-insensitively
+        assert!(out.iter().zip(&img).all(|(a, b)| *a == f64::from(*b)));
+    }
+
+    #[test]
     fn wrong_shapes_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.fits");

@@ -7,11 +7,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// A temporary name beside `target`: same directory (so the rename is atomic), hidden, unique to this process.
+/// A temporary name beside `target`: same directory (so the rename is atomic), hidden, unique to this process on
+/// this host (the host matters on a cluster file system, where jobs on two nodes can have the same PID).
 pub fn temp_beside(target: &Path, tag: &str) -> PathBuf {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    dir.join(format!(".{name}.{tag}-{}", std::process::id()))
+    dir.join(format!(".{name}.{tag}-{}-{}", hostname(), std::process::id()))
+}
+
+fn hostname() -> String {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    if name.is_empty() {
+        "host".into()
+    } else {
+        name
+    }
 }
 
 /// A file being written; becomes `target` on [`AtomicFile::commit`], vanishes if dropped before.
