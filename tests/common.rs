@@ -22,12 +22,7 @@ pub fn tool(name: &str) -> Command {
 /// Runs a command and returns its output, panicking with stderr if it fails.
 pub fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawning the tool");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -41,7 +36,10 @@ pub fn fails(cmd: &mut Command) -> String {
 
 /// Writes a training-layout dataset with `n` objects per class.
 pub fn synth(dir: &Path, n: usize, seed: u64, extra: &[&str]) {
-    ok(tool("lens-synth").args(["-q", "--objects", &n.to_string(), "--seed", &seed.to_string(), "--out"]).arg(dir).args(extra));
+    ok(tool("lens-synth")
+        .args(["-q", "--objects", &n.to_string(), "--seed", &seed.to_string(), "--out"])
+        .arg(dir)
+        .args(extra));
 }
 
 /// Indexes `roots` into `index` (a file).
@@ -59,4 +57,14 @@ pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
 pub fn venv_python() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     p.exists().then_some(p)
+}
+
+/// A synthetic training set in a fresh temporary directory, indexed: (the directory, data dir, index file).
+pub fn indexed_dataset(n: usize, seed: u64, extra: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    synth(&data, n, seed, extra);
+    let idx = t.path().join("index.csv");
+    index(&[&data], &idx);
+    (t, data, idx)
 }

@@ -1,8 +1,8 @@
 //! lens-index as a user runs it: several roots, --label, problems, stdout and stdin.
 
 use std::fs;
-use std::process::Stdio;
 use std::io::Write;
+use std::process::Stdio;
 
 use lensfind_e2e::*;
 
@@ -17,15 +17,24 @@ fn labels_from_directories_and_problems_file() {
     fs::create_dir_all(&lenses).unwrap();
     fs::create_dir_all(&nonlenses).unwrap();
     for b in ["g", "r", "i", "z", "y"] {
-        fs::copy(d.join(format!("slsim_lenses/D1_L_00000000_{b}.fits")), lenses.join(format!("object_000001_{b}.fits")))
-            .unwrap();
-        fs::copy(d.join(format!("slsim_nonlenses/D1_N_00000000_{b}.fits")), nonlenses.join(format!("object_000002_{b}.fits")))
-            .unwrap();
+        fs::copy(
+            d.join(format!("slsim_lenses/D1_L_00000000_{b}.fits")),
+            lenses.join(format!("object_000001_{b}.fits")),
+        )
+        .unwrap();
+        fs::copy(
+            d.join(format!("slsim_nonlenses/D1_N_00000000_{b}.fits")),
+            nonlenses.join(format!("object_000002_{b}.fits")),
+        )
+        .unwrap();
     }
     // A non-lens filed under lenses/: a label conflict, reported, and --label wins.
     for b in ["g", "r", "i", "z", "y"] {
-        fs::copy(d.join(format!("hsc_nonlenses/D2_N_00000001_{b}.fits")), lenses.join(format!("D2_N_00000001_{b}.fits")))
-            .unwrap();
+        fs::copy(
+            d.join(format!("hsc_nonlenses/D2_N_00000001_{b}.fits")),
+            lenses.join(format!("D2_N_00000001_{b}.fits")),
+        )
+        .unwrap();
     }
     let out = ok(tool("lens-index").arg("--label").arg("1").arg(&lenses).arg("--label").arg("0").arg(&nonlenses));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -86,7 +95,11 @@ fn missing_root_is_an_error_and_closed_stdout_is_not() {
     synth(&d, 300, 1, &[]);
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("'{}' '{}' | head -1; exit ${{PIPESTATUS:-0}}", bin_dir().join("lens-index").display(), d.display()))
+        .arg(format!(
+            "'{}' '{}' | head -1; exit ${{PIPESTATUS:-0}}",
+            bin_dir().join("lens-index").display(),
+            d.display()
+        ))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

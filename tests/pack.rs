@@ -34,11 +34,7 @@ fn direct_read(paths: &[std::path::PathBuf; 5]) -> Vec<f64> {
 
 #[test]
 fn synth_index_pack_values_match_direct_read() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    synth(&data, 60, 11, &["--corrupt", "3"]);
-    let idx = t.path().join("index.csv");
-    index(&[&data], &idx);
+    let (t, data, idx) = indexed_dataset(60, 11, &["--corrupt", "3"]);
     let pack_dir = t.path().join("train.pack");
     let out = ok(tool("lens-pack").arg(&idx).arg("-o").arg(&pack_dir));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -78,11 +74,7 @@ fn numpy_opens_images_with_mmap() {
         eprintln!("skipped: no .venv/bin/python (run scripts/setup.sh)");
         return;
     };
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    synth(&data, 5, 1, &[]);
-    let idx = t.path().join("index.csv");
-    index(&[&data], &idx);
+    let (t, _, idx) = indexed_dataset(5, 1, &[]);
     for dtype in ["f32", "f16"] {
         let pack_dir = t.path().join(format!("{dtype}.pack"));
         ok(tool("lens-pack").args(["-q", "--dtype", dtype]).arg(&idx).arg("-o").arg(&pack_dir));
@@ -108,7 +100,8 @@ fn write_object(dir: &Path, id: &str, image: impl Fn(usize) -> Vec<f64>) {
     fs::create_dir_all(dir).unwrap();
     for b in 0..5 {
         let band = lensfind::naming::BANDS[b];
-        write_table_file(&dir.join(format!("{id}_{band}.fits")), "Object ID", id, b, &image(b), 41, 41, false).unwrap();
+        write_table_file(&dir.join(format!("{id}_{band}.fits")), "Object ID", id, b, &image(b), (41, 41), false)
+            .unwrap();
     }
 }
 
@@ -158,7 +151,10 @@ fn bad_inputs_end_up_where_design_says() {
     let rejected: HashMap<String, String> =
         csv_rows(&pack_dir.join("rejected.csv")).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(rejected.len(), 2);
-    assert!(rejected["D1_L_00000003"].starts_with("band i: file is truncated: 4000 bytes, less than its headers declare"), "{rejected:?}");
+    assert!(
+        rejected["D1_L_00000003"].starts_with("band i: file is truncated: 4000 bytes, less than its headers declare"),
+        "{rejected:?}"
+    );
     assert!(rejected["object_000004"].contains("band z: shape 40x40 where 41x41 was expected"), "{rejected:?}");
     let pack = Pack::open(&pack_dir).unwrap();
     let ids: Vec<_> = pack.meta.iter().map(|m| m.id.as_str()).collect();
@@ -180,11 +176,7 @@ fn bad_inputs_end_up_where_design_says() {
 
 #[test]
 fn same_inputs_same_bytes() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    synth(&data, 20, 5, &["--corrupt", "2"]);
-    let idx = t.path().join("index.csv");
-    index(&[&data], &idx);
+    let (t, _, idx) = indexed_dataset(20, 5, &["--corrupt", "2"]);
     let a = t.path().join("a.pack");
     let b = t.path().join("b.pack");
     ok(tool("lens-pack").args(["-q", "-j", "1"]).arg(&idx).arg("-o").arg(&a));
@@ -196,11 +188,7 @@ fn same_inputs_same_bytes() {
 
 #[test]
 fn verify_finds_damage_and_open_checks_size() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    synth(&data, 300, 2, &[]); // 1200 objects: two checksum blocks
-    let idx = t.path().join("index.csv");
-    index(&[&data], &idx);
+    let (t, _, idx) = indexed_dataset(300, 2, &[]); // 1200 objects: two checksum blocks
     let p = t.path().join("x.pack");
     ok(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&p));
     ok(tool("lens-pack").arg("--verify").arg(&p));
@@ -222,11 +210,7 @@ fn verify_finds_damage_and_open_checks_size() {
 
 #[test]
 fn interrupted_pack_leaves_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    synth(&data, 5, 3, &[]);
-    let idx = t.path().join("index.csv");
-    index(&[&data], &idx);
+    let (t, _, idx) = indexed_dataset(5, 3, &[]);
     // A long index: the same 20 objects under 20000 ids, so that the run is still going when the signal comes.
     let rows = read_index(fs::File::open(&idx).unwrap(), "i").unwrap();
     let mut long = String::from("id,label,source,g,r,i,z,y\n");

@@ -39,7 +39,10 @@ fn training_layout_is_the_challenge_layout() {
     let f = &files["slsim_lenses/D1_L_00000001_r.fits"];
     let header = String::from_utf8_lossy(&f[2880..5760]);
     assert!(header.contains("XTENSION= 'BINTABLE'"), "{header}");
-    assert!(header.contains("TTYPE1  = 'Object ID'") && header.contains("'band_r  '") && header.contains("'1681D   '"), "{header}");
+    assert!(
+        header.contains("TTYPE1  = 'Object ID'") && header.contains("'band_r  '") && header.contains("'1681D   '"),
+        "{header}"
+    );
     assert!(!header.contains("TDIM"), "SLSim files carry no TDIM");
     let hsc = String::from_utf8_lossy(&files["hsc_lenses/D2_L_00000001_r.fits"][2880..5760]).into_owned();
     assert!(hsc.contains("TDIM2   = '(41,41) '") && hsc.contains("TTYPE1  = 'Lens ID '"), "{hsc}");
@@ -64,7 +67,9 @@ fn blind_layout_has_labels_beside_it() {
         let p = d.join(format!("{}_i.fits", r[0]));
         let bytes = fs::read(&p).unwrap();
         let primary = String::from_utf8_lossy(&bytes[..2880]);
-        assert!(primary.contains("NAXIS1  =                   41") && primary.contains("BITPIX  =                  -64"));
+        assert!(
+            primary.contains("NAXIS1  =                   41") && primary.contains("BITPIX  =                  -64")
+        );
     }
     // The index sees blind objects with empty label and source.
     let idx = t.path().join("i.csv");

@@ -123,6 +123,7 @@ impl Fits {
     }
 
     /// The dimensions of the current image HDU, NAXIS1 first.
+    #[allow(clippy::useless_conversion)] // c_long is 32 bits on some platforms
     fn image_dims(&mut self) -> Result<Vec<i64>, FitsError> {
         let (mut naxis, mut status) = (0, 0);
         // SAFETY: self.ptr is an open file positioned on an image HDU.
@@ -140,9 +141,7 @@ impl Fits {
     fn read_image(&mut self, out: &mut [f64]) -> Result<(), FitsError> {
         let (mut anynul, mut status) = (0, 0);
         // SAFETY: out has out.len() elements; nulval 0 disables null substitution (NaNs stay NaN).
-        unsafe {
-            sys::ffgpvd(self.ptr, 1, 1, out.len() as i64, 0.0, out.as_mut_ptr(), &mut anynul, &mut status)
-        };
+        unsafe { sys::ffgpvd(self.ptr, 1, 1, out.len() as i64, 0.0, out.as_mut_ptr(), &mut anynul, &mut status) };
         Self::check(status)
     }
 
@@ -185,6 +184,7 @@ impl Fits {
     }
 
     /// TDIM of a column (NAXIS1 first); cfitsio answers [repeat] when there is no TDIM keyword.
+    #[allow(clippy::useless_conversion)] // c_long is 32 bits on some platforms
     fn column_dims(&mut self, col: c_int) -> Result<Vec<i64>, FitsError> {
         let (mut naxis, mut status) = (0, 0);
         let mut dims: [c_long; 8] = [0; 8];
@@ -197,9 +197,7 @@ impl Fits {
     fn read_column_row1(&mut self, col: c_int, out: &mut [f64]) -> Result<(), FitsError> {
         let (mut anynul, mut status) = (0, 0);
         // SAFETY: out has out.len() elements.
-        unsafe {
-            sys::ffgcvd(self.ptr, col, 1, 1, out.len() as i64, 0.0, out.as_mut_ptr(), &mut anynul, &mut status)
-        };
+        unsafe { sys::ffgcvd(self.ptr, col, 1, 1, out.len() as i64, 0.0, out.as_mut_ptr(), &mut anynul, &mut status) };
         Self::check(status)
     }
 }
@@ -286,16 +284,18 @@ pub fn write_table_file(
     id: &str,
     band: usize,
     image: &[f64],
-    height: usize,
-    width: usize,
+    (height, width): (usize, usize),
     tdim: bool,
 ) -> Result<(), fitsio::errors::Error> {
     use fitsio::tables::{ColumnDataType, ColumnDescription};
     let mut f = fitsio::FitsFile::create(path).overwrite().open()?;
-    let id_col = ColumnDescription::new(id_column).with_type(ColumnDataType::String).that_repeats(id.len().max(1)).create()?;
+    let id_col =
+        ColumnDescription::new(id_column).with_type(ColumnDataType::String).that_repeats(id.len().max(1)).create()?;
     let band_name = format!("band_{}", BANDS[band]);
-    let img_col =
-        ColumnDescription::new(band_name.clone()).with_type(ColumnDataType::Double).that_repeats(image.len()).create()?;
+    let img_col = ColumnDescription::new(band_name.clone())
+        .with_type(ColumnDataType::Double)
+        .that_repeats(image.len())
+        .create()?;
     let hdu = f.create_table("", &[id_col, img_col])?;
     hdu.write_col(&mut f, id_column, &[id.to_string()])?;
     hdu.write_col(&mut f, band_name, image)?;
@@ -334,7 +334,7 @@ mod tests {
         let img = ramp(41 * 41);
         for tdim in [false, true] {
             let p = dir.path().join(format!("D1_L_1_r_{tdim}.fits"));
-            write_table_file(&p, "Object ID", "D1_L_1", 1, &img, 41, 41, tdim).unwrap();
+            write_table_file(&p, "Object ID", "D1_L_1", 1, &img, (41, 41), tdim).unwrap();
             let mut out = vec![0.0; 41 * 41];
             read_band(&p, 1, 41, 41, &mut out).unwrap();
             assert_eq!(out, img);
@@ -356,7 +356,8 @@ mod tests {
         let img: Vec<f32> = (0..1681).map(|i| i as f32 * 0.25).collect();
         {
             let mut f = fitsio::FitsFile::create(&p).open().unwrap();
-            let col = ColumnDescription::new("BAND_Z").with_type(ColumnDataType::Float).that_repeats(1681).create().unwrap();
+            let col =
+                ColumnDescription::new("BAND_Z").with_type(ColumnDataType::Float).that_repeats(1681).create().unwrap();
             let hdu = f.create_table("", &[col]).unwrap();
             hdu.write_col(&mut f, "BAND_Z", &img).unwrap();
         }
@@ -373,7 +374,7 @@ mod tests {
         let mut out = vec![0.0; 41 * 41];
         let err = read_band(&p, 0, 41, 41, &mut out).unwrap_err();
         assert_eq!(err, FitsError::Shape { got: "40x40".into(), want: "41x41".into() });
-        write_table_file(&p, "Lens ID", "x", 0, &ramp(40 * 40), 40, 40, true).unwrap();
+        write_table_file(&p, "Lens ID", "x", 0, &ramp(40 * 40), (40, 40), true).unwrap();
         let err = read_band(&p, 0, 41, 41, &mut out).unwrap_err();
         assert_eq!(err, FitsError::Shape { got: "40x40".into(), want: "41x41".into() });
     }
@@ -382,7 +383,7 @@ mod tests {
     fn damaged_files_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.fits");
-        write_table_file(&p, "Object ID", "x", 0, &ramp(41 * 41), 41, 41, false).unwrap();
+        write_table_file(&p, "Object ID", "x", 0, &ramp(41 * 41), (41, 41), false).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         let mut out = vec![0.0; 41 * 41];
         // Truncated inside the data, inside the table header, and empty. (A file cut only in its final padding

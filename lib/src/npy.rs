@@ -92,7 +92,8 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_alignment() {
-        for (dtype, shape) in [(Dtype::Float32, vec![0, 5, 41, 41]), (Dtype::Float16, vec![123_456_789_012, 5, 64, 64])] {
+        for (dtype, shape) in [(Dtype::Float32, vec![0, 5, 41, 41]), (Dtype::Float16, vec![123_456_789_012, 5, 64, 64])]
+        {
             let h = header(dtype, &shape);
             assert_eq!(h.len(), HEADER_LEN);
             assert_eq!(h.len() % 64, 0);

@@ -42,7 +42,10 @@ impl AtomicFile {
     /// Flushes, syncs and renames into place.
     pub fn commit(mut self) -> Result<()> {
         let writer = self.writer.take().expect("not yet committed");
-        let file = writer.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", self.temp.display()))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", self.temp.display()))?;
         file.sync_all().with_context(|| format!("writing {}", self.temp.display()))?;
         fs::rename(&self.temp, &self.target)
             .with_context(|| format!("renaming {} to {}", self.temp.display(), self.target.display()))?;

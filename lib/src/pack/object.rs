@@ -71,7 +71,11 @@ pub fn load_object(
     }
     let fraction = nonfinite as f64 / pixels.len() as f64;
     if fraction > max_nonfinite {
-        return Err(format!("{:.1}% of the pixels are NaN or Inf (limit {:.1}%)", 100.0 * fraction, 100.0 * max_nonfinite));
+        return Err(format!(
+            "{:.1}% of the pixels are NaN or Inf (limit {:.1}%)",
+            100.0 * fraction,
+            100.0 * max_nonfinite
+        ));
     }
     standardize(&mut pixels, npix, mode);
     Ok(Loaded { pixels, nonfinite })

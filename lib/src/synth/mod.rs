@@ -25,7 +25,8 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] = [Category::SlsimLens, Category::SlsimNonlens, Category::HscLens, Category::HscNonlens];
+    pub const ALL: [Category; 4] =
+        [Category::SlsimLens, Category::SlsimNonlens, Category::HscLens, Category::HscNonlens];
 
     pub fn dir(self) -> &'static str {
         match self {
@@ -160,7 +161,7 @@ fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn> {
         } else {
             // Both id-column names and both TDIM conventions of the real release occur.
             let id_column = if job.source == 2 && job.label == 1 { "Lens ID" } else { "Object ID" };
-            fits::write_table_file(&path, id_column, &job.id, b, img, opts.size, opts.size, job.source == 2)
+            fits::write_table_file(&path, id_column, &job.id, b, img, (opts.size, opts.size), job.source == 2)
         };
         written.with_context(|| format!("writing {}", path.display()))?;
     }

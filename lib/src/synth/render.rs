@@ -49,6 +49,21 @@ pub struct Sersic {
 }
 
 impl Sersic {
+    /// A profile at a random position angle around the centre, at a distance drawn from `dist` (arcsec), with
+    /// radius, index and axis ratio drawn uniformly from their ranges and a random orientation.
+    fn draw_around(rng: &mut Rng, dist: (f64, f64), r_eff: (f64, f64), n: (f64, f64), q: (f64, f64)) -> Sersic {
+        let d = rng.range(dist.0, dist.1);
+        let a = rng.range(0.0, std::f64::consts::TAU);
+        Sersic {
+            x: d * a.cos(),
+            y: d * a.sin(),
+            r_eff: rng.range(r_eff.0, r_eff.1),
+            n: rng.range(n.0, n.1),
+            q: rng.range(q.0, q.1),
+            phi: rng.range(0.0, std::f64::consts::PI),
+        }
+    }
+
     fn b_n(&self) -> f64 {
         // Ciotti & Bertin (1999) asymptotic expansion, good to 1e-4 for n > 0.36.
         let n = self.n;
@@ -179,16 +194,7 @@ impl Scene {
             *f = rng.range(lo, hi);
         }
         let companion = rng.chance(0.4).then(|| {
-            let d = rng.range(1.2, 3.2);
-            let a = rng.range(0.0, std::f64::consts::TAU);
-            let s = Sersic {
-                x: d * a.cos(),
-                y: d * a.sin(),
-                r_eff: rng.range(0.15, 0.6),
-                n: rng.range(0.6, 2.0),
-                q: rng.range(0.3, 1.0),
-                phi: rng.range(0.0, std::f64::consts::PI),
-            };
+            let s = Sersic::draw_around(rng, (1.2, 3.2), (0.15, 0.6), (0.6, 2.0), (0.3, 1.0));
             let colours = if rng.chance(0.7) { &BLUE } else { &RED };
             (s, sed(rng, colours, (20.0, 250.0)))
         });
@@ -204,16 +210,7 @@ impl Scene {
                 gamma2: rng.range(-0.06, 0.06),
             };
             // Source positions inside the caustics make rings and quads; further out, doubles and single arcs.
-            let beta = theta_e * rng.range(0.0, 0.7);
-            let a = rng.range(0.0, std::f64::consts::TAU);
-            let src = Sersic {
-                x: beta * a.cos(),
-                y: beta * a.sin(),
-                r_eff: rng.range(0.08, 0.35),
-                n: rng.range(0.7, 1.5),
-                q: rng.range(0.5, 1.0),
-                phi: rng.range(0.0, std::f64::consts::PI),
-            };
+            let src = Sersic::draw_around(rng, (0.0, 0.7 * theta_e), (0.08, 0.35), (0.7, 1.5), (0.5, 1.0));
             // Unlensed source flux: log-uniform so that a good fraction of the systems are faint.
             (Some(mass), Some((src, sed(rng, &BLUE, (8.0, 200.0)))))
         } else {

@@ -131,11 +131,7 @@ pub fn run(args: Args, roots: Result<Vec<Root>>) -> Result<ExitCode> {
         counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
     };
     let labelled = scan.rows.iter().filter(|r| r.label == Some(1)).count();
-    eprintln!(
-        "lens-index: {} objects ({labelled} lenses) from {} .fits files; {summary}",
-        scan.rows.len(),
-        scan.files
-    );
+    eprintln!("lens-index: {} objects ({labelled} lenses) from {} .fits files; {summary}", scan.rows.len(), scan.files);
     if let Some(max) = args.max_problems {
         if scan.problems.len() > max {
             bail!("{} problems, more than --max-problems {max}; no index written", scan.problems.len());
@@ -152,7 +148,20 @@ mod tests {
     #[test]
     fn label_applies_to_following_roots() {
         let m = Args::command()
-            .try_get_matches_from(["lens-index", "a", "--label", "1", "b", "c", "--label", "name", "d", "--label", "0", "e"])
+            .try_get_matches_from([
+                "lens-index",
+                "a",
+                "--label",
+                "1",
+                "b",
+                "c",
+                "--label",
+                "name",
+                "d",
+                "--label",
+                "0",
+                "e",
+            ])
             .unwrap();
         let roots = roots_from_matches(&m).unwrap();
         let got: Vec<_> = roots.iter().map(|r| (r.spec.as_str(), r.label)).collect();
