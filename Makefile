@@ -11,6 +11,11 @@ SEED    ?= 1
 
 TOOLS := lens-synth lens-index lens-pack
 
+# libtorch comes from the torch wheel in .venv (tch's build finds it through Python).
+export VIRTUAL_ENV := $(CURDIR)/.venv
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export LIBTORCH_USE_PYTORCH := 1
+
 .PHONY: all setup build demo test bench man install clean
 
 all: build

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything lensfind needs on a Debian machine (run as root, or with sudo available):
 #   - C libraries and tools: cfitsio (FITS), pkg-config, a C/C++ compiler, bc and time (benchmark scripts);
-#   - the project's Python environment .venv: numpy (tests open packs with it) and astropy (the benchmark's
-#     reference reader).
+#   - the project's Python environment .venv: numpy (tests open packs with it), astropy (the benchmark's reference
+#     reader), torch==2.13.0 (the libtorch that tch 0.26 builds against; LIBTORCH_USE_PYTORCH=1) and timm (the
+#     parity fixtures and the model benchmarks compare against it).
 # Quick when everything is already there: it checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libcfitsio-dev pkg-config build-essential python3-venv bc time)
-PY_PACKAGES=(numpy astropy)
+PY_PACKAGES=(numpy astropy "torch==2.13.0" timm)
+# Checked from the installed metadata, without importing torch (which takes seconds).
+PY_CHECK="from importlib.metadata import version as v; [v(p) for p in ('numpy', 'astropy', 'timm')]; assert v('torch').split('+')[0] == '2.13.0'"
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -28,7 +31,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, astropy" 2>/dev/null; then
+if ! .venv/bin/python -c "$PY_CHECK" 2>/dev/null; then
   echo "setup: installing ${PY_PACKAGES[*]} into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

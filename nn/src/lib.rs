@@ -1,0 +1,14 @@
+//! lensfind-nn: models, training and inference on libtorch (tch).
+//!
+//! A crate of its own rather than a feature of `lensfind`: cargo unifies features across a workspace build, so a
+//! `torch` feature switched on by lens-train would link libtorch into lens-pack and lens-index too. Tools that need
+//! no model depend on `lensfind` alone and never load libtorch.
+
+pub mod convnext;
+pub mod import;
+pub mod layers;
+pub mod optim;
+pub mod registry;
+pub mod vit;
+
+pub use registry::{registry, Model, ModelConfig, ModelSpec};

@@ -1,0 +1,153 @@
+//! The models by name, the reference's `--model-name` values, with the input size each expects.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use crate::convnext::{ConvNext, ConvNextConfig};
+use crate::vit::{Vit, VitConfig};
+
+/// Side of the challenge cutouts: ConvNeXt runs on them natively.
+pub const NATIVE_SIZE: i64 = 41;
+
+/// Everything needed to rebuild a model; serialised into a run's config.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum ModelConfig {
+    ConvNext(ConvNextConfig),
+    Vit(VitConfig),
+}
+
+impl ModelConfig {
+    /// The registered model `name`. `input_size` matters to ViT only (its position embeddings depend on it;
+    /// default 224, the reference's upsampled input); ConvNeXt takes any size and runs at the native 41.
+    pub fn from_name(name: &str, input_size: Option<i64>) -> Result<ModelConfig> {
+        let convnext = |depths: &[i64], dims: &[i64], conv_mlp| ModelConfig::ConvNext(ConvNextConfig::new(depths, dims, conv_mlp));
+        let size = input_size.unwrap_or(224);
+        let vit = |d, depth, heads| ModelConfig::Vit(VitConfig::new(size, 16, d, depth, heads));
+        let cfg = match name {
+            "convnext_atto" => convnext(&[2, 2, 6, 2], &[40, 80, 160, 320], true),
+            "convnext_femto" => convnext(&[2, 2, 6, 2], &[48, 96, 192, 384], true),
+            "convnext_pico" => convnext(&[2, 2, 6, 2], &[64, 128, 256, 512], true),
+            "convnext_nano" => convnext(&[2, 2, 8, 2], &[80, 160, 320, 640], true),
+            "convnext_tiny" => convnext(&[3, 3, 9, 3], &[96, 192, 384, 768], false),
+            "convnext_small" => convnext(&[3, 3, 27, 3], &[96, 192, 384, 768], false),
+            "convnext_base" => convnext(&[3, 3, 27, 3], &[128, 256, 512, 1024], false),
+            "vit_tiny_patch16_224" => vit(192, 12, 3),
+            "vit_small_patch16_224" => vit(384, 12, 6),
+            "vit_base_patch16_224" => vit(768, 12, 12),
+            _ => bail!("unknown model {name:?}; known: {}", NAMES.join(", ")),
+        };
+        if let ModelConfig::Vit(v) = &cfg {
+            if v.img_size < v.patch_size || v.img_size % v.patch_size != 0 {
+                bail!("{name}: input size {} is not a positive multiple of the patch size {}", v.img_size, v.patch_size);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The square input side the model is run at.
+    pub fn input_size(&self) -> i64 {
+        match self {
+            ModelConfig::ConvNext(_) => NATIVE_SIZE,
+            ModelConfig::Vit(v) => v.img_size,
+        }
+    }
+
+    pub fn param_count(&self) -> i64 {
+        match self {
+            ModelConfig::ConvNext(c) => c.param_count(),
+            ModelConfig::Vit(v) => v.param_count(),
+        }
+    }
+
+    /// The timm key of the first convolution (adapted to 5 channels on import).
+    pub fn first_conv(&self) -> &'static str {
+        match self {
+            ModelConfig::ConvNext(_) => "stem.0.weight",
+            ModelConfig::Vit(_) => "patch_embed.proj.weight",
+        }
+    }
+
+    pub fn family(&self) -> &'static str {
+        match self {
+            ModelConfig::ConvNext(_) => "convnext",
+            ModelConfig::Vit(_) => "vit",
+        }
+    }
+
+    pub fn set_drop_path(&mut self, rate: f64) {
+        match self {
+            ModelConfig::ConvNext(c) => c.drop_path_rate = rate,
+            ModelConfig::Vit(v) => v.drop_path_rate = rate,
+        }
+    }
+
+    /// Creates the model's variables under `p` (fresh timm-style init) and returns the model.
+    pub fn build(&self, p: &nn::Path) -> Model {
+        match self {
+            ModelConfig::ConvNext(c) => Model::ConvNext(ConvNext::new(p, c)),
+            ModelConfig::Vit(v) => Model::Vit(Vit::new(p, v)),
+        }
+    }
+}
+
+/// The registered names, in the order `--list-models` shows them.
+pub const NAMES: [&str; 10] = [
+    "convnext_atto",
+    "convnext_femto",
+    "convnext_pico",
+    "convnext_nano",
+    "convnext_tiny",
+    "convnext_small",
+    "convnext_base",
+    "vit_tiny_patch16_224",
+    "vit_small_patch16_224",
+    "vit_base_patch16_224",
+];
+
+/// A registry entry as listed to users.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: &'static str,
+    pub config: ModelConfig,
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let size = self.config.input_size();
+        write!(
+            f,
+            "{:<24} {:<9} {:>3}x{:<3} {:>7.2}M",
+            self.name,
+            self.config.family(),
+            size,
+            size,
+            self.config.param_count() as f64 / 1e6
+        )
+    }
+}
+
+/// Every registered model at its default input size, 5 channels in, one logit out.
+pub fn registry() -> Vec<ModelSpec> {
+    NAMES.iter().map(|&name| ModelSpec { name, config: ModelConfig::from_name(name, None).expect("registered") }).collect()
+}
+
+/// A built model of either family.
+#[derive(Debug)]
+pub enum Model {
+    ConvNext(ConvNext),
+    Vit(Vit),
+}
+
+impl ModuleT for Model {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Model::ConvNext(m) => m.forward_t(xs, train),
+            Model::Vit(m) => m.forward_t(xs, train),
+        }
+    }
+}
