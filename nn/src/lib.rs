@@ -9,6 +9,7 @@ pub mod import;
 pub mod layers;
 pub mod optim;
 pub mod registry;
+pub mod shim;
 pub mod vit;
 
 pub use registry::{registry, Model, ModelConfig, ModelSpec};

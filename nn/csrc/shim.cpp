@@ -1,0 +1,28 @@
+// The small C++ shim over what tch does not expose. Plain C functions, called from nn/src/shim.rs.
+//
+// Autocast: tch's `autocast` only switches CUDA's; training and inference in bfloat16 on CPU (and fp16/bf16 on
+// CUDA with a chosen dtype) need libtorch's per-device autocast state.
+
+#include <ATen/autocast_mode.h>
+
+extern "C" {
+
+// device: 0 = CPU, 1 = CUDA. dtype: 0 = bfloat16, 1 = float16. Returns the previous enabled state.
+int lensfind_autocast_set(int device, int enabled, int dtype) {
+  const auto dev = device == 1 ? at::DeviceType::CUDA : at::DeviceType::CPU;
+  const bool prev = at::autocast::is_autocast_enabled(dev);
+  at::autocast::set_autocast_dtype(dev, dtype == 1 ? at::kHalf : at::kBFloat16);
+  at::autocast::set_autocast_enabled(dev, enabled != 0);
+  return prev ? 1 : 0;
+}
+
+int lensfind_autocast_increment_nesting() { return at::autocast::increment_nesting(); }
+
+// Clears the autocast weight-cast cache when the outermost autocast region ends, as torch.autocast's __exit__.
+void lensfind_autocast_decrement_nesting() {
+  if (at::autocast::decrement_nesting() == 0) {
+    at::autocast::clear_cache();
+  }
+}
+
+}  // extern "C"
