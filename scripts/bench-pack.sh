@@ -27,7 +27,8 @@ for i in $(seq "$REPEAT"); do
   rm -rf $DIR/out.pack
   t0=$(now); $BIN/lens-pack -q $DIR/index.csv -o $DIR/out.pack 2>/dev/null; t1=$(now)
   pack_t+=("$(echo "$t1 - $t0" | bc -l)")
-  read -r n s < <($PY scripts/bench_astropy_read.py $DIR/index.csv --limit "$ALIMIT" --workers "$CORES")
+  # $(...) waits for Python to exit, so its teardown does not overlap the next timed run.
+  out=$($PY scripts/bench_astropy_read.py $DIR/index.csv --limit "$ALIMIT" --workers "$CORES"); n=${out% *}; s=${out#* }
   astro_r+=("$(echo "$n / $s" | bc -l)")
 done
 cat_s=$(printf '%s\n' "${cat_t[@]}" | median)

@@ -4,6 +4,7 @@
 // CUDA with a chosen dtype) need libtorch's per-device autocast state.
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/InferenceMode.h>
 
 extern "C" {
 
@@ -24,5 +25,10 @@ void lensfind_autocast_decrement_nesting() {
     at::autocast::clear_cache();
   }
 }
+
+// Inference mode (torch.inference_mode): no autograd bookkeeping at all, cheaper than no_grad. The guard is
+// thread-local RAII in libtorch; we hold it on the heap between the two calls, on the same thread.
+void* lensfind_inference_mode_enter() { return new c10::InferenceMode(true); }
+void lensfind_inference_mode_exit(void* guard) { delete static_cast<c10::InferenceMode*>(guard); }
 
 }  // extern "C"

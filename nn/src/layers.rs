@@ -80,3 +80,45 @@ pub fn to_f32(xs: &Tensor) -> Tensor {
         xs.to_kind(Kind::Float)
     }
 }
+
+/// The tensor in channels-last memory format (NHWC strides, NCHW shape), what `x.to(memory_format=
+/// torch.channels_last)` gives: strides [C*H*W, 1, W*C, C], set explicitly because a permute-contiguous-permute
+/// leaves tensors with a size-1 dimension (depthwise conv weights [C, 1, 7, 7]) in strides that oneDNN does not
+/// recognise as channels-last. Tensors that are not 4-D come back unchanged.
+pub fn to_channels_last(t: &Tensor) -> Tensor {
+    if t.dim() != 4 {
+        return t.shallow_clone();
+    }
+    let s = t.size();
+    let strides = [s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]];
+    let mut out = Tensor::empty_strided(s.as_slice(), strides.as_slice(), (t.kind(), t.device()));
+    tch::no_grad(|| out.copy_(t));
+    out
+}
+
+/// Converts every 4-D variable of a store to channels-last in place (conv weights), as
+/// `model.to(memory_format=torch.channels_last)` does.
+pub fn vars_to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, v) in vs.variables() {
+            if v.dim() == 4 {
+                v.shallow_clone().set_data(&to_channels_last(&v));
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_last_strides_are_canonical() {
+        let w = Tensor::arange(96 * 49, (Kind::Float, tch::Device::Cpu)).reshape([96, 1, 7, 7]);
+        let cl = to_channels_last(&w);
+        assert_eq!(cl.stride(), [49, 1, 7, 1]);
+        assert!(cl.equal(&w), "same values");
+        let x = Tensor::zeros([2, 5, 41, 41], (Kind::Float, tch::Device::Cpu));
+        assert_eq!(to_channels_last(&x).stride(), [8405, 1, 205, 5]);
+    }
+}

@@ -8,6 +8,23 @@ extern "C" {
     fn lensfind_autocast_set(device: c_int, enabled: c_int, dtype: c_int) -> c_int;
     fn lensfind_autocast_increment_nesting() -> c_int;
     fn lensfind_autocast_decrement_nesting();
+    fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
+    fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
+}
+
+/// Runs `f` in libtorch's inference mode (torch.inference_mode): no gradients and no autograd bookkeeping.
+/// Tensors made inside cannot take part in autograd later.
+pub fn inference_mode<T>(f: impl FnOnce() -> T) -> T {
+    struct Guard(*mut std::ffi::c_void);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            // SAFETY: the pointer came from lensfind_inference_mode_enter on this thread and is freed once.
+            unsafe { lensfind_inference_mode_exit(self.0) }
+        }
+    }
+    // SAFETY: allocates a thread-local RAII guard, released by Guard's drop on this thread.
+    let _guard = Guard(unsafe { lensfind_inference_mode_enter() });
+    f()
 }
 
 /// The reduced precision of an autocast region.
@@ -63,5 +80,13 @@ mod tests {
         let r = std::panic::catch_unwind(|| autocast(Device::Cpu, AutocastDtype::BFloat16, || panic!("boom")));
         assert!(r.is_err());
         assert_eq!(a.matmul(&a).kind(), Kind::Float, "restored after a panic");
+    }
+
+    #[test]
+    fn inference_mode_records_no_graph() {
+        let w = Tensor::ones([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let y = inference_mode(|| &w * 2.0);
+        assert!(!y.requires_grad());
+        assert!((&w * 2.0).requires_grad(), "autograd is back after the region");
     }
 }

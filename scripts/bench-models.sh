@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Images/second of lensfind's model against timm's in PyTorch eager on the same CPU, side by side: forward
+# (inference) and forward+backward, fp32 and bf16 autocast, contiguous and channels_last. Each setting runs ROUNDS
+# times, alternating ours and timm's; prints medians and ratios.
+#   usage: scripts/bench-models.sh [MODEL=convnext_tiny] [BATCH=64] [ITERS=10] [ROUNDS=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+MODEL=${1:-convnext_tiny}; BATCH=${2:-64}; ITERS=${3:-10}; ROUNDS=${4:-3}
+export THREADS=${THREADS:-$(nproc)}
+cargo build -q --release -p lensfind-nn --example bench_models
+OURS=target/release/examples/bench_models
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); torch threads: $THREADS"
+echo "model: $MODEL, batch $BATCH, $ITERS iterations after 2 warm-up, median of $ROUNDS alternating rounds"
+echo
+echo "| precision | layout | fwd ours | fwd timm | ours/timm | fwd+bwd ours | fwd+bwd timm | ours/timm |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+for precision in fp32 bf16; do
+  for layout in contiguous channels_last; do
+    of=(); ob=(); tf=(); tb=()
+    for r in $(seq "$ROUNDS"); do
+      # $(...) waits for the process to exit; `read < <(...)` would not, and the next run would overlap
+      # with Python's teardown.
+      out=$($OURS "$MODEL" "$BATCH" "$ITERS" $precision $layout); of+=("${out% *}"); ob+=("${out#* }")
+      out=$(.venv/bin/python scripts/bench_timm_model.py "$MODEL" "$BATCH" "$ITERS" $precision $layout)
+      tf+=("${out% *}"); tb+=("${out#* }")
+    done
+    mof=$(printf '%s\n' "${of[@]}" | median); mob=$(printf '%s\n' "${ob[@]}" | median)
+    mtf=$(printf '%s\n' "${tf[@]}" | median); mtb=$(printf '%s\n' "${tb[@]}" | median)
+    printf '| %s | %s | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |\n' $precision $layout "$mof" "$mtf" \
+      "$(echo "$mof / $mtf" | bc -l)" "$mob" "$mtb" "$(echo "$mob / $mtb" | bc -l)"
+  done
+done
