@@ -9,3 +9,4 @@ pub mod progress;
 pub mod rng;
 pub mod synth;
 pub mod threads;
+pub mod metrics;

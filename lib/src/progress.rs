@@ -25,6 +25,7 @@ pub struct Progress {
     done: AtomicU64,
     start: Instant,
     mode: Mode,
+    message: Mutex<String>,
 }
 
 impl Progress {
@@ -36,7 +37,7 @@ impl Progress {
             let bar = ProgressBar::new(total);
             bar.set_style(
                 ProgressStyle::with_template(&format!(
-                    "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {what} ({{per_sec}}, eta {{eta}})"
+                    "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {what} ({{per_sec}}, eta {{eta}}) {{msg}}"
                 ))
                 .expect("static template")
                 .progress_chars("=> "),
@@ -45,7 +46,8 @@ impl Progress {
         } else {
             Mode::Log { last: Mutex::new(Instant::now()) }
         };
-        Progress { tool: tool.into(), what: what.into(), total, done: AtomicU64::new(0), start: Instant::now(), mode }
+        let message = Mutex::new(String::new());
+        Progress { tool: tool.into(), what: what.into(), total, done: AtomicU64::new(0), start: Instant::now(), mode, message }
     }
 
     pub fn inc(&self, n: u64) {
@@ -70,10 +72,22 @@ impl Progress {
         let rate = done as f64 / secs.max(1e-9);
         let pct = if self.total > 0 { 100.0 * done as f64 / self.total as f64 } else { 100.0 };
         let eta = if rate > 0.0 { (self.total.saturating_sub(done)) as f64 / rate } else { 0.0 };
+        let message = self.message.lock().map(|m| m.clone()).unwrap_or_default();
+        let sep = if message.is_empty() { "" } else { ", " };
         format!(
-            "{}: {done}/{} {} ({pct:.1}%), {rate:.0}/s, {secs:.0}s elapsed, eta {eta:.0}s",
+            "{}: {done}/{} {} ({pct:.1}%), {rate:.0}/s, {secs:.0}s elapsed, eta {eta:.0}s{sep}{message}",
             self.tool, self.total, self.what
         )
+    }
+
+    /// A short status shown after the counts (e.g. the running loss).
+    pub fn set_message(&self, message: String) {
+        if let Mode::Bar(bar) = &self.mode {
+            bar.set_message(message.clone());
+        }
+        if let Ok(mut m) = self.message.lock() {
+            *m = message;
+        }
     }
 
     /// Clears the bar; in log mode prints a final line.

@@ -17,6 +17,14 @@ int lensfind_autocast_set(int device, int enabled, int dtype) {
   return prev ? 1 : 0;
 }
 
+// Switches autocast on or off for a device without touching its dtype. Returns the previous state.
+int lensfind_autocast_enable(int device, int enabled) {
+  const auto dev = device == 1 ? at::DeviceType::CUDA : at::DeviceType::CPU;
+  const bool prev = at::autocast::is_autocast_enabled(dev);
+  at::autocast::set_autocast_enabled(dev, enabled != 0);
+  return prev ? 1 : 0;
+}
+
 int lensfind_autocast_increment_nesting() { return at::autocast::increment_nesting(); }
 
 // Clears the autocast weight-cast cache when the outermost autocast region ends, as torch.autocast's __exit__.

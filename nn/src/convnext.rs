@@ -151,6 +151,11 @@ impl ConvNext {
         ConvNext { stem, stages, head_norm, head_fc }
     }
 
+    /// The classifier: features to one logit per class.
+    pub fn classifier(&self) -> &nn::Linear {
+        &self.head_fc
+    }
+
     /// Pooled, normalised features before the classifier.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs.apply(&self.stem.0).apply(&self.stem.1);

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod optim;
 pub mod registry;
 pub mod shim;
+pub mod train;
 pub mod vit;
 
 pub use registry::{registry, Model, ModelConfig, ModelSpec};

@@ -4,10 +4,11 @@ use std::fmt;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
 use crate::convnext::{ConvNext, ConvNextConfig};
+use crate::shim::without_autocast;
 use crate::vit::{Vit, VitConfig};
 
 /// Side of the challenge cutouts: ConvNeXt runs on them natively.
@@ -144,10 +145,13 @@ pub enum Model {
 }
 
 impl ModuleT for Model {
+    /// Features in the caller's precision (autocast or not), then the classifier in float32 with autocast off.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        match self {
-            Model::ConvNext(m) => m.forward_t(xs, train),
-            Model::Vit(m) => m.forward_t(xs, train),
-        }
+        let (features, head) = match self {
+            Model::ConvNext(m) => (m.features_t(xs, train), m.classifier()),
+            Model::Vit(m) => (m.features_t(xs, train), m.classifier()),
+        };
+        let features = features.to_kind(tch::Kind::Float);
+        without_autocast(features.device(), || head.forward(&features))
     }
 }

@@ -6,10 +6,27 @@ use tch::Device;
 
 extern "C" {
     fn lensfind_autocast_set(device: c_int, enabled: c_int, dtype: c_int) -> c_int;
+    fn lensfind_autocast_enable(device: c_int, enabled: c_int) -> c_int;
     fn lensfind_autocast_increment_nesting() -> c_int;
     fn lensfind_autocast_decrement_nesting();
     fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
     fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
+}
+
+/// Runs `f` with autocast off for `device` (inside an autocast region): for the classifier head, so that logits
+/// keep float32 resolution; in bfloat16 they fall on a grid coarse enough to tie many scores.
+pub fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
+    struct Restore(c_int, c_int);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: plain libtorch state setter, undoing the one below on this thread.
+            unsafe { lensfind_autocast_enable(self.0, self.1) };
+        }
+    }
+    let dev = c_int::from(device.is_cuda());
+    // SAFETY: plain libtorch state setter; Restore undoes it.
+    let _restore = Restore(dev, unsafe { lensfind_autocast_enable(dev, 0) });
+    f()
 }
 
 /// Runs `f` in libtorch's inference mode (torch.inference_mode): no gradients and no autograd bookkeeping.
@@ -80,6 +97,10 @@ mod tests {
         let r = std::panic::catch_unwind(|| autocast(Device::Cpu, AutocastDtype::BFloat16, || panic!("boom")));
         assert!(r.is_err());
         assert_eq!(a.matmul(&a).kind(), Kind::Float, "restored after a panic");
+        let both = autocast(Device::Cpu, AutocastDtype::BFloat16, || {
+            (without_autocast(Device::Cpu, || a.matmul(&a)).kind(), a.matmul(&a).kind())
+        });
+        assert_eq!(both, (Kind::Float, Kind::BFloat16), "off inside, back on after");
     }
 
     #[test]

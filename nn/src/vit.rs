@@ -131,6 +131,11 @@ impl Vit {
         }
     }
 
+    /// The classifier: features to one logit per class.
+    pub fn classifier(&self) -> &nn::Linear {
+        &self.head
+    }
+
     /// The class token's features after the final norm.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let size = xs.size();

@@ -9,7 +9,12 @@ use clap::CommandFactory;
 
 /// Every tool's command definition.
 fn commands() -> Vec<clap::Command> {
-    vec![lens_synth::Args::command(), lens_index::Args::command(), lens_pack::Args::command()]
+    vec![
+        lens_synth::Args::command(),
+        lens_index::Args::command(),
+        lens_pack::Args::command(),
+        lens_train::Args::command(),
+    ]
 }
 
 fn render(cmd: clap::Command) -> Result<Vec<u8>> {

@@ -1,0 +1,261 @@
+//! lens-train's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use lensfind::output::write_output;
+use lensfind_nn::train::{parse_device, train, Outcome, Precision, TrainConfig};
+use lensfind_nn::{registry, ModelConfig};
+
+/// Train a lens classifier on a pack: ConvNeXt or ViT with 5-channel input and one logit, timm-compatible.
+///
+/// The recipe is the reference's: BCE-with-logits, AdamW (lr 1e-4, weight decay 1e-2), cosine annealing stepped
+/// per batch over all steps, random horizontal and vertical flips and rotations by 90 degrees per image, batch 256,
+/// 50 epochs, early stopping on validation AUC with patience 8. Without --val-pack, a validation split stratified
+/// by label and source (SLSim/HSC) is drawn from the seed.
+///
+/// The run directory gets config.json (every setting, written first), metrics.csv (one row per epoch: training
+/// loss; validation loss, AUC, accuracy, precision and recall at logit 0, TPR at FPR 1e-2 and 1e-3, AUC per
+/// source), timing.csv, model.safetensors (the best epoch's weights by validation AUC, under timm's names),
+/// val_predictions.csv (id,label,source,logit of the best epoch) and checkpoint/ (weights, AdamW moments, counters
+/// and early-stopping state: what an exact resume needs).
+///
+/// A checkpoint is written after every epoch and every --checkpoint-every steps. SIGTERM or SIGINT (Slurm
+/// preemption, Ctrl-C) saves one and exits (status 143 or 130); `lens-train --resume --out RUN` continues where it
+/// stopped and ends with the same weights as a run that was never interrupted (on CPU). The same seed gives the
+/// same metrics.csv.
+///
+/// Precision: bf16 autocast with channels-last tensors is the default, the fastest setting measured on CPU (see
+/// BENCHMARKS.md) and as stable as fp32 here; fp16 uses dynamic loss scaling (steps with inf/NaN gradients are
+/// skipped and the scale lowered).
+///
+/// Exit status: 0 when training ends (all epochs or early stopping), 130/143 when a signal stopped it after saving
+/// a checkpoint, 2 on error.
+#[derive(Debug, Parser)]
+#[command(name = "lens-train", version, max_term_width = 110)]
+pub struct Args {
+    /// List the models (name, family, input size, parameters) and exit.
+    #[arg(long)]
+    pub list_models: bool,
+
+    /// The training pack (lens-pack's output).
+    #[arg(long, value_name = "PACK", required_unless_present_any = ["list_models", "resume"])]
+    pub pack: Option<PathBuf>,
+
+    /// A separate validation pack; without it --val-split of the training pack is held out.
+    #[arg(long, value_name = "PACK")]
+    pub val_pack: Option<PathBuf>,
+
+    /// The run directory to create (or, with --resume, to continue).
+    #[arg(long, short = 'o', value_name = "DIR", required_unless_present = "list_models")]
+    pub out: Option<PathBuf>,
+
+    /// Continue the run in --out from its checkpoint, with the settings of its config.json.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Model name (see --list-models).
+    #[arg(long, default_value = "convnext_tiny")]
+    pub model: String,
+
+    /// ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224.
+    #[arg(long, value_name = "PIXELS")]
+    pub input_size: Option<i64>,
+
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+
+    /// Peak learning rate (AdamW).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+
+    #[arg(long, default_value_t = 1e-2)]
+    pub weight_decay: f64,
+
+    /// Linear warm-up steps before the cosine schedule.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: usize,
+
+    /// Clip the global gradient norm to this value.
+    #[arg(long, value_name = "NORM")]
+    pub grad_clip: Option<f64>,
+
+    /// Stochastic depth rate of the last block (timm's drop_path_rate).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_path: f64,
+
+    /// No weight decay on norms, biases, layer scales, position embeddings and the class token.
+    #[arg(long)]
+    pub no_decay_norm_bias: bool,
+
+    /// Weight of the positive class in the loss (BCE pos_weight).
+    #[arg(long, value_name = "W")]
+    pub pos_weight: Option<f64>,
+
+    /// fp32, bf16 (autocast) or fp16 (autocast with loss scaling).
+    #[arg(long, default_value = "bf16", value_parser = |s: &str| s.parse::<Precision>())]
+    pub precision: Precision,
+
+    /// Keep images and weights in contiguous NCHW instead of channels-last.
+    #[arg(long)]
+    pub no_channels_last: bool,
+
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Fraction of each (label, source) group held out for validation when there is no --val-pack.
+    #[arg(long, default_value_t = 0.2)]
+    pub val_split: f64,
+
+    /// Stop after this many epochs without a better validation AUC.
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
+
+    /// Start from a timm ImageNet checkpoint (safetensors): first conv adapted to 5 channels, fresh head.
+    #[arg(long, value_name = "FILE")]
+    pub pretrained: Option<PathBuf>,
+
+    /// Also write a checkpoint every N steps (one is always written after each epoch).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+
+    /// Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file.
+    #[arg(long)]
+    pub data_on_device: bool,
+
+    /// auto (the first GPU if any), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+
+    /// CPU threads for libtorch and batch gathering (default: all cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// No progress bar or log lines; epoch summaries only.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Options that --resume takes from config.json and therefore refuses on the command line.
+const FIXED_BY_RUN: [&str; 20] = [
+    "pack", "val_pack", "model", "input_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps",
+    "grad_clip", "drop_path", "no_decay_norm_bias", "pos_weight", "precision", "no_channels_last", "seed",
+    "val_split", "patience", "pretrained", "data_on_device",
+];
+
+pub fn parse() -> (Args, ArgMatches) {
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (args, matches)
+}
+
+fn list_models() {
+    println!("{:<24} {:<9} {:>7} {:>8}", "model", "family", "input", "params");
+    for spec in registry() {
+        println!("{spec}");
+    }
+}
+
+fn config_from_args(args: &Args) -> Result<TrainConfig> {
+    let mut model_config = ModelConfig::from_name(&args.model, args.input_size)?;
+    if args.input_size.is_some() && !matches!(model_config, ModelConfig::Vit(_)) {
+        bail!("--input-size applies to ViT models; {} runs at the native 41x41", args.model);
+    }
+    model_config.set_drop_path(args.drop_path);
+    let pack = args.pack.clone().expect("clap requires --pack");
+    for p in std::iter::once(&pack).chain(args.val_pack.as_ref()) {
+        if !p.join("pack.json").exists() {
+            bail!("{} is not a pack (no pack.json); make one with lens-pack", p.display());
+        }
+    }
+    Ok(TrainConfig {
+        pack,
+        val_pack: args.val_pack.clone(),
+        model: args.model.clone(),
+        model_config,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        warmup_steps: args.warmup_steps,
+        grad_clip: args.grad_clip,
+        no_decay_norm_bias: args.no_decay_norm_bias,
+        pos_weight: args.pos_weight,
+        precision: args.precision,
+        channels_last: !args.no_channels_last,
+        seed: args.seed,
+        val_split: args.val_split,
+        patience: args.patience,
+        pretrained: args.pretrained.clone(),
+        checkpoint_every: args.checkpoint_every,
+        data_on_device: args.data_on_device,
+        device: args.device.clone(),
+        tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
+    if args.list_models {
+        list_models();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out = args.out.clone().expect("clap requires --out");
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n as i32);
+    }
+    lensfind::threads::init(args.threads)?;
+    let config_path = out.join("config.json");
+    let cfg = if args.resume {
+        let given: Vec<&str> = FIXED_BY_RUN
+            .iter()
+            .copied()
+            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+            .collect();
+        if !given.is_empty() {
+            bail!(
+                "--resume takes every setting from {}; drop --{}",
+                config_path.display(),
+                given.iter().map(|g| g.replace('_', "-")).collect::<Vec<_>>().join(", --")
+            );
+        }
+        let text = std::fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {} (is {} a lens-train run?)", config_path.display(), out.display()))?;
+        let mut cfg: TrainConfig =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+        if matches.value_source("device") == Some(ValueSource::CommandLine) {
+            cfg.device = args.device.clone();
+        }
+        if matches.value_source("checkpoint_every") == Some(ValueSource::CommandLine) {
+            cfg.checkpoint_every = args.checkpoint_every;
+        }
+        cfg
+    } else {
+        if config_path.exists() {
+            bail!("{} already holds a run; continue it with --resume or choose another --out", out.display());
+        }
+        let cfg = config_from_args(&args)?;
+        parse_device(&cfg.device)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        write_output(Some(&config_path), |w| Ok(serde_json::to_writer_pretty(w, &cfg)?))?;
+        cfg
+    };
+    let term = Arc::new(AtomicBool::new(false));
+    let int = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [(signal_hook::consts::SIGTERM, &term), (signal_hook::consts::SIGINT, &int)] {
+        signal_hook::flag::register(sig, Arc::clone(flag))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    match train(&cfg, &out, args.resume, args.quiet, &stop)? {
+        Outcome::Finished | Outcome::StoppedEarly => Ok(ExitCode::SUCCESS),
+        Outcome::Interrupted => Ok(ExitCode::from(if term.load(Ordering::Relaxed) { 143 } else { 130 })),
+    }
+}
