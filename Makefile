@@ -8,8 +8,9 @@ BIN     := target/release
 DEMO    := demo
 OBJECTS ?= 500
 SEED    ?= 1
+EPOCHS  ?= 5
 
-TOOLS := lens-synth lens-index lens-pack
+TOOLS := lens-synth lens-index lens-pack lens-train
 
 # libtorch comes from the torch wheel in .venv (tch's build finds it through Python).
 export VIRTUAL_ENV := $(CURDIR)/.venv
@@ -27,7 +28,7 @@ build: setup
 	$(CARGO) build --release --bins
 
 # Synthesise a challenge-format training set (with two damaged files, as the real release had) and a blind test
-# set, index both, pack both, and verify the packs.
+# set, index both, pack both, verify the packs, and train a small ConvNeXt for a few epochs.
 demo: build
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/lens-synth --out $(DEMO)/train --objects $(OBJECTS) --seed $(SEED) --corrupt 2
@@ -38,11 +39,15 @@ demo: build
 	$(BIN)/lens-pack $(DEMO)/blind.index.csv -o $(DEMO)/blind.pack
 	$(BIN)/lens-pack --verify $(DEMO)/train.pack
 	$(BIN)/lens-pack --verify $(DEMO)/blind.pack
+	$(BIN)/lens-train --pack $(DEMO)/train.pack --out $(DEMO)/runs/atto --model convnext_atto \
+	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $(SEED)
 	@echo
 	@echo "demo: what was made under $(DEMO)/:"
 	@for p in $(DEMO)/train.pack $(DEMO)/blind.pack; do \
 	  printf '  %-18s %s\n' "$$p" "$$(grep -E '"(count|rejected|lenses|nonlenses)"' $$p/pack.json | tr -d ' \n')"; done
 	@echo "  set aside:"; tail -n +2 $(DEMO)/train.pack/rejected.csv | sed 's/^/    /'
+	@echo "  $(DEMO)/runs/atto: metrics.csv (one row per epoch), model.safetensors, val_predictions.csv:"
+	@column -s, -t < $(DEMO)/runs/atto/metrics.csv | cut -c1-120 | sed 's/^/    /'
 
 # The whole test suite: unit tests, the end-to-end tests (which run the built tools), and the man-page check.
 test: setup

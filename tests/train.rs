@@ -1,0 +1,123 @@
+//! lens-train end to end: it learns the synthetic task, is reproducible, resumes exactly after SIGKILL and SIGTERM,
+//! and refuses bad arguments clearly.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lensfind_e2e::*;
+
+/// A small training pack: `n` objects per class directory.
+fn pack(n: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let (t, _, idx) = indexed_dataset(n, seed, &[]);
+    let p = t.path().join("train.pack");
+    ok(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&p));
+    (t, p)
+}
+
+fn train_cmd(pack: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = tool("lens-train");
+    c.args(["-q", "-j", "2", "--model", "convnext_atto", "--batch-size", "32", "--lr", "2e-3"])
+        .arg("--pack")
+        .arg(pack)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    c
+}
+
+fn last_metrics(run: &Path) -> Vec<(String, String)> {
+    let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let last: Vec<String> = lines.last().unwrap().split(',').map(String::from).collect();
+    header.into_iter().zip(last).collect()
+}
+
+fn metric(run: &Path, name: &str) -> f64 {
+    last_metrics(run).into_iter().find(|(k, _)| k == name).unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn learns_the_synthetic_task_reproducibly() {
+    let (t, p) = pack(100, 21);
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    ok(&mut train_cmd(&p, &a, &["--epochs", "3"]));
+    let auc = metric(&a, "val_auc");
+    assert!(auc > 0.8, "validation AUC after 3 epochs: {auc}");
+    for f in ["config.json", "metrics.csv", "model.safetensors", "val_predictions.csv", "timing.csv"] {
+        assert!(a.join(f).exists(), "{f}");
+    }
+    let preds = csv_rows(&a.join("val_predictions.csv"));
+    assert_eq!(preds.len(), 80, "20% of each (label, source) group of 400 objects");
+    ok(&mut train_cmd(&p, &b, &["--epochs", "3"]));
+    assert_eq!(fs::read(a.join("metrics.csv")).unwrap(), fs::read(b.join("metrics.csv")).unwrap());
+    assert_eq!(fs::read(a.join("model.safetensors")).unwrap(), fs::read(b.join("model.safetensors")).unwrap());
+    // A run directory is never overwritten.
+    let err = fails(&mut train_cmd(&p, &a, &["--epochs", "3"]));
+    assert!(err.contains("already holds a run; continue it with --resume"), "{err}");
+}
+
+/// Waits until the run has a mid-epoch checkpoint, then sends `signal`.
+fn interrupt(cmd: &mut Command, run: &Path, signal: &str) -> std::process::ExitStatus {
+    let mut child = cmd.stderr(Stdio::null()).spawn().unwrap();
+    let state = run.join("checkpoint/state.json");
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = fs::read_to_string(&state) {
+            if text.contains("\"batch_in_epoch\": 2") || text.contains("\"batch_in_epoch\": 4") {
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    child.wait().unwrap()
+}
+
+#[test]
+fn resumes_bit_identically_after_sigkill_and_sigterm() {
+    let (t, p) = pack(40, 5);
+    let extra = ["--epochs", "2", "--checkpoint-every", "2", "--precision", "fp32"];
+    let reference = t.path().join("ref");
+    ok(&mut train_cmd(&p, &reference, &extra));
+
+    for (signal, code) in [("KILL", None), ("TERM", Some(143))] {
+        let run = t.path().join(format!("run-{signal}"));
+        let status = interrupt(&mut train_cmd(&p, &run, &extra), &run, signal);
+        assert_eq!(status.code(), code, "exit status after SIG{signal}");
+        let out = ok(tool("lens-train").args(["-j", "2", "--resume", "--out"]).arg(&run));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"), "{}", String::from_utf8_lossy(&out.stderr));
+        for f in ["checkpoint/state.safetensors", "model.safetensors", "metrics.csv", "val_predictions.csv"] {
+            assert!(
+                fs::read(reference.join(f)).unwrap() == fs::read(run.join(f)).unwrap(),
+                "{f} differs from the uninterrupted run after SIG{signal} and --resume"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_give_clear_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("run");
+    let err = fails(tool("lens-train").arg("--pack").arg(t.path().join("nope.pack")).arg("--out").arg(&out));
+    assert!(err.contains("is not a pack (no pack.json)"), "{err}");
+
+    let (t2, p) = pack(1, 3); // 4 objects: 2 lenses, 2 non-lenses, one per (label, source) group
+    let err = fails(tool("lens-train").args(["--model", "resnet50", "--pack"]).arg(&p).arg("--out").arg(t2.path().join("r1")));
+    assert!(err.contains("unknown model \"resnet50\"; known: convnext_atto"), "{err}");
+    let err = fails(&mut train_cmd(&p, &t2.path().join("r2"), &["--epochs", "1"]));
+    assert!(err.contains("validation set has 0 lenses among 0 objects: both classes are needed"), "{err}");
+    let err = fails(tool("lens-train").arg("--resume").arg("--out").arg(t.path().join("none")));
+    assert!(err.contains("a lens-train run?)") && err.contains("No such file"), "{err}");
+    let err = fails(tool("lens-train").args(["--resume", "--lr", "1", "--out"]).arg(t2.path().join("r2")));
+    assert!(err.contains("drop --lr"), "{err}");
+
+    let out = ok(tool("lens-train").arg("--list-models"));
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(listing.contains("convnext_tiny") && listing.contains("27.82M") && listing.contains("224x224"), "{listing}");
+}
