@@ -277,3 +277,13 @@ fn clear_errors_for_bad_arguments() {
     let err = fails(tool("lens-pack").arg("--verify").arg(t.path()));
     assert!(err.contains("pack.json"), "{err}");
 }
+
+#[test]
+fn data_tools_do_not_link_libtorch() {
+    for name in ["lens-synth", "lens-index", "lens-pack"] {
+        let out = ok(std::process::Command::new("ldd").arg(bin_dir().join(name)));
+        let libs = String::from_utf8_lossy(&out.stdout);
+        assert!(libs.contains("libcfitsio") || name != "lens-pack", "{name}: {libs}");
+        assert!(!libs.contains("libtorch") && !libs.contains("libc10"), "{name} links libtorch:\n{libs}");
+    }
+}

@@ -108,7 +108,9 @@ fn bad_arguments_give_clear_errors() {
     assert!(err.contains("is not a pack (no pack.json)"), "{err}");
 
     let (t2, p) = pack(1, 3); // 4 objects: 2 lenses, 2 non-lenses, one per (label, source) group
-    let err = fails(tool("lens-train").args(["--model", "resnet50", "--pack"]).arg(&p).arg("--out").arg(t2.path().join("r1")));
+    let err = fails(
+        tool("lens-train").args(["--model", "resnet50", "--pack"]).arg(&p).arg("--out").arg(t2.path().join("r1")),
+    );
     assert!(err.contains("unknown model \"resnet50\"; known: convnext_atto"), "{err}");
     let err = fails(&mut train_cmd(&p, &t2.path().join("r2"), &["--epochs", "1"]));
     assert!(err.contains("validation set has 0 lenses among 0 objects: both classes are needed"), "{err}");
@@ -119,5 +121,8 @@ fn bad_arguments_give_clear_errors() {
 
     let out = ok(tool("lens-train").arg("--list-models"));
     let listing = String::from_utf8(out.stdout).unwrap();
-    assert!(listing.contains("convnext_tiny") && listing.contains("27.82M") && listing.contains("224x224"), "{listing}");
+    assert!(
+        listing.contains("convnext_tiny") && listing.contains("27.82M") && listing.contains("224x224"),
+        "{listing}"
+    );
 }

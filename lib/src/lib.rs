@@ -1,6 +1,7 @@
 pub mod cli;
 pub mod fits;
 pub mod index;
+pub mod metrics;
 pub mod naming;
 pub mod npy;
 pub mod output;
@@ -9,4 +10,3 @@ pub mod progress;
 pub mod rng;
 pub mod synth;
 pub mod threads;
-pub mod metrics;

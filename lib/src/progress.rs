@@ -47,7 +47,15 @@ impl Progress {
             Mode::Log { last: Mutex::new(Instant::now()) }
         };
         let message = Mutex::new(String::new());
-        Progress { tool: tool.into(), what: what.into(), total, done: AtomicU64::new(0), start: Instant::now(), mode, message }
+        Progress {
+            tool: tool.into(),
+            what: what.into(),
+            total,
+            done: AtomicU64::new(0),
+            start: Instant::now(),
+            mode,
+            message,
+        }
     }
 
     pub fn inc(&self, n: u64) {

@@ -135,7 +135,10 @@ impl ConvNext {
             let sp = p / "stages" / i;
             let downsample = (i > 0).then(|| {
                 let prev = cfg.dims[i - 1];
-                (LayerNorm2d::new(&sp / "downsample" / "0", prev), conv2d(&sp / "downsample" / "1", prev, dim, 2, 2, 0, 1))
+                (
+                    LayerNorm2d::new(&sp / "downsample" / "0", prev),
+                    conv2d(&sp / "downsample" / "1", prev, dim, 2, 2, 0, 1),
+                )
             });
             let blocks = (0..depth)
                 .map(|j| {

@@ -26,7 +26,8 @@ impl ModelConfig {
     /// The registered model `name`. `input_size` matters to ViT only (its position embeddings depend on it;
     /// default 224, the reference's upsampled input); ConvNeXt takes any size and runs at the native 41.
     pub fn from_name(name: &str, input_size: Option<i64>) -> Result<ModelConfig> {
-        let convnext = |depths: &[i64], dims: &[i64], conv_mlp| ModelConfig::ConvNext(ConvNextConfig::new(depths, dims, conv_mlp));
+        let convnext =
+            |depths: &[i64], dims: &[i64], conv_mlp| ModelConfig::ConvNext(ConvNextConfig::new(depths, dims, conv_mlp));
         let size = input_size.unwrap_or(224);
         let vit = |d, depth, heads| ModelConfig::Vit(VitConfig::new(size, 16, d, depth, heads));
         let cfg = match name {
@@ -44,7 +45,11 @@ impl ModelConfig {
         };
         if let ModelConfig::Vit(v) = &cfg {
             if v.img_size < v.patch_size || v.img_size % v.patch_size != 0 {
-                bail!("{name}: input size {} is not a positive multiple of the patch size {}", v.img_size, v.patch_size);
+                bail!(
+                    "{name}: input size {} is not a positive multiple of the patch size {}",
+                    v.img_size,
+                    v.patch_size
+                );
             }
         }
         Ok(cfg)
@@ -134,7 +139,10 @@ impl fmt::Display for ModelSpec {
 
 /// Every registered model at its default input size, 5 channels in, one logit out.
 pub fn registry() -> Vec<ModelSpec> {
-    NAMES.iter().map(|&name| ModelSpec { name, config: ModelConfig::from_name(name, None).expect("registered") }).collect()
+    NAMES
+        .iter()
+        .map(|&name| ModelSpec { name, config: ModelConfig::from_name(name, None).expect("registered") })
+        .collect()
 }
 
 /// A built model of either family.

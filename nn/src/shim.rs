@@ -89,9 +89,7 @@ mod tests {
         let inside = autocast(Device::Cpu, AutocastDtype::BFloat16, || a.matmul(&a));
         assert_eq!(inside.kind(), Kind::BFloat16);
         // Losses are computed in float32 under autocast, as in PyTorch.
-        let loss = autocast(Device::Cpu, AutocastDtype::BFloat16, || {
-            a.matmul(&a).mse_loss(&a, tch::Reduction::Mean)
-        });
+        let loss = autocast(Device::Cpu, AutocastDtype::BFloat16, || a.matmul(&a).mse_loss(&a, tch::Reduction::Mean));
         assert_eq!(loss.kind(), Kind::Float);
         assert_eq!(a.matmul(&a).kind(), Kind::Float, "restored after the region");
         let r = std::panic::catch_unwind(|| autocast(Device::Cpu, AutocastDtype::BFloat16, || panic!("boom")));

@@ -163,4 +163,3 @@ impl ModuleT for Vit {
         self.head.forward(&self.features_t(xs, train))
     }
 }
-

@@ -67,7 +67,8 @@ fn check_family(name: &str) {
     // One training step: BCE-with-logits, gradients, AdamW.
     let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut opt = AdamW::new(params.iter().map(|(n, t)| (n.clone(), t.shallow_clone(), 1e-2)).collect(), 0.9, 0.999, 1e-8);
+    let mut opt =
+        AdamW::new(params.iter().map(|(n, t)| (n.clone(), t.shallow_clone(), 1e-2)).collect(), 0.9, 0.999, 1e-8);
     opt.zero_grad();
     let logits = model.forward_t(&fx["input"], true).squeeze_dim(1);
     let loss = logits.binary_cross_entropy_with_logits::<Tensor>(&fx["label"], None, None, Reduction::Mean);
@@ -147,7 +148,11 @@ fn import_resamples_vit_position_embeddings() {
     let adapted: Vec<&str> = report.adapted.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(adapted, ["patch_embed.proj.weight", "pos_embed"]);
     let vars = vs.variables();
-    assert!(rel_err(&vars["pos_embed"], &fx["expect/pos_embed"]) < 1e-6, "{}", rel_err(&vars["pos_embed"], &fx["expect/pos_embed"]));
+    assert!(
+        rel_err(&vars["pos_embed"], &fx["expect/pos_embed"]) < 1e-6,
+        "{}",
+        rel_err(&vars["pos_embed"], &fx["expect/pos_embed"])
+    );
     assert!(rel_err(&vars["patch_embed.proj.weight"], &fx["expect/patch_embed.proj.weight"]) < 1e-7);
     assert_eq!(report.missing, ["head.bias", "head.weight"]);
 }
@@ -176,7 +181,8 @@ fn registry_builds_every_model_name() {
 #[test]
 fn full_size_models_match_timm() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let has_timm = std::process::Command::new(&python).args(["-c", "import timm"]).output().is_ok_and(|o| o.status.success());
+    let has_timm =
+        std::process::Command::new(&python).args(["-c", "import timm"]).output().is_ok_and(|o| o.status.success());
     if !has_timm {
         eprintln!("skipped: no timm in .venv (run scripts/setup.sh)");
         return;

@@ -93,11 +93,15 @@ pub fn load(dir: &Path, opt: &mut AdamW) -> Result<TrainState> {
     let text = fs::read_to_string(&state_path)
         .with_context(|| format!("reading {} (is there a checkpoint to resume?)", state_path.display()))?;
     let state: TrainState = serde_json::from_str(&text).with_context(|| format!("parsing {}", state_path.display()))?;
-    let tensors: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("state.safetensors")).context("reading state.safetensors")?.into_iter().collect();
+    let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(dir.join("state.safetensors"))
+        .context("reading state.safetensors")?
+        .into_iter()
+        .collect();
     tch::no_grad(|| -> Result<()> {
         for s in &mut opt.slots {
-            for (prefix, dst) in [("model", &mut s.param), ("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {
+            for (prefix, dst) in
+                [("model", &mut s.param), ("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)]
+            {
                 let key = format!("{prefix}/{}", s.name);
                 let Some(src) = tensors.get(&key) else { bail!("checkpoint has no {key}: it is not from this model") };
                 if src.size() != dst.size() {

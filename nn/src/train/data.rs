@@ -101,7 +101,11 @@ impl<'a> Batcher<'a> {
         self.buf.par_chunks_mut(n).zip(rows).for_each(|(dst, &r)| pack.row_f32(r, dst));
         let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
         let host = Tensor::from_slice(&self.buf).view([rows.len() as i64, 5, h, w]);
-        let x = if self.device.is_cuda() { host.pin_memory(self.device).to_device_(self.device, Kind::Float, true, false) } else { host };
+        let x = if self.device.is_cuda() {
+            host.pin_memory(self.device).to_device_(self.device, Kind::Float, true, false)
+        } else {
+            host
+        };
         (x, y)
     }
 }
@@ -152,7 +156,8 @@ mod tests {
         let (train, val) = stratified_split(&m, 0.1, 3).unwrap();
         assert_eq!(val.len(), 4 + 6 + 1 + 9);
         assert_eq!(train.len() + val.len(), 200);
-        let count = |rows: &[usize], l, s| rows.iter().filter(|&&r| m[r].label == Some(l) && m[r].source == Some(s)).count();
+        let count =
+            |rows: &[usize], l, s| rows.iter().filter(|&&r| m[r].label == Some(l) && m[r].source == Some(s)).count();
         assert_eq!((count(&val, 1, 1), count(&val, 0, 1), count(&val, 1, 2), count(&val, 0, 2)), (4, 6, 1, 9));
         assert_eq!(stratified_split(&m, 0.1, 3).unwrap().1, val);
         assert_ne!(stratified_split(&m, 0.1, 4).unwrap().1, val);

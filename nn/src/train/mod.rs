@@ -26,7 +26,7 @@ use crate::optim::AdamW;
 use crate::registry::{Model, ModelConfig};
 use crate::shim::{autocast, inference_mode, AutocastDtype};
 use checkpoint::TrainState;
-use data::{augment, check_classes, epoch_order, streams, stratified_split, Batcher};
+use data::{augment, check_classes, epoch_order, stratified_split, streams, Batcher};
 
 /// Arithmetic precision of training and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,7 +247,11 @@ pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
     let mut vars: Vec<(String, Tensor)> =
         vs.variables().into_iter().map(|(k, v)| (k, v.detach().to_device(Device::Cpu).contiguous())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let tmp = path.with_file_name(format!(".{}.tmp-{}.safetensors", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}.safetensors",
+        path.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
     Tensor::write_safetensors(&vars, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
@@ -359,8 +363,14 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
             let (x, y) = batcher.batch(rows);
             let x = to_model_input(augment(&x, &mut rng), size, cfg.channels_last);
             opt.zero_grad();
-            let logits = in_precision(cfg.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
-            let loss = logits.binary_cross_entropy_with_logits(&y, None::<Tensor>, pos_weight.as_ref().map(Tensor::shallow_clone), Reduction::Mean);
+            let logits =
+                in_precision(cfg.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
+            let loss = logits.binary_cross_entropy_with_logits(
+                &y,
+                None::<Tensor>,
+                pos_weight.as_ref().map(Tensor::shallow_clone),
+                Reduction::Mean,
+            );
             let loss_value = loss.double_value(&[]);
             let scale = if cfg.precision == Precision::Fp16 { state.scaler.scale } else { 1.0 };
             (&loss * scale).backward();
@@ -384,7 +394,11 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
                 checkpoint::save(&ckpt_dir, &state, &opt)?;
                 if stop.load(Ordering::Relaxed) {
                     progress.finish();
-                    eprintln!("lens-train: stopped by a signal at epoch {}, step {}; checkpoint saved, resume with --resume", epoch + 1, step + 1);
+                    eprintln!(
+                        "lens-train: stopped by a signal at epoch {}, step {}; checkpoint saved, resume with --resume",
+                        epoch + 1,
+                        step + 1
+                    );
                     return Ok(Outcome::Interrupted);
                 }
             }
@@ -448,7 +462,12 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
                 for (k, &r) in val_rows.iter().enumerate() {
                     let m = &val_source.meta[r];
                     let opt_str = |v: Option<u8>| v.map_or_else(String::new, |v| v.to_string());
-                    csv.write_record([m.id.as_str(), &opt_str(m.label), &opt_str(m.source), &format!("{:.6}", logits[k])])?;
+                    csv.write_record([
+                        m.id.as_str(),
+                        &opt_str(m.label),
+                        &opt_str(m.source),
+                        &format!("{:.6}", logits[k]),
+                    ])?;
                 }
                 csv.flush()?;
                 Ok(())

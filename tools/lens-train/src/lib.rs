@@ -146,9 +146,26 @@ pub struct Args {
 
 /// Options that --resume takes from config.json and therefore refuses on the command line.
 const FIXED_BY_RUN: [&str; 20] = [
-    "pack", "val_pack", "model", "input_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps",
-    "grad_clip", "drop_path", "no_decay_norm_bias", "pos_weight", "precision", "no_channels_last", "seed",
-    "val_split", "patience", "pretrained", "data_on_device",
+    "pack",
+    "val_pack",
+    "model",
+    "input_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "grad_clip",
+    "drop_path",
+    "no_decay_norm_bias",
+    "pos_weight",
+    "precision",
+    "no_channels_last",
+    "seed",
+    "val_split",
+    "patience",
+    "pretrained",
+    "data_on_device",
 ];
 
 pub fn parse() -> (Args, ArgMatches) {
@@ -170,15 +187,23 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
         bail!("--input-size applies to ViT models; {} runs at the native 41x41", args.model);
     }
     model_config.set_drop_path(args.drop_path);
-    let pack = args.pack.clone().expect("clap requires --pack");
-    for p in std::iter::once(&pack).chain(args.val_pack.as_ref()) {
+    // Absolute paths, so that --resume and lens-infer work from any directory.
+    let absolute = |p: &PathBuf| -> Result<PathBuf> {
         if !p.join("pack.json").exists() {
             bail!("{} is not a pack (no pack.json); make one with lens-pack", p.display());
         }
-    }
+        std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))
+    };
+    let pack = absolute(args.pack.as_ref().expect("clap requires --pack"))?;
+    let val_pack = args.val_pack.as_ref().map(absolute).transpose()?;
+    let pretrained = args
+        .pretrained
+        .as_ref()
+        .map(|p| std::fs::canonicalize(p).with_context(|| format!("{}", p.display())))
+        .transpose()?;
     Ok(TrainConfig {
         pack,
-        val_pack: args.val_pack.clone(),
+        val_pack,
         model: args.model.clone(),
         model_config,
         epochs: args.epochs,
@@ -194,7 +219,7 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
         seed: args.seed,
         val_split: args.val_split,
         patience: args.patience,
-        pretrained: args.pretrained.clone(),
+        pretrained,
         checkpoint_every: args.checkpoint_every,
         data_on_device: args.data_on_device,
         device: args.device.clone(),
