@@ -4,7 +4,13 @@
 // CUDA with a chosen dtype) need libtorch's per-device autocast state.
 
 #include <ATen/autocast_mode.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_fused_adamw.h>
 #include <c10/core/InferenceMode.h>
+
+#include <cstring>
+#include <exception>
+#include <vector>
 
 extern "C" {
 
@@ -38,5 +44,33 @@ void lensfind_autocast_decrement_nesting() {
 // thread-local RAII in libtorch; we hold it on the heap between the two calls, on the same thread.
 void* lensfind_inference_mode_enter() { return new c10::InferenceMode(true); }
 void lensfind_inference_mode_exit(void* guard) { delete static_cast<c10::InferenceMode*>(guard); }
+
+// libtorch's fused AdamW kernel (torch.optim.AdamW(fused=True)) over n tensors whose state lensfind owns. A tch
+// Tensor's pointer is an at::Tensor* here. `steps` holds the step count (already incremented) per tensor. Returns 0,
+// or 1 with the C++ exception's message in err.
+int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** exp_avgs, at::Tensor** exp_avg_sqs,
+                         at::Tensor** steps, int n, double lr, double beta1, double beta2, double weight_decay,
+                         double eps, char* err, int err_len) {
+  try {
+    std::vector<at::Tensor> p, g, m, v, st;
+    for (int i = 0; i < n; ++i) {
+      p.push_back(*params[i]);
+      g.push_back(*grads[i]);
+      m.push_back(*exp_avgs[i]);
+      v.push_back(*exp_avg_sqs[i]);
+      st.push_back(*steps[i]);
+    }
+    at::_fused_adamw_(p, g, m, v, {}, st, lr, beta1, beta2, weight_decay, eps, false, false);
+    return 0;
+  } catch (const std::exception& e) {
+    std::strncpy(err, e.what(), err_len - 1);
+    err[err_len - 1] = 0;
+    return 1;
+  }
+}
+
+// Drops a tensor's gradient (PyTorch's zero_grad(set_to_none=True)): the next backward writes a fresh gradient
+// instead of adding into a zeroed one.
+void lensfind_reset_grad(at::Tensor* t) { t->mutable_grad().reset(); }
 
 }  // extern "C"

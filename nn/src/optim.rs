@@ -1,8 +1,9 @@
 //! AdamW whose state we own (tch cannot save an optimizer's moments, and an exact resume needs them).
 //!
-//! The update is torch.optim.AdamW's single-tensor path, op for op, so that one step matches PyTorch to float
-//! rounding: decoupled weight decay `p *= 1 - lr*wd`, `m.lerp_(g, 1-b1)`, `v = b2 v + (1-b2) g^2`, then
-//! `p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`.
+//! The update is libtorch's fused AdamW kernel (what `torch.optim.AdamW(fused=True)` runs), one call per weight-
+//! decay group, on moments we hold: decoupled weight decay `p *= 1 - lr*wd`, `m = b1 m + (1-b1) g`,
+//! `v = b2 v + (1-b2) g^2`, `p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`. One pass over memory instead of
+//! eight separate tensor ops per parameter (a 28M-parameter model moves ~1 GB less per step).
 
 use tch::Tensor;
 
@@ -42,12 +43,10 @@ impl AdamW {
         AdamW { slots, beta1, beta2, eps, step: 0 }
     }
 
+    /// Drops the gradients (PyTorch's zero_grad(set_to_none=True)).
     pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
+        for s in &self.slots {
+            crate::shim::reset_grad(&s.param);
         }
     }
 
@@ -55,24 +54,38 @@ impl AdamW {
     /// gradient are left alone, as PyTorch does.
     pub fn step(&mut self, lr: f64) {
         self.step += 1;
-        let t = self.step as i32;
-        let bias1 = 1.0 - self.beta1.powi(t);
-        let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
-        let step_size = lr / bias1;
+        let step = Tensor::from(self.step as f32);
+        let mut groups: Vec<(f64, crate::shim::AdamWGroup)> = Vec::new();
+        for s in &self.slots {
+            let grad = s.param.grad();
+            if !grad.defined() {
+                continue;
+            }
+            let k = match groups.iter().position(|(wd, _)| *wd == s.weight_decay) {
+                Some(k) => k,
+                None => {
+                    let empty = crate::shim::AdamWGroup {
+                        params: vec![],
+                        grads: vec![],
+                        exp_avgs: vec![],
+                        exp_avg_sqs: vec![],
+                        steps: vec![],
+                    };
+                    groups.push((s.weight_decay, empty));
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[k].1;
+            g.params.push(&s.param);
+            g.grads.push(grad);
+            g.exp_avgs.push(&s.exp_avg);
+            g.exp_avg_sqs.push(&s.exp_avg_sq);
+            g.steps.push(step.to_device(s.param.device()));
+        }
         tch::no_grad(|| {
-            for s in &mut self.slots {
-                let grad = s.param.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let mut p = s.param.shallow_clone();
-                if s.weight_decay != 0.0 {
-                    let _ = p.g_mul_scalar_(1.0 - lr * s.weight_decay);
-                }
-                let _ = s.exp_avg.lerp_(&grad, 1.0 - self.beta1);
-                let _ = s.exp_avg_sq.g_mul_scalar_(self.beta2).addcmul_(&grad, &grad.g_mul_scalar(1.0 - self.beta2));
-                let denom = (s.exp_avg_sq.sqrt() / bias2_sqrt).g_add_scalar(self.eps);
-                let _ = p.addcdiv_(&(&s.exp_avg * (-step_size)), &denom);
+            for (wd, g) in &groups {
+                crate::shim::fused_adamw(g, lr, self.beta1, self.beta2, *wd, self.eps)
+                    .unwrap_or_else(|e| panic!("fused AdamW: {e}"));
             }
         });
     }

@@ -2,15 +2,80 @@
 
 use std::ffi::c_int;
 
-use tch::Device;
+use tch::{Device, Tensor};
 
 extern "C" {
     fn lensfind_autocast_set(device: c_int, enabled: c_int, dtype: c_int) -> c_int;
     fn lensfind_autocast_enable(device: c_int, enabled: c_int) -> c_int;
     fn lensfind_autocast_increment_nesting() -> c_int;
     fn lensfind_autocast_decrement_nesting();
+    fn lensfind_fused_adamw(
+        params: *const *mut torch_sys::C_tensor,
+        grads: *const *mut torch_sys::C_tensor,
+        exp_avgs: *const *mut torch_sys::C_tensor,
+        exp_avg_sqs: *const *mut torch_sys::C_tensor,
+        steps: *const *mut torch_sys::C_tensor,
+        n: c_int,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        err: *mut std::ffi::c_char,
+        err_len: c_int,
+    ) -> c_int;
+    fn lensfind_reset_grad(t: *mut torch_sys::C_tensor);
     fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
     fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
+}
+
+/// The arguments of one fused AdamW call: parameters with their gradients, moments and step tensors.
+pub struct AdamWGroup<'a> {
+    pub params: Vec<&'a Tensor>,
+    pub grads: Vec<Tensor>,
+    pub exp_avgs: Vec<&'a Tensor>,
+    pub exp_avg_sqs: Vec<&'a Tensor>,
+    pub steps: Vec<Tensor>,
+}
+
+/// libtorch's fused AdamW kernel (`torch._fused_adamw_`, what `torch.optim.AdamW(fused=True)` calls) on one group
+/// of tensors sharing a weight decay.
+pub fn fused_adamw(g: &AdamWGroup, lr: f64, beta1: f64, beta2: f64, weight_decay: f64, eps: f64) -> Result<(), String> {
+    let ptrs = |v: &[&Tensor]| v.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect::<Vec<_>>();
+    let (p, m, v) = (ptrs(&g.params), ptrs(&g.exp_avgs), ptrs(&g.exp_avg_sqs));
+    let gr: Vec<_> = g.grads.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
+    let st: Vec<_> = g.steps.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
+    let mut err = vec![0 as std::ffi::c_char; 512];
+    // SAFETY: five arrays of n valid at::Tensor pointers that outlive the call; err has err_len bytes.
+    let rc = unsafe {
+        lensfind_fused_adamw(
+            p.as_ptr(),
+            gr.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            st.as_ptr(),
+            p.len() as c_int,
+            lr,
+            beta1,
+            beta2,
+            weight_decay,
+            eps,
+            err.as_mut_ptr(),
+            err.len() as c_int,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // SAFETY: NUL-terminated by the shim.
+        Err(unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned())
+    }
+}
+
+/// Drops the gradient of `t` (set_to_none), so the next backward writes a fresh one.
+pub fn reset_grad(t: &Tensor) {
+    // SAFETY: t is a valid tensor; resetting its grad is what PyTorch's zero_grad(set_to_none=True) does.
+    unsafe { lensfind_reset_grad(t.as_ptr() as *mut torch_sys::C_tensor) }
 }
 
 /// Runs `f` with autocast off for `device` (inside an autocast region): for the classifier head, so that logits
@@ -81,7 +146,7 @@ pub fn autocast<T>(device: Device, dtype: AutocastDtype, f: impl FnOnce() -> T) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Kind, Tensor};
+    use tch::Kind;
 
     #[test]
     fn cpu_autocast_runs_matmuls_in_bfloat16() {

@@ -184,29 +184,26 @@ pub fn predict(
     out
 }
 
-/// Global gradient norm clipping; returns the norm before clipping (inf/NaN when a gradient is not finite).
+/// Global gradient norm clipping; returns the norm before clipping (inf/NaN when a gradient is not finite). One
+/// host synchronisation for all tensors: per-tensor norms are stacked and reduced on the device.
 fn grad_norm_and_clip(opt: &AdamW, max_norm: Option<f64>, unscale: f64) -> f64 {
     tch::no_grad(|| {
-        let mut sq = 0.0;
-        for s in &opt.slots {
-            let mut g = s.param.grad();
-            if !g.defined() {
-                continue;
-            }
-            if unscale != 1.0 {
+        let mut grads: Vec<Tensor> = opt.slots.iter().map(|s| s.param.grad()).filter(Tensor::defined).collect();
+        if grads.is_empty() {
+            return 0.0;
+        }
+        if unscale != 1.0 {
+            for g in &mut grads {
                 let _ = g.g_mul_scalar_(1.0 / unscale);
             }
-            sq += g.to_kind(Kind::Double).square().sum(Kind::Double).double_value(&[]);
         }
-        let norm = sq.sqrt();
+        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+        let norm = Tensor::stack(&norms, 0).norm().double_value(&[]);
         if let Some(max) = max_norm {
             if norm.is_finite() && norm > max {
                 let factor = max / (norm + 1e-6);
-                for s in &opt.slots {
-                    let mut g = s.param.grad();
-                    if g.defined() {
-                        let _ = g.g_mul_scalar_(factor);
-                    }
+                for g in &mut grads {
+                    let _ = g.g_mul_scalar_(factor);
                 }
             }
         }
