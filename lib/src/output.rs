@@ -70,6 +70,24 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Moves the finished directory `tmp` to `target`. An existing `target` is first moved aside, then removed, so a
+/// reader sees the old directory or the new one, never a mixture. Syncs the parent so the rename survives a crash.
+pub fn replace_dir(tmp: &Path, target: &Path) -> Result<()> {
+    File::open(tmp).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", tmp.display()))?;
+    if fs::symlink_metadata(target).is_ok() {
+        let old = temp_beside(target, "old");
+        fs::rename(target, &old).with_context(|| format!("moving the old {} aside", target.display()))?;
+        fs::rename(tmp, target).with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
+        fs::remove_dir_all(&old).with_context(|| format!("removing the old {}", old.display()))?;
+    } else {
+        fs::rename(tmp, target).with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
+    }
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(parent).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", parent.display()))?;
+    }
+    Ok(())
+}
+
 /// Writes a whole output with `body`, to stdout when `path` is `None` or `-`, else atomically to the file.
 pub fn write_output(path: Option<&Path>, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     match path {

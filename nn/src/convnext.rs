@@ -58,6 +58,7 @@ impl ConvNextConfig {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // two small layer structs; boxing buys nothing
 enum Mlp {
     Linear(nn::Linear, nn::Linear),
     Conv(nn::Conv2D, nn::Conv2D),

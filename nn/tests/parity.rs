@@ -38,6 +38,18 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
     diff / scale
 }
 
+/// Writes the fixture's "checkpoint/" tensors as a plain timm checkpoint, keys prefixed with `prefix`.
+fn timm_checkpoint(fx: &HashMap<String, Tensor>, prefix: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timm.safetensors");
+    let plain: Vec<(String, Tensor)> = fx
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("checkpoint/").map(|k| (format!("{prefix}{k}"), v.shallow_clone())))
+        .collect();
+    Tensor::write_safetensors(&plain, &path).unwrap();
+    (dir, path)
+}
+
 /// Builds the model and loads the fixture's timm weights by their timm names; every variable must be there.
 fn load(cfg: &ModelConfig, fx: &HashMap<String, Tensor>) -> (VarStore, lensfind_nn::Model) {
     let vs = VarStore::new(Device::Cpu);
@@ -108,14 +120,8 @@ fn import_adapts_first_conv_and_drops_classifier() {
     let cfg = small_config("convnext_convmlp");
     let vs = VarStore::new(Device::Cpu);
     let _model = cfg.build(&vs.root());
-    // The fixture holds the checkpoint under "checkpoint/"; write it out as a plain timm checkpoint.
-    let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("timm.safetensors");
-    let plain: Vec<(String, Tensor)> = fx
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("checkpoint/").map(|k| (format!("module.{k}"), v.shallow_clone())))
-        .collect();
-    Tensor::write_safetensors(&plain, &ckpt).unwrap();
+    // As saved from a DataParallel wrapper: the prefix must be ignored.
+    let (_dir, ckpt) = timm_checkpoint(&fx, "module.");
     let report = import_timm(&vs, &cfg, &ckpt).unwrap();
     assert_eq!(report.adapted.len(), 1, "{report:?}");
     assert_eq!(report.adapted[0].0, "stem.0.weight");
@@ -137,13 +143,7 @@ fn import_resamples_vit_position_embeddings() {
     let cfg = ModelConfig::Vit(VitConfig::new(48, 8, 24, 2, 3)); // trained at 32, fine-tuned at 48
     let vs = VarStore::new(Device::Cpu);
     let _model = cfg.build(&vs.root());
-    let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("timm.safetensors");
-    let plain: Vec<(String, Tensor)> = fx
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("checkpoint/").map(|k| (k.to_string(), v.shallow_clone())))
-        .collect();
-    Tensor::write_safetensors(&plain, &ckpt).unwrap();
+    let (_dir, ckpt) = timm_checkpoint(&fx, "");
     let report = import_timm(&vs, &cfg, &ckpt).unwrap();
     let adapted: Vec<&str> = report.adapted.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(adapted, ["patch_embed.proj.weight", "pos_embed"]);

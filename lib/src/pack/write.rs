@@ -285,21 +285,11 @@ fn check_target(out: &Path) -> Result<()> {
     }
 }
 
-/// Renames the finished temporary directory to `out`. An existing pack there is first moved aside, then removed,
-/// so a reader sees the old pack or the new one, never a mixture.
+/// Renames the finished temporary directory to `out`, replacing an existing pack there (checked again, in case
+/// something else appeared at `out` while we worked).
 fn put_in_place(tmp: &Path, out: &Path) -> Result<()> {
-    sync(tmp)?;
     if fs::symlink_metadata(out).is_ok() {
         check_target(out)?;
-        let old = temp_beside(out, "old");
-        fs::rename(out, &old).with_context(|| format!("moving the old {} aside", out.display()))?;
-        fs::rename(tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-        fs::remove_dir_all(&old).with_context(|| format!("removing the old pack {}", old.display()))?;
-    } else {
-        fs::rename(tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     }
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync(parent)?;
-    }
-    Ok(())
+    crate::output::replace_dir(tmp, out)
 }

@@ -76,15 +76,7 @@ pub fn save(dir: &Path, state: &TrainState, opt: &AdamW) -> Result<()> {
     for f in ["state.safetensors", "state.json"] {
         fs::File::open(tmp.join(f)).and_then(|f| f.sync_all())?;
     }
-    if dir.exists() {
-        let old = lensfind::output::temp_beside(dir, "old");
-        fs::rename(dir, &old)?;
-        fs::rename(&tmp, dir)?;
-        fs::remove_dir_all(&old)?;
-    } else {
-        fs::rename(&tmp, dir)?;
-    }
-    Ok(())
+    lensfind::output::replace_dir(&tmp, dir)
 }
 
 /// Restores weights, moments and counters from `dir` into `opt`; returns the saved state.

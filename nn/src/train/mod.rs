@@ -160,24 +160,27 @@ fn to_model_input(x: Tensor, size: i64, channels_last: bool) -> Tensor {
     }
 }
 
+/// How a model is run: input side, precision, memory format, device, batch size.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    pub size: i64,
+    pub precision: Precision,
+    pub channels_last: bool,
+    pub device: Device,
+    pub batch: usize,
+}
+
 /// Logits of the model on pack rows, in batches, in inference mode.
-pub fn predict(
-    model: &Model,
-    batcher: &mut Batcher,
-    rows: &[usize],
-    batch: usize,
-    size: i64,
-    cfg_precision: Precision,
-    channels_last: bool,
-    device: Device,
-) -> Vec<f64> {
+pub fn predict(model: &Model, batcher: &mut Batcher, rows: &[usize], run: RunSettings) -> Vec<f64> {
     let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(batch.max(1)) {
+    for chunk in rows.chunks(run.batch.max(1)) {
         let (x, _) = batcher.batch(chunk);
         let logits = inference_mode(|| {
-            in_precision(cfg_precision, device, || model.forward_t(&to_model_input(x, size, channels_last), false))
-                .to_kind(Kind::Double)
-                .to_device(Device::Cpu)
+            in_precision(run.precision, run.device, || {
+                model.forward_t(&to_model_input(x, run.size, run.channels_last), false)
+            })
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu)
         });
         out.extend(Vec::<f64>::try_from(logits.view([-1])).expect("logits are f64"));
     }
@@ -405,7 +408,14 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
 
         // Validation.
         let vb = val_batcher.as_mut().unwrap_or(&mut batcher);
-        let logits = predict(&model, vb, &val_rows, cfg.batch_size * 2, size, cfg.precision, cfg.channels_last, device);
+        let settings = RunSettings {
+            size,
+            precision: cfg.precision,
+            channels_last: cfg.channels_last,
+            device,
+            batch: cfg.batch_size * 2,
+        };
+        let logits = predict(&model, vb, &val_rows, settings);
         let labels: Vec<u8> = val_rows.iter().map(|&r| val_source.meta[r].label.unwrap_or(0)).collect();
         let sources: Vec<Option<u8>> = val_rows.iter().map(|&r| val_source.meta[r].source).collect();
         let auc_of = |src: u8| {
