@@ -54,6 +54,10 @@ fn learns_the_synthetic_task_reproducibly() {
     ok(&mut train_cmd(&p, &b, &["--epochs", "3"]));
     assert_eq!(fs::read(a.join("metrics.csv")).unwrap(), fs::read(b.join("metrics.csv")).unwrap());
     assert_eq!(fs::read(a.join("model.safetensors")).unwrap(), fs::read(b.join("model.safetensors")).unwrap());
+    // The whole pack on the device (here the CPU) instead of batches gathered from the mapped file: same run.
+    let c = t.path().join("c");
+    ok(&mut train_cmd(&p, &c, &["--epochs", "3", "--data-on-device"]));
+    assert_eq!(fs::read(a.join("metrics.csv")).unwrap(), fs::read(c.join("metrics.csv")).unwrap());
     // A run directory is never overwritten.
     let err = fails(&mut train_cmd(&p, &a, &["--epochs", "3"]));
     assert!(err.contains("already holds a run; continue it with --resume"), "{err}");
