@@ -68,3 +68,11 @@ pub fn indexed_dataset(n: usize, seed: u64, extra: &[&str]) -> (tempfile::TempDi
     index(&[&data], &idx);
     (t, data, idx)
 }
+
+/// A packed synthetic training set: (the directory, the pack).
+pub fn packed_dataset(n: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let (t, _, idx) = indexed_dataset(n, seed, &[]);
+    let p = t.path().join("train.pack");
+    ok(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&p));
+    (t, p)
+}

@@ -2,19 +2,11 @@
 //! and refuses bad arguments clearly.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lensfind_e2e::*;
-
-/// A small training pack: `n` objects per class directory.
-fn pack(n: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
-    let (t, _, idx) = indexed_dataset(n, seed, &[]);
-    let p = t.path().join("train.pack");
-    ok(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&p));
-    (t, p)
-}
 
 fn train_cmd(pack: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut c = tool("lens-train");
@@ -41,7 +33,7 @@ fn metric(run: &Path, name: &str) -> f64 {
 
 #[test]
 fn learns_the_synthetic_task_reproducibly() {
-    let (t, p) = pack(100, 21);
+    let (t, p) = packed_dataset(100, 21);
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     ok(&mut train_cmd(&p, &a, &["--epochs", "3"]));
     let auc = metric(&a, "val_auc");
@@ -84,7 +76,7 @@ fn interrupt(cmd: &mut Command, run: &Path, signal: &str) -> std::process::ExitS
 
 #[test]
 fn resumes_bit_identically_after_sigkill_and_sigterm() {
-    let (t, p) = pack(40, 5);
+    let (t, p) = packed_dataset(40, 5);
     let extra = ["--epochs", "2", "--checkpoint-every", "2", "--precision", "fp32"];
     let reference = t.path().join("ref");
     ok(&mut train_cmd(&p, &reference, &extra));
@@ -111,7 +103,7 @@ fn bad_arguments_give_clear_errors() {
     let err = fails(tool("lens-train").arg("--pack").arg(t.path().join("nope.pack")).arg("--out").arg(&out));
     assert!(err.contains("is not a pack (no pack.json)"), "{err}");
 
-    let (t2, p) = pack(1, 3); // 4 objects: 2 lenses, 2 non-lenses, one per (label, source) group
+    let (t2, p) = packed_dataset(1, 3); // 4 objects: 2 lenses, 2 non-lenses, one per (label, source) group
     let err = fails(
         tool("lens-train").args(["--model", "resnet50", "--pack"]).arg(&p).arg("--out").arg(t2.path().join("r1")),
     );

@@ -6,6 +6,7 @@
 
 pub mod convnext;
 pub mod import;
+pub mod infer;
 pub mod layers;
 pub mod optim;
 pub mod registry;

@@ -14,6 +14,7 @@ fn commands() -> Vec<clap::Command> {
         lens_index::Args::command(),
         lens_pack::Args::command(),
         lens_train::Args::command(),
+        lens_infer::Args::command(),
     ]
 }
 

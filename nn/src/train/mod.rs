@@ -138,7 +138,7 @@ fn bce_mean(logits: &[f64], labels: &[u8], pos_weight: f64) -> f64 {
 }
 
 /// Runs `f` in the run's precision.
-fn in_precision<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
+pub fn in_precision<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
     match precision {
         Precision::Fp32 => f(),
         Precision::Bf16 => autocast(device, AutocastDtype::BFloat16, f),
@@ -147,7 +147,7 @@ fn in_precision<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) 
 }
 
 /// Prepares a batch for the model: memory format and input size.
-fn to_model_input(x: Tensor, size: i64, channels_last: bool) -> Tensor {
+pub fn to_model_input(x: Tensor, size: i64, channels_last: bool) -> Tensor {
     let x = if x.size()[2] != size || x.size()[3] != size {
         x.upsample_bilinear2d([size, size], false, None, None)
     } else {
