@@ -21,14 +21,19 @@ fn read_logits(text: &str) -> Vec<(String, Vec<f64>)> {
 fn infer_matches_validation_and_shards_add_up() {
     let (t, p) = packed_dataset(20, 8);
     let run = t.path().join("run");
-    ok(tool("lens-train").args(["-q", "--model", "convnext_atto", "--epochs", "1", "--batch-size", "16"])
+    ok(tool("lens-train")
+        .args(["-q", "--model", "convnext_atto", "--epochs", "1", "--batch-size", "16"])
         .args(["--precision", "fp32", "--pack"])
         .arg(&p)
         .arg("--out")
         .arg(&run));
 
     // Without TTA and in fp32, lens-infer gives the logits that training's validation computed in-process.
-    let out = ok(tool("lens-infer").args(["-q", "--tta", "none", "--precision", "fp32", "--run"]).arg(&run).arg("--pack").arg(&p));
+    let out = ok(tool("lens-infer")
+        .args(["-q", "--tta", "none", "--precision", "fp32", "--run"])
+        .arg(&run)
+        .arg("--pack")
+        .arg(&p));
     let logits: HashMap<String, f64> =
         read_logits(&String::from_utf8(out.stdout).unwrap()).into_iter().map(|(id, v)| (id, v[0])).collect();
     assert_eq!(logits.len(), 80);
@@ -52,7 +57,8 @@ fn infer_matches_validation_and_shards_add_up() {
     // Shards: disjoint, and together the whole pack.
     let mut ids = Vec::new();
     for k in 0..3 {
-        let out = ok(tool("lens-infer").args(["-q", "--shard", &format!("{k}/3"), "--run"]).arg(&run).arg("--pack").arg(&p));
+        let out =
+            ok(tool("lens-infer").args(["-q", "--shard", &format!("{k}/3"), "--run"]).arg(&run).arg("--pack").arg(&p));
         ids.extend(read_logits(&String::from_utf8(out.stdout).unwrap()).into_iter().map(|(id, _)| id));
     }
     ids.sort();
@@ -62,7 +68,9 @@ fn infer_matches_validation_and_shards_add_up() {
 
     // Weights that do not fit the config: a clear error naming the file.
     let cfg = fs::read_to_string(run.join("config.json")).unwrap().replace("convnext_atto\"", "convnext_femto\"");
-    let cfg = cfg.replace("[40, 80, 160, 320]", "[48, 96, 192, 384]").replace("40,\n      80,\n      160,\n      320", "48,\n      96,\n      192,\n      384");
+    let cfg = cfg
+        .replace("[40, 80, 160, 320]", "[48, 96, 192, 384]")
+        .replace("40,\n      80,\n      160,\n      320", "48,\n      96,\n      192,\n      384");
     fs::write(run.join("config.json"), cfg).unwrap();
     let err = fails(tool("lens-infer").arg("--run").arg(&run).arg("--pack").arg(&p));
     assert!(err.contains("model.safetensors into a convnext_femto") && err.contains("do not match"), "{err}");

@@ -8,5 +8,6 @@ pub mod output;
 pub mod pack;
 pub mod progress;
 pub mod rng;
+pub mod scores;
 pub mod synth;
 pub mod threads;

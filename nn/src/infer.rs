@@ -23,7 +23,11 @@ impl View {
 
     /// Applies the view to a batch [B, C, H, W].
     pub fn apply(self, x: &Tensor) -> Tensor {
-        let r = if self.quarter_turns % 4 == 0 { x.shallow_clone() } else { x.rot90(i64::from(self.quarter_turns), [2, 3]) };
+        let r = if self.quarter_turns % 4 == 0 {
+            x.shallow_clone()
+        } else {
+            x.rot90(i64::from(self.quarter_turns), [2, 3])
+        };
         if self.flip {
             r.flip([3])
         } else {
@@ -74,7 +78,9 @@ impl Tta {
         match self {
             Tta::None => vec![View::IDENTITY],
             // A vertical flip is a horizontal flip after a half turn.
-            Tta::Flips => vec![View::IDENTITY, View { quarter_turns: 0, flip: true }, View { quarter_turns: 2, flip: true }],
+            Tta::Flips => {
+                vec![View::IDENTITY, View { quarter_turns: 0, flip: true }, View { quarter_turns: 2, flip: true }]
+            }
             Tta::D4 => (0..4).flat_map(|k| [false, true].map(|flip| View { quarter_turns: k, flip })).collect(),
         }
     }
@@ -109,7 +115,12 @@ impl Predictor {
             bail!("{} does not exist: the run has not finished an epoch yet", weights.display());
         }
         vs.load(&weights).with_context(|| {
-            format!("loading {} into a {} built from {}: they do not match", weights.display(), config.model, config_path.display())
+            format!(
+                "loading {} into a {} built from {}: they do not match",
+                weights.display(),
+                config.model,
+                config_path.display()
+            )
         })?;
         if channels_last {
             crate::layers::vars_to_channels_last(&vs);
@@ -118,7 +129,13 @@ impl Predictor {
     }
 
     /// Logits per view ([rows][views]) for pack rows.
-    pub fn predict_views(&self, batcher: &mut Batcher, rows: &[usize], views: &[View], run: RunSettings) -> Vec<Vec<f64>> {
+    pub fn predict_views(
+        &self,
+        batcher: &mut Batcher,
+        rows: &[usize],
+        views: &[View],
+        run: RunSettings,
+    ) -> Vec<Vec<f64>> {
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(run.batch.max(1)) {
             let (x, _) = batcher.batch(chunk);

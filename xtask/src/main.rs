@@ -15,6 +15,7 @@ fn commands() -> Vec<clap::Command> {
         lens_pack::Args::command(),
         lens_train::Args::command(),
         lens_infer::Args::command(),
+        lens_ensemble::Args::command(),
     ]
 }
 

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = lens_ensemble::Args::parse();
+    lensfind::cli::main("lens-ensemble", || lens_ensemble::run(args))
+}
