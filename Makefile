@@ -10,7 +10,7 @@ OBJECTS ?= 500
 SEED    ?= 1
 EPOCHS  ?= 5
 
-TOOLS := lens-synth lens-index lens-pack lens-train
+TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval
 
 # libtorch comes from the torch wheel in .venv (tch's build finds it through Python).
 export VIRTUAL_ENV := $(CURDIR)/.venv
@@ -27,8 +27,9 @@ setup:
 build: setup
 	$(CARGO) build --release --bins
 
-# Synthesise a challenge-format training set (with two damaged files, as the real release had) and a blind test
-# set, index both, pack both, verify the packs, and train a small ConvNeXt for a few epochs.
+# The whole pipeline on synthetic data: synthesise a challenge-format training set (with two damaged files, as
+# the real release had) and a blind test set, index and pack both, train two small models, score the blind set
+# with test-time augmentation, ensemble the two, and evaluate against the blind labels.
 demo: build
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/lens-synth --out $(DEMO)/train --objects $(OBJECTS) --seed $(SEED) --corrupt 2
@@ -41,13 +42,22 @@ demo: build
 	$(BIN)/lens-pack --verify $(DEMO)/blind.pack
 	$(BIN)/lens-train --pack $(DEMO)/train.pack --out $(DEMO)/runs/atto --model convnext_atto \
 	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $(SEED)
+	$(BIN)/lens-train --pack $(DEMO)/train.pack --out $(DEMO)/runs/femto --model convnext_femto \
+	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $$(( $(SEED) + 1 ))
+	$(BIN)/lens-infer --run $(DEMO)/runs/atto --pack $(DEMO)/blind.pack --tta flips -o $(DEMO)/atto.logits.csv
+	$(BIN)/lens-infer --run $(DEMO)/runs/femto --pack $(DEMO)/blind.pack --tta flips -o $(DEMO)/femto.logits.csv
+	$(BIN)/lens-ensemble $(DEMO)/atto.logits.csv $(DEMO)/femto.logits.csv -o $(DEMO)/submission.csv
+	$(BIN)/lens-eval --pred $(DEMO)/submission.csv --truth $(DEMO)/blind/labels.csv --roc $(DEMO)/roc.csv \
+	  > $(DEMO)/metrics.json
 	@echo
 	@echo "demo: what was made under $(DEMO)/:"
 	@for p in $(DEMO)/train.pack $(DEMO)/blind.pack; do \
 	  printf '  %-18s %s\n' "$$p" "$$(grep -E '"(count|rejected|lenses|nonlenses)"' $$p/pack.json | tr -d ' \n')"; done
 	@echo "  set aside:"; tail -n +2 $(DEMO)/train.pack/rejected.csv | sed 's/^/    /'
-	@echo "  $(DEMO)/runs/atto: metrics.csv (one row per epoch), model.safetensors, val_predictions.csv:"
+	@echo "  $(DEMO)/runs/{atto,femto}: metrics.csv, model.safetensors, val_predictions.csv; atto's metrics.csv:"
 	@column -s, -t < $(DEMO)/runs/atto/metrics.csv | cut -c1-120 | sed 's/^/    /'
+	@echo "  $(DEMO)/submission.csv scored against $(DEMO)/blind/labels.csv ($(DEMO)/metrics.json, $(DEMO)/roc.csv):"
+	@grep -E '"(auc|tpr_at_fpr_1e2|tpr0)"' $(DEMO)/metrics.json | head -3 | sed 's/^ */    /'
 
 # The whole test suite: unit tests, the end-to-end tests (which run the built tools), and the man-page check.
 test: setup

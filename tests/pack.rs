@@ -280,7 +280,7 @@ fn clear_errors_for_bad_arguments() {
 
 #[test]
 fn data_tools_do_not_link_libtorch() {
-    for name in ["lens-synth", "lens-index", "lens-pack"] {
+    for name in ["lens-synth", "lens-index", "lens-pack", "lens-ensemble", "lens-eval"] {
         let out = ok(std::process::Command::new("ldd").arg(bin_dir().join(name)));
         let libs = String::from_utf8_lossy(&out.stdout);
         assert!(libs.contains("libcfitsio") || name != "lens-pack", "{name}: {libs}");

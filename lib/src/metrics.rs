@@ -59,6 +59,20 @@ pub fn tpr_at_fpr(scores: &[f64], labels: &[u8], max_fpr: f64) -> Option<f64> {
     has_both.then(|| roc(scores, labels).iter().filter(|(fpr, _, _)| *fpr <= max_fpr).map(|p| p.1).fold(0.0, f64::max))
 }
 
+/// The highest TPR reachable with at most `max_fp` false positives (TPR0: `max_fp` = 0, the TPR before the first
+/// false positive; TPR10 of the Bologna lens-finding challenge: fewer than 10, `max_fp` = 9). Positives tied with
+/// a negative count only once that negative is counted too. `None` without positives.
+pub fn tpr_at_fp_count(scores: &[f64], labels: &[u8], max_fp: u64) -> Option<f64> {
+    let neg = labels.iter().filter(|&&l| l != 1).count() as f64;
+    labels.contains(&1).then(|| {
+        roc(scores, labels)
+            .iter()
+            .filter(|(fpr, _, _)| (fpr * neg.max(1.0)).round() as u64 <= max_fp)
+            .map(|p| p.1)
+            .fold(0.0, f64::max)
+    })
+}
+
 /// Counts at a threshold: a score >= threshold is called a lens.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Confusion {
@@ -135,6 +149,18 @@ mod tests {
         assert_eq!(tpr_at_fpr(&scores[..100], &labels[..100], 0.5), None);
         let c = Confusion::at(&scores, &labels, 97.55);
         assert_eq!((c.tp, c.fp), (9, 2));
+    }
+
+    #[test]
+    fn tpr_before_false_positives_by_count() {
+        // Ranked: P P N P(tied with N) N P ...
+        let scores = [9.0, 8.0, 7.0, 6.0, 6.0, 5.0, 4.0];
+        let labels = [1, 1, 0, 1, 0, 0, 1];
+        assert_eq!(tpr_at_fp_count(&scores, &labels, 0), Some(0.5));
+        assert_eq!(tpr_at_fp_count(&scores, &labels, 1), Some(0.5), "the tied positive needs the second FP");
+        assert_eq!(tpr_at_fp_count(&scores, &labels, 2), Some(0.75));
+        assert_eq!(tpr_at_fp_count(&scores, &labels, 3), Some(1.0));
+        assert_eq!(tpr_at_fp_count(&[1.0], &[0], 3), None);
     }
 
     #[test]

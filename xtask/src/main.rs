@@ -16,6 +16,7 @@ fn commands() -> Vec<clap::Command> {
         lens_train::Args::command(),
         lens_infer::Args::command(),
         lens_ensemble::Args::command(),
+        lens_eval::Args::command(),
     ]
 }
 
