@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared script for a machine with an NVIDIA GPU: builds with CUDA (the torch wheel is the CUDA build),
 # checks that libtorch sees the GPU, then trains convnext_tiny@41 on a synthetic pack of >= 50k objects for 2
-# epochs in bf16 and prints images/second and GPU memory. Meant to finish in a few minutes.
+# epochs in bf16, measures lens-infer for convnext_tiny@41 and vit_small@224, and prints images/second and GPU
+# memory. Meant to finish in a few minutes.
 #   usage: scripts/gpu-check.sh [OBJECTS_PER_CLASS=12500]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,19 @@ for extra in "" "--data-on-device"; do
     --batch-size 256 --precision bf16 $extra
   echo "lens-train convnext_tiny bf16 ${extra:-(gathered from the mapped pack)}: images/s per epoch:"
   tail -n +2 "$W/run/timing.csv"
+done
+# lens-infer on the GPU: convnext_tiny@41 (the run above) and vit_small@224 (one quick epoch on a small pack).
+$BIN/lens-pack -q <(head -2001 "$W/index.csv") -o "$W/small.pack"
+$BIN/lens-train -q --device cuda --pack "$W/small.pack" --out "$W/vit" --model vit_small_patch16_224 --epochs 1 \
+  --batch-size 128 --precision bf16
+for run in "$W/run" "$W/vit"; do
+  for tta in none flips; do
+    t0=$(date +%s.%N)
+    $BIN/lens-infer -q --device cuda --run "$run" --pack "$W/train.pack" --tta $tta -o "$W/logits.csv"
+    t1=$(date +%s.%N)
+    printf 'lens-infer %s --tta %s: %.0f objects/s (whole process)\n' "$(basename "$run")" $tta \
+      "$(echo "$(($(wc -l < "$W/logits.csv") - 1)) / ($t1 - $t0)" | bc -l)"
+  done
 done
 kill $SMI
 echo "peak GPU memory used (MiB): $(sort -n "$W/gpu-mem.log" | tail -1)"
