@@ -15,3 +15,12 @@ pub mod train;
 pub mod vit;
 
 pub use registry::{registry, Model, ModelConfig, ModelSpec};
+
+/// The `-j/--threads` option of the torch tools: libtorch's intra-op threads and the rayon pool that gathers
+/// batches (both default to all cores).
+pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
+    }
+    lensfind::threads::init(threads)
+}

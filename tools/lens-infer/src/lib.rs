@@ -87,10 +87,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if let Some(n) = args.threads {
-        tch::set_num_threads(n as i32);
-    }
-    lensfind::threads::init(args.threads)?;
+    lensfind_nn::init_threads(args.threads)?;
     let device = parse_device(&args.device)?;
     let channels_last = !args.no_channels_last;
     let predictor = Predictor::load(&args.run, device, channels_last)?;

@@ -233,10 +233,7 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let out = args.out.clone().expect("clap requires --out");
-    if let Some(n) = args.threads {
-        tch::set_num_threads(n as i32);
-    }
-    lensfind::threads::init(args.threads)?;
+    lensfind_nn::init_threads(args.threads)?;
     let config_path = out.join("config.json");
     let cfg = if args.resume {
         let given: Vec<&str> = FIXED_BY_RUN
