@@ -48,6 +48,7 @@ demo: build
 	$(BIN)/lens-infer --run $(DEMO)/runs/femto --pack $(DEMO)/blind.pack --tta flips -o $(DEMO)/femto.logits.csv
 	$(BIN)/lens-ensemble $(DEMO)/atto.logits.csv $(DEMO)/femto.logits.csv -o $(DEMO)/submission.csv
 	$(BIN)/lens-eval --pred $(DEMO)/submission.csv --truth $(DEMO)/blind/labels.csv --roc $(DEMO)/roc.csv \
+	  --plot $(DEMO)/roc.png \
 	  > $(DEMO)/metrics.json
 	@echo
 	@echo "demo: what was made under $(DEMO)/:"
@@ -56,7 +57,7 @@ demo: build
 	@echo "  set aside:"; tail -n +2 $(DEMO)/train.pack/rejected.csv | sed 's/^/    /'
 	@echo "  $(DEMO)/runs/{atto,femto}: metrics.csv, model.safetensors, val_predictions.csv; atto's metrics.csv:"
 	@column -s, -t < $(DEMO)/runs/atto/metrics.csv | cut -c1-120 | sed 's/^/    /'
-	@echo "  $(DEMO)/submission.csv scored against $(DEMO)/blind/labels.csv ($(DEMO)/metrics.json, $(DEMO)/roc.csv):"
+	@echo "  $(DEMO)/submission.csv scored against $(DEMO)/blind/labels.csv ($(DEMO)/metrics.json, roc.csv, roc.png):"
 	@grep -E '"(auc|tpr_at_fpr_1e2|tpr0)"' $(DEMO)/metrics.json | head -3 | sed 's/^ */    /'
 
 # The whole test suite: unit tests, the end-to-end tests (which run the built tools), and the man-page check.

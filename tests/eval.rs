@@ -93,3 +93,32 @@ fn logits_use_threshold_zero_and_ids_must_match() {
         (Some(1), Some(1), Some(1))
     );
 }
+
+#[test]
+fn plots_the_roc_curve() {
+    let (pred, truth, _, _) = example();
+    let t = tempfile::tempdir().unwrap();
+    let (p, l, png_path) = (t.path().join("pred.csv"), t.path().join("labels.csv"), t.path().join("roc.png"));
+    fs::write(&p, pred).unwrap();
+    fs::write(&l, truth).unwrap();
+    ok(tool("lens-eval").arg("--pred").arg(&p).arg("--truth").arg(&l).arg("--plot").arg(&png_path));
+    let decoder = png::Decoder::new(std::io::BufReader::new(fs::File::open(&png_path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (900, 650));
+    let px = |x: u32, y: u32| {
+        let i = ((y * info.width + x) * 3) as usize;
+        (buf[i], buf[i + 1], buf[i + 2])
+    };
+    // The curves are drawn in blue, red and green on white: count strongly coloured pixels.
+    let coloured = (0..info.height)
+        .flat_map(|y| (0..info.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let (r, g, b) = px(x, y);
+            (b > 200 && r < 80 && g < 80) || (r > 200 && g < 80 && b < 80) || (g > 200 && r < 80 && b < 80)
+        })
+        .count();
+    assert!(coloured > 1000, "{coloured} coloured pixels");
+    assert_eq!(px(2, 2), (255, 255, 255), "white background");
+}

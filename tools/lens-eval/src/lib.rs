@@ -1,5 +1,7 @@
 //! lens-eval's command line.
 
+mod plot;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,6 +42,10 @@ pub struct Args {
     /// Write the ROC curve (fpr,tpr,threshold) to FILE.
     #[arg(long, value_name = "FILE")]
     pub roc: Option<PathBuf>,
+
+    /// Draw the ROC curves (all objects and each source) with a log FPR axis into FILE (PNG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 
     /// Evaluate the ids present in both files instead of failing when they differ.
     #[arg(long)]
@@ -157,6 +163,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             Ok(())
         })?;
+    }
+    if let Some(path) = &args.plot {
+        let negatives = labs.iter().filter(|&&l| l != 1).count().max(1);
+        // Down to the smallest FPR the data can show (one false positive), and at least to 1e-4.
+        let min_fpr = (1.0 / negatives as f64).min(1e-4) / 2.0;
+        let curve = |s: &[f64], l: &[u8]| roc(s, l).into_iter().map(|(f, t, _)| (f, t)).collect::<Vec<_>>();
+        let mut curves = vec![("all".to_string(), out.all.auc, curve(&scores, &labs))];
+        for src in [1u8, 2] {
+            let (s, l): (Vec<f64>, Vec<u8>) = rows.iter().filter(|r| r.2 == Some(src)).map(|r| (r.0, r.1)).unzip();
+            if !s.is_empty() {
+                curves.push((format!("source {src}"), auc(&s, &l), curve(&s, &l)));
+            }
+        }
+        plot::roc_png(path, &curves, min_fpr)?;
     }
     let mut err = std::io::stderr().lock();
     writeln!(
