@@ -169,11 +169,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // Down to the smallest FPR the data can show (one false positive), and at least to 1e-4.
         let min_fpr = (1.0 / negatives as f64).min(1e-4) / 2.0;
         let curve = |s: &[f64], l: &[u8]| roc(s, l).into_iter().map(|(f, t, _)| (f, t)).collect::<Vec<_>>();
-        let mut curves = vec![("all".to_string(), out.all.auc, curve(&scores, &labs))];
+        let mut curves = vec![plot::Curve { name: "all".into(), auc: out.all.auc, points: curve(&scores, &labs) }];
         for src in [1u8, 2] {
             let (s, l): (Vec<f64>, Vec<u8>) = rows.iter().filter(|r| r.2 == Some(src)).map(|r| (r.0, r.1)).unzip();
             if !s.is_empty() {
-                curves.push((format!("source {src}"), auc(&s, &l), curve(&s, &l)));
+                curves.push(plot::Curve { name: format!("source {src}"), auc: auc(&s, &l), points: curve(&s, &l) });
             }
         }
         plot::roc_png(path, &curves, min_fpr)?;

@@ -28,9 +28,16 @@ fn register_font() -> Result<()> {
         .map_err(|_| anyhow::anyhow!("{} is not a usable TrueType font", path.display()))
 }
 
-/// Draws one curve per (name, AUC, points of (fpr, tpr)) into `path` (PNG). FPRs below `min_fpr` (including 0)
-/// are drawn at `min_fpr`.
-pub fn roc_png(path: &Path, curves: &[(String, Option<f64>, Vec<(f64, f64)>)], min_fpr: f64) -> Result<()> {
+/// One ROC curve to draw.
+pub struct Curve {
+    pub name: String,
+    pub auc: Option<f64>,
+    /// (FPR, TPR) points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Draws the curves into `path` (PNG). FPRs below `min_fpr` (including 0) are drawn at `min_fpr`.
+pub fn roc_png(path: &Path, curves: &[Curve], min_fpr: f64) -> Result<()> {
     register_font()?;
     let (w, h) = (900u32, 650u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -55,14 +62,17 @@ pub fn roc_png(path: &Path, curves: &[(String, Option<f64>, Vec<(f64, f64)>)], m
             .draw()
             .map_err(draw)?;
         let colours = [BLUE, RED, GREEN, MAGENTA, CYAN];
-        for (k, (name, auc, points)) in curves.iter().enumerate() {
+        for (k, c) in curves.iter().enumerate() {
             let colour = colours[k % colours.len()];
-            let label = match auc {
-                Some(a) => format!("{name} (AUC {a:.4})"),
-                None => name.clone(),
+            let label = match c.auc {
+                Some(a) => format!("{} (AUC {a:.4})", c.name),
+                None => c.name.clone(),
             };
             chart
-                .draw_series(LineSeries::new(points.iter().map(|&(f, t)| (f.max(min_fpr), t)), colour.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    c.points.iter().map(|&(f, t)| (f.max(min_fpr), t)),
+                    colour.stroke_width(2),
+                ))
                 .map_err(draw)?
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
