@@ -1,5 +1,6 @@
-//! `cargo run -p xtask -- man`: writes man/<tool>.1 for every tool from its clap definition.
-//! `cargo run -p xtask -- man --check`: fails if a checked-in page differs from what the tool's options give.
+//! `cargo run -p xtask -- man`: writes man/<tool>.1 and completions/<tool>.{bash,zsh,fish} for every tool from
+//! its clap definition.
+//! `cargo run -p xtask -- man --check`: fails if a checked-in file differs from what the tool's options give.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,20 +31,38 @@ fn man_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../man")
 }
 
-/// Writes (or with `check`, compares) the pages; returns the names of pages that were out of date.
-fn man(check: bool) -> Result<Vec<String>> {
-    let dir = man_dir();
-    std::fs::create_dir_all(&dir)?;
-    let mut stale = Vec::new();
+fn completions_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../completions")
+}
+
+/// Every generated file: (path relative to the repository, contents).
+fn generated() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    use clap_complete::{generate, Shell};
+    let mut out = Vec::new();
     for cmd in commands() {
-        let name = format!("{}.1", cmd.get_name());
-        let page = render(cmd)?;
-        let path = dir.join(&name);
+        let name = cmd.get_name().to_string();
+        out.push((man_dir().join(format!("{name}.1")), render(cmd.clone())?));
+        for (shell, ext) in [(Shell::Bash, "bash"), (Shell::Zsh, "zsh"), (Shell::Fish, "fish")] {
+            let mut buf = Vec::new();
+            generate(shell, &mut cmd.clone(), name.clone(), &mut buf);
+            out.push((completions_dir().join(format!("{name}.{ext}")), buf));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes (or with `check`, compares) the man pages and completions; returns the files that were out of date.
+fn man(check: bool) -> Result<Vec<String>> {
+    std::fs::create_dir_all(man_dir())?;
+    std::fs::create_dir_all(completions_dir())?;
+    let mut stale = Vec::new();
+    for (path, contents) in generated()? {
         let current = std::fs::read(&path).unwrap_or_default();
-        if current != page {
-            stale.push(name);
+        if current != contents {
+            let parent = path.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy().into_owned();
+            stale.push(format!("{parent}/{}", path.file_name().unwrap_or_default().to_string_lossy()));
             if !check {
-                std::fs::write(&path, &page).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, &contents).with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }
@@ -55,7 +74,7 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["man"] => man(false).map(|stale| {
             for s in stale {
-                eprintln!("xtask: wrote man/{s}");
+                eprintln!("xtask: wrote {s}");
             }
         }),
         ["man", "--check"] => man(true).and_then(|stale| {
@@ -81,7 +100,7 @@ mod tests {
     #[test]
     fn man_pages_are_up_to_date() {
         let stale = super::man(true).unwrap();
-        assert!(stale.is_empty(), "man pages out of date: {stale:?}; run `cargo run -p xtask -- man`");
+        assert!(stale.is_empty(), "man pages or completions out of date: {stale:?}; run `cargo run -p xtask -- man`");
     }
 
     #[test]

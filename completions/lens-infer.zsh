@@ -1,0 +1,50 @@
+#compdef lens-infer
+
+autoload -U is-at-least
+
+_lens-infer() {
+    typeset -A opt_args
+    typeset -a _arguments_options
+    local ret=1
+
+    if is-at-least 5.2; then
+        _arguments_options=(-s -S -C)
+    else
+        _arguments_options=(-s -C)
+    fi
+
+    local context curcontext="$curcontext" state line
+    _arguments "${_arguments_options[@]}" : \
+'--run=[The run directory (lens-train'\''s --out)]:DIR:_files' \
+'--pack=[The pack to score]:PACK:_files' \
+'-o+[Write the logits to FILE (whole or not at all) instead of stdout]:FILE:_files' \
+'--output=[Write the logits to FILE (whole or not at all) instead of stdout]:FILE:_files' \
+'--tta=[Test-time augmentation\: none, flips or d4]:TTA:_default' \
+'--precision=[fp32, bf16 (autocast) or fp16 (autocast)]:PRECISION:_default' \
+'--batch-size=[]:BATCH_SIZE:_default' \
+'--shard=[Score only rows with row % N == K (K from 0)]:K/N:_default' \
+'--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
+'-j+[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
+'--threads=[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
+'--per-view[Add one logit column per view]' \
+'--no-channels-last[Keep images and weights in contiguous NCHW instead of channels-last]' \
+'-q[No progress output]' \
+'--quiet[No progress output]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+}
+
+(( $+functions[_lens-infer_commands] )) ||
+_lens-infer_commands() {
+    local commands; commands=()
+    _describe -t commands 'lens-infer commands' commands "$@"
+}
+
+if [ "$funcstack[1]" = "_lens-infer" ]; then
+    _lens-infer "$@"
+else
+    compdef _lens-infer lens-infer
+fi

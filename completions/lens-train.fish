@@ -1,0 +1,29 @@
+complete -c lens-train -l pack -d 'The training pack (lens-pack\'s output)' -r -F
+complete -c lens-train -l val-pack -d 'A separate validation pack; without it --val-split of the training pack is held out' -r -F
+complete -c lens-train -s o -l out -d 'The run directory to create (or, with --resume, to continue)' -r -F
+complete -c lens-train -l model -d 'Model name (see --list-models)' -r
+complete -c lens-train -l input-size -d 'ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224' -r
+complete -c lens-train -l epochs -r
+complete -c lens-train -l batch-size -r
+complete -c lens-train -l lr -d 'Peak learning rate (AdamW)' -r
+complete -c lens-train -l weight-decay -r
+complete -c lens-train -l warmup-steps -d 'Linear warm-up steps before the cosine schedule' -r
+complete -c lens-train -l grad-clip -d 'Clip the global gradient norm to this value' -r
+complete -c lens-train -l drop-path -d 'Stochastic depth rate of the last block (timm\'s drop_path_rate)' -r
+complete -c lens-train -l pos-weight -d 'Weight of the positive class in the loss (BCE pos_weight)' -r
+complete -c lens-train -l precision -d 'fp32, bf16 (autocast) or fp16 (autocast with loss scaling)' -r
+complete -c lens-train -l seed -r
+complete -c lens-train -l val-split -d 'Fraction of each (label, source) group held out for validation when there is no --val-pack' -r
+complete -c lens-train -l patience -d 'Stop after this many epochs without a better validation AUC' -r
+complete -c lens-train -l pretrained -d 'Start from a timm ImageNet checkpoint (safetensors): first conv adapted to 5 channels, fresh head' -r -F
+complete -c lens-train -l checkpoint-every -d 'Also write a checkpoint every N steps (one is always written after each epoch)' -r
+complete -c lens-train -l device -d 'auto (the first GPU if any), cpu, cuda or cuda:N' -r
+complete -c lens-train -s j -l threads -d 'CPU threads for libtorch and batch gathering (default: all cores)' -r
+complete -c lens-train -l list-models -d 'List the models (name, family, input size, parameters) and exit'
+complete -c lens-train -l resume -d 'Continue the run in --out from its checkpoint, with the settings of its config.json'
+complete -c lens-train -l no-decay-norm-bias -d 'No weight decay on norms, biases, layer scales, position embeddings and the class token'
+complete -c lens-train -l no-channels-last -d 'Keep images and weights in contiguous NCHW instead of channels-last'
+complete -c lens-train -l data-on-device -d 'Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file'
+complete -c lens-train -s q -l quiet -d 'No progress bar or log lines; epoch summaries only'
+complete -c lens-train -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lens-train -s V -l version -d 'Print version'

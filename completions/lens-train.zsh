@@ -1,0 +1,65 @@
+#compdef lens-train
+
+autoload -U is-at-least
+
+_lens-train() {
+    typeset -A opt_args
+    typeset -a _arguments_options
+    local ret=1
+
+    if is-at-least 5.2; then
+        _arguments_options=(-s -S -C)
+    else
+        _arguments_options=(-s -C)
+    fi
+
+    local context curcontext="$curcontext" state line
+    _arguments "${_arguments_options[@]}" : \
+'--pack=[The training pack (lens-pack'\''s output)]:PACK:_files' \
+'--val-pack=[A separate validation pack; without it --val-split of the training pack is held out]:PACK:_files' \
+'-o+[The run directory to create (or, with --resume, to continue)]:DIR:_files' \
+'--out=[The run directory to create (or, with --resume, to continue)]:DIR:_files' \
+'--model=[Model name (see --list-models)]:MODEL:_default' \
+'--input-size=[ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224]:PIXELS:_default' \
+'--epochs=[]:EPOCHS:_default' \
+'--batch-size=[]:BATCH_SIZE:_default' \
+'--lr=[Peak learning rate (AdamW)]:LR:_default' \
+'--weight-decay=[]:WEIGHT_DECAY:_default' \
+'--warmup-steps=[Linear warm-up steps before the cosine schedule]:WARMUP_STEPS:_default' \
+'--grad-clip=[Clip the global gradient norm to this value]:NORM:_default' \
+'--drop-path=[Stochastic depth rate of the last block (timm'\''s drop_path_rate)]:DROP_PATH:_default' \
+'--pos-weight=[Weight of the positive class in the loss (BCE pos_weight)]:W:_default' \
+'--precision=[fp32, bf16 (autocast) or fp16 (autocast with loss scaling)]:PRECISION:_default' \
+'--seed=[]:SEED:_default' \
+'--val-split=[Fraction of each (label, source) group held out for validation when there is no --val-pack]:VAL_SPLIT:_default' \
+'--patience=[Stop after this many epochs without a better validation AUC]:PATIENCE:_default' \
+'--pretrained=[Start from a timm ImageNet checkpoint (safetensors)\: first conv adapted to 5 channels, fresh head]:FILE:_files' \
+'--checkpoint-every=[Also write a checkpoint every N steps (one is always written after each epoch)]:N:_default' \
+'--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
+'-j+[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
+'--threads=[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
+'--list-models[List the models (name, family, input size, parameters) and exit]' \
+'--resume[Continue the run in --out from its checkpoint, with the settings of its config.json]' \
+'--no-decay-norm-bias[No weight decay on norms, biases, layer scales, position embeddings and the class token]' \
+'--no-channels-last[Keep images and weights in contiguous NCHW instead of channels-last]' \
+'--data-on-device[Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file]' \
+'-q[No progress bar or log lines; epoch summaries only]' \
+'--quiet[No progress bar or log lines; epoch summaries only]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+}
+
+(( $+functions[_lens-train_commands] )) ||
+_lens-train_commands() {
+    local commands; commands=()
+    _describe -t commands 'lens-train commands' commands "$@"
+}
+
+if [ "$funcstack[1]" = "_lens-train" ]; then
+    _lens-train "$@"
+else
+    compdef _lens-train lens-train
+fi
