@@ -136,28 +136,40 @@ impl Predictor {
         views: &[View],
         run: RunSettings,
     ) -> Vec<Vec<f64>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(run.batch.max(1)) {
-            let (x, _) = batcher.batch(chunk);
-            let per_view: Vec<Vec<f64>> = inference_mode(|| {
-                let x = to_model_input(x, run.size, false);
-                views
-                    .iter()
-                    .map(|v| {
-                        let xv = v.apply(&x);
-                        let xv = if run.channels_last { crate::layers::to_channels_last(&xv) } else { xv };
-                        let logits = in_precision(run.precision, run.device, || self.model.forward_t(&xv, false));
-                        Vec::<f64>::try_from(logits.to_kind(Kind::Double).to_device(Device::Cpu).view([-1]))
-                            .expect("f64 logits")
-                    })
-                    .collect()
-            });
-            for i in 0..chunk.len() {
-                out.push(per_view.iter().map(|v| v[i]).collect());
-            }
-        }
-        out
+        predict_views(&self.model, batcher, rows, views, run)
     }
+}
+
+/// Logits of `model` per view ([rows][views]) for pack rows, in batches, in inference mode. Training's validation
+/// (the identity view alone) and lens-infer share this path, so both see the same numbers.
+pub fn predict_views(
+    model: &Model,
+    batcher: &mut Batcher,
+    rows: &[usize],
+    views: &[View],
+    run: RunSettings,
+) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(run.batch.max(1)) {
+        let (x, _) = batcher.batch(chunk);
+        let per_view: Vec<Vec<f64>> = inference_mode(|| {
+            let x = to_model_input(x, run.size, false);
+            views
+                .iter()
+                .map(|v| {
+                    let xv = v.apply(&x);
+                    let xv = if run.channels_last { crate::layers::to_channels_last(&xv) } else { xv };
+                    let logits = in_precision(run.precision, run.device, || model.forward_t(&xv, false));
+                    Vec::<f64>::try_from(logits.to_kind(Kind::Double).to_device(Device::Cpu).view([-1]))
+                        .expect("f64 logits")
+                })
+                .collect()
+        });
+        for i in 0..chunk.len() {
+            out.push(per_view.iter().map(|v| v[i]).collect());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

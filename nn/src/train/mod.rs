@@ -24,7 +24,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use crate::layers::{to_channels_last, vars_to_channels_last};
 use crate::optim::AdamW;
 use crate::registry::{Model, ModelConfig};
-use crate::shim::{autocast, inference_mode, AutocastDtype};
+use crate::shim::{autocast, AutocastDtype};
 use checkpoint::TrainState;
 use data::{augment, check_classes, epoch_order, stratified_split, streams, Batcher};
 
@@ -170,21 +170,12 @@ pub struct RunSettings {
     pub batch: usize,
 }
 
-/// Logits of the model on pack rows, in batches, in inference mode.
+/// Logits of the model on pack rows (no test-time views), in batches, in inference mode.
 pub fn predict(model: &Model, batcher: &mut Batcher, rows: &[usize], run: RunSettings) -> Vec<f64> {
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(run.batch.max(1)) {
-        let (x, _) = batcher.batch(chunk);
-        let logits = inference_mode(|| {
-            in_precision(run.precision, run.device, || {
-                model.forward_t(&to_model_input(x, run.size, run.channels_last), false)
-            })
-            .to_kind(Kind::Double)
-            .to_device(Device::Cpu)
-        });
-        out.extend(Vec::<f64>::try_from(logits.view([-1])).expect("logits are f64"));
-    }
-    out
+    crate::infer::predict_views(model, batcher, rows, &[crate::infer::View::IDENTITY], run)
+        .into_iter()
+        .map(|v| v[0])
+        .collect()
 }
 
 /// Global gradient norm clipping; returns the norm before clipping (inf/NaN when a gradient is not finite). One
@@ -261,10 +252,6 @@ fn write_metrics(run: &Path, history: &[MetricsRow]) -> Result<()> {
         let mut csv = csv::Writer::from_writer(w);
         for row in history {
             csv.serialize(row)?;
-        }
-        if history.is_empty() {
-            // Header only: csv writes it with the first record.
-            csv.write_record(["epoch"])?;
         }
         csv.flush()?;
         Ok(())

@@ -138,13 +138,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (scores, labs): (Vec<f64>, Vec<u8>) = rows.iter().map(|r| (r.0, r.1)).unzip();
-    let mut by_source = std::collections::BTreeMap::new();
-    for src in [1u8, 2] {
-        let (s, l): (Vec<f64>, Vec<u8>) = rows.iter().filter(|r| r.2 == Some(src)).map(|r| (r.0, r.1)).unzip();
-        if !s.is_empty() {
-            by_source.insert(src.to_string(), report(&s, &l, threshold));
-        }
-    }
+    // (source, scores, labels) of each source present.
+    let sources: Vec<(u8, Vec<f64>, Vec<u8>)> = [1u8, 2]
+        .into_iter()
+        .map(|src| {
+            let (s, l): (Vec<f64>, Vec<u8>) = rows.iter().filter(|r| r.2 == Some(src)).map(|r| (r.0, r.1)).unzip();
+            (src, s, l)
+        })
+        .filter(|(_, s, _)| !s.is_empty())
+        .collect();
+    let by_source = sources.iter().map(|(src, s, l)| (src.to_string(), report(s, l, threshold))).collect();
     let out = Output {
         pred: args.pred.display().to_string(),
         truth: args.truth.display().to_string(),
@@ -170,11 +173,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let min_fpr = (1.0 / negatives as f64).min(1e-4) / 2.0;
         let curve = |s: &[f64], l: &[u8]| roc(s, l).into_iter().map(|(f, t, _)| (f, t)).collect::<Vec<_>>();
         let mut curves = vec![plot::Curve { name: "all".into(), auc: out.all.auc, points: curve(&scores, &labs) }];
-        for src in [1u8, 2] {
-            let (s, l): (Vec<f64>, Vec<u8>) = rows.iter().filter(|r| r.2 == Some(src)).map(|r| (r.0, r.1)).unzip();
-            if !s.is_empty() {
-                curves.push(plot::Curve { name: format!("source {src}"), auc: auc(&s, &l), points: curve(&s, &l) });
-            }
+        for ((src, s, l), r) in sources.iter().zip(out.by_source.values()) {
+            curves.push(plot::Curve { name: format!("source {src}"), auc: r.auc, points: curve(s, l) });
         }
         plot::roc_png(path, &curves, min_fpr)?;
     }

@@ -127,9 +127,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--max-nonfinite {} is not a fraction between 0 and 1", args.max_nonfinite);
     }
     lensfind::threads::init(args.threads)?;
-    let (rows, name) = match args.index.as_deref() {
+    let (rows, name) = match args.index.as_deref().filter(|p| *p != Path::new("-")) {
         None => (read_index(std::io::stdin().lock(), "<stdin>")?, "<stdin>".to_string()),
-        Some(p) if p == Path::new("-") => (read_index(std::io::stdin().lock(), "<stdin>")?, "<stdin>".to_string()),
         Some(p) => {
             let f = File::open(p).with_context(|| format!("opening index {}", p.display()))?;
             (read_index(std::io::BufReader::new(f), &p.display().to_string())?, p.display().to_string())
