@@ -5,6 +5,7 @@
 //! no model depend on `lensfind` alone and never load libtorch.
 
 pub mod convnext;
+pub mod dist;
 pub mod import;
 pub mod infer;
 pub mod layers;

@@ -32,6 +32,13 @@ pub struct TrainState {
     pub history: Vec<MetricsRow>,
     /// Set when early stopping ended the run.
     pub stopped_early: bool,
+    /// The number of processes that trained; batch_in_epoch counts steps of that many ranks.
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainState {
@@ -49,6 +56,7 @@ impl TrainState {
             loss_count: 0,
             history: Vec::new(),
             stopped_early: false,
+            world_size: 1,
         }
     }
 }

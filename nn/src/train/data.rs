@@ -110,25 +110,42 @@ impl<'a> Batcher<'a> {
     }
 }
 
-/// Random horizontal and vertical flips and rotations by k x 90 degrees, drawn per image from `rng`, applied on
-/// the device. Non-square images get k in {0, 2} only.
-pub fn augment(x: &Tensor, rng: &mut Rng) -> Tensor {
-    let size = x.size();
-    let (b, square) = (size[0], size[2] == size[3]);
-    let (mut hflip, mut vflip, mut ks) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..b {
-        hflip.push(rng.chance(0.5));
-        vflip.push(rng.chance(0.5));
-        ks.push(if square { rng.below(4) } else { 2 * rng.below(2) });
-    }
+/// One image's random view: horizontal flip, vertical flip, rotation by k x 90 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aug {
+    pub hflip: bool,
+    pub vflip: bool,
+    pub k: u64,
+}
+
+/// The views of pack rows `rows` in `epoch`: each drawn from a stream of (seed, epoch, row), so an image gets the
+/// same view whatever batch or rank it lands in (one process with batch 2B and two with B train alike) and a
+/// resumed run draws the same ones. Non-square images get k in {0, 2} only.
+pub fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool) -> Vec<Aug> {
+    rows.iter()
+        .map(|&row| {
+            let mut rng = Rng::new(seed ^ streams::AUGMENT ^ epoch as u64, row as u64);
+            Aug {
+                hflip: rng.chance(0.5),
+                vflip: rng.chance(0.5),
+                k: if square { rng.below(4) } else { 2 * rng.below(2) },
+            }
+        })
+        .collect()
+}
+
+/// Applies one view per image (horizontal and vertical flips, then rotation by k x 90 degrees) on the device.
+pub fn augment(x: &Tensor, augs: &[Aug]) -> Tensor {
+    let b = x.size()[0];
+    assert_eq!(augs.len() as i64, b, "one view per image");
     let device = x.device();
-    let mask = |v: &[bool]| Tensor::from_slice(v).to_device(device).view([b, 1, 1, 1]);
-    let mut out = x.flip([3]).where_self(&mask(&hflip), x);
-    out = out.flip([2]).where_self(&mask(&vflip), &out);
+    let mask = |v: Vec<bool>| Tensor::from_slice(&v).to_device(device).view([b, 1, 1, 1]);
+    let mut out = x.flip([3]).where_self(&mask(augs.iter().map(|a| a.hflip).collect()), x);
+    out = out.flip([2]).where_self(&mask(augs.iter().map(|a| a.vflip).collect()), &out);
     for k in 1..4u64 {
-        let sel: Vec<bool> = ks.iter().map(|&kk| kk == k).collect();
+        let sel: Vec<bool> = augs.iter().map(|a| a.k == k).collect();
         if sel.iter().any(|&s| s) {
-            out = out.rot90(k as i64, [2, 3]).where_self(&mask(&sel), &out);
+            out = out.rot90(k as i64, [2, 3]).where_self(&mask(sel), &out);
         }
     }
     out
@@ -171,9 +188,12 @@ mod tests {
     fn augmentations_are_d4_elements() {
         // Each augmented image must be one of the 8 symmetries of the original.
         let x = Tensor::arange(2 * 5 * 4 * 4, (Kind::Float, Device::Cpu)).view([2, 5, 4, 4]);
-        let mut rng = Rng::new(1, 1);
-        for _ in 0..20 {
-            let y = augment(&x, &mut rng);
+        let mut seen = std::collections::BTreeSet::new();
+        for epoch in 0..20 {
+            let augs = draw_augmentations(&[7, 8], 1, epoch, true);
+            seen.extend(augs.iter().map(|a| (a.hflip, a.vflip, a.k)));
+            assert_eq!(augs[..1], draw_augmentations(&[7], 1, epoch, true)[..], "a row's view ignores its batch");
+            let y = augment(&x, &augs);
             for i in 0..2 {
                 let (xi, yi) = (x.get(i), y.get(i));
                 let found = (0..4).any(|k| {
@@ -183,5 +203,6 @@ mod tests {
                 assert!(found, "not a d4 view");
             }
         }
+        assert!(seen.len() >= 8, "views vary over epochs: {seen:?}");
     }
 }

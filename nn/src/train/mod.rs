@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod ddp;
 pub mod scaler;
 pub mod schedule;
 
@@ -16,17 +17,18 @@ use lensfind::metrics::{auc, tpr_at_fpr, Confusion};
 use lensfind::output::write_output;
 use lensfind::pack::Pack;
 use lensfind::progress::Progress;
-use lensfind::rng::Rng;
 use serde::{Deserialize, Serialize};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
+use crate::dist::ProcessGroup;
 use crate::layers::{to_channels_last, vars_to_channels_last};
 use crate::optim::AdamW;
 use crate::registry::{Model, ModelConfig};
 use crate::shim::{autocast, AutocastDtype};
 use checkpoint::TrainState;
-use data::{augment, check_classes, epoch_order, stratified_split, streams, Batcher};
+use data::{augment, check_classes, draw_augmentations, epoch_order, stratified_split, streams, Batcher};
+use ddp::{shard, strided, unshard, GradSync};
 
 /// Arithmetic precision of training and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,10 +104,16 @@ pub struct MetricsRow {
 
 /// The device named by `--device` (`auto`: the first GPU if there is one).
 pub fn parse_device(name: &str) -> Result<Device> {
+    rank_device(name, 0)
+}
+
+/// The device of the process with local rank `local_rank`: `auto` and `cuda` mean GPU `local_rank` of the node
+/// (torchrun's and Slurm's convention: one process per GPU).
+pub fn rank_device(name: &str, local_rank: usize) -> Result<Device> {
     Ok(match name {
-        "auto" => Device::cuda_if_available(),
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
+        "auto" if tch::Cuda::is_available() => Device::Cuda(local_rank),
+        "auto" | "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(local_rank),
         other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
             Some(n) => Device::Cuda(n),
             None => bail!("--device {other:?}: expected auto, cpu, cuda or cuda:N"),
@@ -259,8 +267,22 @@ fn write_metrics(run: &Path, history: &[MetricsRow]) -> Result<()> {
 }
 
 /// Trains (or resumes) the run in `run_dir`. `stop` is polled after every step (set it from SIGTERM/SIGINT).
-pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop: &AtomicBool) -> Result<Outcome> {
-    let device = parse_device(&cfg.device)?;
+///
+/// With a process group, this process is one rank of a data-parallel run: `cfg.batch_size` is per rank, each rank
+/// trains on its shard of every epoch, gradients are averaged, validation is split and gathered, and rank 0 alone
+/// writes files and reports. Every rank returns the same outcome.
+pub fn train(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    resume: bool,
+    quiet: bool,
+    stop: &AtomicBool,
+    pg: Option<&ProcessGroup>,
+) -> Result<Outcome> {
+    let (rank, world) = pg.map_or((0, 1), |p| (p.rank, p.world));
+    let main = rank == 0;
+    let quiet = quiet || !main;
+    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
     let pack = Pack::open(&cfg.pack).with_context(|| format!("opening the training pack {}", cfg.pack.display()))?;
     let val_pack = match &cfg.val_pack {
         Some(p) => Some(Pack::open(p).with_context(|| format!("opening the validation pack {}", p.display()))?),
@@ -287,7 +309,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
     tch::manual_seed((cfg.seed ^ streams::TORCH) as i64);
     let model = cfg.model_config.build(&vs.root());
     if let Some(ckpt) = &cfg.pretrained {
-        if !resume {
+        if !resume && main {
             let report = crate::import::import_timm(&vs, &cfg.model_config, ckpt)?;
             if !quiet {
                 eprintln!(
@@ -309,6 +331,30 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
     let mut opt = AdamW::new(param_groups(&vs, cfg), 0.9, 0.999, 1e-8);
     let ckpt_dir = run_dir.join("checkpoint");
     let mut state = if resume { checkpoint::load(&ckpt_dir, &mut opt)? } else { TrainState::new() };
+    let mut grad_sync = None;
+    if let Some(pg) = pg {
+        // Rank 0's weights (fresh, pretrained or resumed) and moments everywhere.
+        ddp::broadcast_state(pg, &opt)?;
+        grad_sync = Some(GradSync::new(&opt, ddp::BUCKET_BYTES));
+    }
+    // Batches of B per rank: one step of `world` ranks consumes B x world objects.
+    let steps_per_epoch = train_rows.len().div_ceil(world).div_ceil(cfg.batch_size);
+    if state.world_size != world {
+        // Resuming at another world size: continue from the same position in the epoch's order.
+        let done = state.batch_in_epoch * cfg.batch_size * state.world_size;
+        let per_step = cfg.batch_size * world;
+        state.batch_in_epoch = done / per_step;
+        state.global_step = state.epoch * steps_per_epoch + state.batch_in_epoch;
+        if main && done % per_step != 0 {
+            eprintln!(
+                "lens-train: resuming {} processes where {} stopped: {} objects of this epoch are seen twice",
+                world,
+                state.world_size,
+                done % per_step
+            );
+        }
+        state.world_size = world;
+    }
     if resume && !quiet {
         eprintln!(
             "lens-train: resuming {} at epoch {}, batch {} (step {})",
@@ -319,12 +365,13 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
         );
     }
     if state.stopped_early || state.epoch >= cfg.epochs {
-        eprintln!("lens-train: {} is already complete", run_dir.display());
+        if main {
+            eprintln!("lens-train: {} is already complete", run_dir.display());
+        }
         return Ok(Outcome::Finished);
     }
 
     let size = cfg.model_config.input_size();
-    let steps_per_epoch = train_rows.len().div_ceil(cfg.batch_size);
     let total_steps = steps_per_epoch * cfg.epochs;
     let mut batcher = Batcher::new(&pack, device, cfg.data_on_device)?;
     let mut val_batcher = match &val_pack {
@@ -334,21 +381,26 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
     let pos_weight = cfg.pos_weight.map(|w| Tensor::from_slice(&[w as f32]).to_device(device));
     let mut skipped = 0usize;
 
+    // Training loss of this rank since the ranks last added theirs into `state`.
+    let (mut pending_sum, mut pending_count) = (0.0f64, 0usize);
     while state.epoch < cfg.epochs {
         let epoch = state.epoch;
         let order = epoch_order(&train_rows, cfg.seed, epoch);
-        let progress = Progress::new("lens-train", "images", order.len() as u64, quiet);
-        progress.inc((state.batch_in_epoch * cfg.batch_size).min(order.len()) as u64);
+        let mine = shard(&order, rank, world);
+        let progress = Progress::new("lens-train", "images", (mine.len() * world) as u64, quiet);
+        progress.inc((state.batch_in_epoch * cfg.batch_size * world).min(mine.len() * world) as u64);
         let started = Instant::now();
         let mut images = 0usize;
-        for (b, rows) in order.chunks(cfg.batch_size).enumerate().skip(state.batch_in_epoch) {
+        let square = pack.manifest.height == pack.manifest.width;
+        for (b, rows) in mine.chunks(cfg.batch_size).enumerate().skip(state.batch_in_epoch) {
             let step = state.global_step;
             let lr = schedule::lr_at(step, total_steps, cfg.lr, cfg.warmup_steps);
-            // Every random number of this step comes from (seed, step): a resumed run draws the same ones.
-            tch::manual_seed((cfg.seed ^ streams::TORCH ^ step as u64) as i64);
-            let mut rng = Rng::new(cfg.seed, streams::AUGMENT ^ step as u64);
+            // Every random number of this step comes from (seed, step, rank) or (seed, epoch, row): a resumed run
+            // draws the same ones.
+            tch::manual_seed((cfg.seed ^ streams::TORCH ^ step as u64 ^ ((rank as u64) << 40)) as i64);
             let (x, y) = batcher.batch(rows);
-            let x = to_model_input(augment(&x, &mut rng), size, cfg.channels_last);
+            let augs = draw_augmentations(rows, cfg.seed, epoch, square);
+            let x = to_model_input(augment(&x, &augs), size, cfg.channels_last);
             opt.zero_grad();
             let logits =
                 in_precision(cfg.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
@@ -361,6 +413,13 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
             let loss_value = loss.double_value(&[]);
             let scale = if cfg.precision == Precision::Fp16 { state.scaler.scale } else { 1.0 };
             (&loss * scale).backward();
+            // Averaged gradients, and whether any rank was asked to stop: every rank stops after the same step.
+            let stop_now = match (&mut grad_sync, pg) {
+                (Some(sync), Some(pg)) => {
+                    sync.all_reduce(pg, &opt, f32::from(u8::from(stop.load(Ordering::Relaxed))))? > 0.0
+                }
+                _ => stop.load(Ordering::Relaxed),
+            };
             let scaler = (cfg.precision == Precision::Fp16).then_some(&mut state.scaler);
             if !optimizer_step(&mut opt, scaler, cfg.grad_clip, lr) {
                 skipped += 1;
@@ -368,28 +427,37 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
                     bail!("non-finite gradient at step {step} (loss {loss_value}); try a lower --lr or --grad-clip");
                 }
             }
-            state.loss_sum += loss_value * rows.len() as f64;
-            state.loss_count += rows.len();
+            pending_sum += loss_value * rows.len() as f64;
+            pending_count += rows.len();
             state.global_step += 1;
             state.batch_in_epoch = b + 1;
             state.optimizer_steps = opt.step;
-            images += rows.len();
-            progress.inc(rows.len() as u64);
-            progress.set_message(format!("loss {:.4}", state.loss_sum / state.loss_count as f64));
+            images += rows.len() * world;
+            progress.inc((rows.len() * world) as u64);
+            progress.set_message(format!(
+                "loss {:.4}",
+                (state.loss_sum + pending_sum) / (state.loss_count + pending_count).max(1) as f64
+            ));
             let periodic = cfg.checkpoint_every.is_some_and(|n| n > 0 && state.global_step % n == 0);
-            if stop.load(Ordering::Relaxed) || periodic {
-                checkpoint::save(&ckpt_dir, &state, &opt)?;
-                if stop.load(Ordering::Relaxed) {
+            if stop_now || periodic {
+                add_loss(pg, device, &mut state, &mut pending_sum, &mut pending_count)?;
+                if main {
+                    checkpoint::save(&ckpt_dir, &state, &opt)?;
+                }
+                if stop_now {
                     progress.finish();
-                    eprintln!(
-                        "lens-train: stopped by a signal at epoch {}, step {}; checkpoint saved, resume with --resume",
-                        epoch + 1,
-                        step + 1
-                    );
+                    if main {
+                        eprintln!(
+                            "lens-train: stopped by a signal at epoch {}, step {}; checkpoint saved, resume with --resume",
+                            epoch + 1,
+                            step + 1
+                        );
+                    }
                     return Ok(Outcome::Interrupted);
                 }
             }
         }
+        add_loss(pg, device, &mut state, &mut pending_sum, &mut pending_count)?;
         progress.finish();
         let seconds = started.elapsed().as_secs_f64();
 
@@ -402,7 +470,13 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
             device,
             batch: cfg.batch_size * 2,
         };
-        let logits = predict(&model, vb, &val_rows, settings);
+        let logits = match pg {
+            Some(pg) => {
+                let part = predict(&model, vb, &strided(&val_rows, rank, world), settings);
+                unshard(&pg.gather_f64(&part, device)?, val_rows.len())
+            }
+            None => predict(&model, vb, &val_rows, settings),
+        };
         let labels: Vec<u8> = val_rows.iter().map(|&r| val_source.meta[r].label.unwrap_or(0)).collect();
         let sources: Vec<Option<u8>> = val_rows.iter().map(|&r| val_source.meta[r].source).collect();
         let auc_of = |src: u8| {
@@ -433,7 +507,8 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
             val_auc_source2: auc_of(2),
             skipped_steps: skipped,
         };
-        eprintln!(
+        if main {
+            eprintln!(
             "lens-train: epoch {}/{}: train loss {:.4}, val loss {:.4}, val AUC {:.4}, acc {:.4}, TPR@FPR1e-2 {:.3}; {:.0} images/s",
             epoch + 1,
             cfg.epochs,
@@ -444,11 +519,14 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
             row.val_tpr_at_fpr_1e2,
             images as f64 / seconds.max(1e-9)
         );
+        }
         let improved = state.best_auc.is_none_or(|best| val_auc > best);
         if improved {
             state.best_auc = Some(val_auc);
             state.best_epoch = Some(epoch + 1);
             state.epochs_without_improvement = 0;
+        }
+        if improved && main {
             save_weights(&vs, &run_dir.join("model.safetensors"))?;
             write_output(Some(&run_dir.join("val_predictions.csv")), |w| {
                 let mut csv = csv::Writer::from_writer(w);
@@ -466,12 +544,15 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
                 csv.flush()?;
                 Ok(())
             })?;
-        } else {
+        }
+        if !improved {
             state.epochs_without_improvement += 1;
         }
         state.history.push(row);
-        write_metrics(run_dir, &state.history)?;
-        append_timing(run_dir, epoch + 1, seconds, images)?;
+        if main {
+            write_metrics(run_dir, &state.history)?;
+            append_timing(run_dir, epoch + 1, seconds, images)?;
+        }
         state.epoch += 1;
         state.batch_in_epoch = 0;
         state.loss_sum = 0.0;
@@ -479,20 +560,53 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, quiet: bool, stop:
         if state.epochs_without_improvement >= cfg.patience {
             state.stopped_early = true;
         }
-        checkpoint::save(&ckpt_dir, &state, &opt)?;
-        if state.stopped_early {
+        if main {
+            checkpoint::save(&ckpt_dir, &state, &opt)?;
+        }
+        if state.stopped_early && main {
             eprintln!(
                 "lens-train: no AUC improvement for {} epochs; stopping early (best epoch {})",
                 cfg.patience,
                 state.best_epoch.unwrap_or(0)
             );
+        }
+        if state.stopped_early {
             return Ok(Outcome::StoppedEarly);
         }
-        if stop.load(Ordering::Relaxed) {
+        if any_rank(pg, device, stop.load(Ordering::Relaxed))? {
             return Ok(Outcome::Interrupted);
         }
     }
     Ok(Outcome::Finished)
+}
+
+/// Adds the training loss of every rank since the last call into `state` (the same sum on every rank).
+fn add_loss(
+    pg: Option<&ProcessGroup>,
+    device: Device,
+    state: &mut TrainState,
+    sum: &mut f64,
+    count: &mut usize,
+) -> Result<()> {
+    let (s, c) = match pg {
+        Some(pg) => {
+            let v = pg.sum_f64(&[*sum, *count as f64], device)?;
+            (v[0], v[1] as usize)
+        }
+        None => (*sum, *count),
+    };
+    state.loss_sum += s;
+    state.loss_count += c;
+    (*sum, *count) = (0.0, 0);
+    Ok(())
+}
+
+/// Whether `flag` is set on any rank (on this one, without a group).
+fn any_rank(pg: Option<&ProcessGroup>, device: Device, flag: bool) -> Result<bool> {
+    match pg {
+        Some(pg) => Ok(pg.sum_f64(&[f64::from(u8::from(flag))], device)?[0] > 0.0),
+        None => Ok(flag),
+    }
 }
 
 fn append_timing(run: &Path, epoch: usize, seconds: f64, images: usize) -> Result<()> {

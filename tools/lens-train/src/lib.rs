@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use lensfind::output::write_output;
-use lensfind_nn::train::{parse_device, train, Outcome, Precision, TrainConfig};
+use lensfind_nn::dist::{self, Backend, Env, ProcessGroup};
+use lensfind_nn::train::{parse_device, rank_device, train, Outcome, Precision, TrainConfig};
 use lensfind_nn::{registry, ModelConfig};
 
 /// Train a lens classifier on a pack: ConvNeXt or ViT with 5-channel input and one logit, timm-compatible.
@@ -33,6 +34,14 @@ use lensfind_nn::{registry, ModelConfig};
 /// Precision: bf16 autocast with channels-last tensors is the default, the fastest setting measured on CPU (see
 /// BENCHMARKS.md) and as stable as fp32 here; fp16 uses dynamic loss scaling (steps with inf/NaN gradients are
 /// skipped and the scale lowered).
+///
+/// Several processes (data-parallel, PyTorch DDP's scheme on libtorch's c10d): start one lens-train per GPU (or
+/// per CPU socket) with torchrun (`torchrun --nproc-per-node 4 $(which lens-train) ...`) or srun (one task per
+/// GPU; the batch script exports MASTER_ADDR and MASTER_PORT; see scripts/slurm/). Ranks come from RANK,
+/// WORLD_SIZE, LOCAL_RANK or SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; each uses GPU LOCAL_RANK. --batch-size is
+/// per process; each epoch is split across the processes as DistributedSampler does, gradients are averaged, and
+/// rank 0 alone writes the run directory. If a process dies or stalls, the others stop with an error naming it
+/// within --dist-timeout.
 ///
 /// Exit status: 0 when training ends (all epochs or early stopping), 130/143 when a signal stopped it after saving
 /// a checkpoint, 2 on error.
@@ -135,6 +144,14 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     pub device: String,
 
+    /// Collectives between processes: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl.
+    #[arg(long, default_value = "auto", value_name = "BACKEND", value_parser = ["auto", "gloo", "nccl"])]
+    pub dist_backend: String,
+
+    /// Seconds a process waits for the others (rendezvous, each collective) before it stops with an error.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub dist_timeout: u64,
+
     /// CPU threads for libtorch and batch gathering (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub threads: Option<usize>,
@@ -227,13 +244,52 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
     })
 }
 
+/// The backend of --dist-backend for a process on `device_name` with local rank `local_rank`.
+fn choose_backend(arg: &str, device_name: &str, local_rank: usize) -> Result<Backend> {
+    let on_gpu = rank_device(device_name, local_rank)?.is_cuda();
+    Ok(match arg {
+        "gloo" => Backend::Gloo,
+        "nccl" if !on_gpu => bail!("--dist-backend nccl needs GPUs; this process runs on the CPU (--device)"),
+        "nccl" => Backend::Nccl,
+        _ if on_gpu && dist::nccl_available() => Backend::Nccl,
+        _ => Backend::Gloo,
+    })
+}
+
 pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
     if args.list_models {
         list_models();
         return Ok(ExitCode::SUCCESS);
     }
-    let out = args.out.clone().expect("clap requires --out");
     lensfind_nn::init_threads(args.threads)?;
+    let Some(env) = Env::from_env()? else { return run_process(&args, matches, None) };
+    let backend = choose_backend(&args.dist_backend, &args.device, env.local_rank)?;
+    let pg = ProcessGroup::init(&env, backend, std::time::Duration::from_secs(args.dist_timeout))?;
+    if env.rank == 0 && !args.quiet {
+        eprintln!(
+            "lens-train: {} processes ({}, {backend}); batch {} per process, {} per step",
+            env.world,
+            env.launcher,
+            args.batch_size,
+            args.batch_size * env.world
+        );
+    }
+    match run_process(&args, matches, Some(&pg)) {
+        Ok(code) => {
+            pg.finish()?;
+            Ok(code)
+        }
+        Err(e) => {
+            pg.report_failure(&format!("{e:#}"));
+            Err(e.context(format!("rank {} of {}", env.rank, env.world)))
+        }
+    }
+}
+
+/// One process's part: the whole run, or rank `pg.rank`'s share of it.
+fn run_process(args: &Args, matches: &ArgMatches, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
+    let main = pg.is_none_or(|p| p.rank == 0);
+    let out = args.out.clone().expect("clap requires --out");
     let config_path = out.join("config.json");
     let cfg = if args.resume {
         let given: Vec<&str> = FIXED_BY_RUN
@@ -260,13 +316,15 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         }
         cfg
     } else {
-        if config_path.exists() {
-            bail!("{} already holds a run; continue it with --resume or choose another --out", out.display());
-        }
-        let cfg = config_from_args(&args)?;
+        let cfg = config_from_args(args)?;
         parse_device(&cfg.device)?;
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        write_output(Some(&config_path), |w| Ok(serde_json::to_writer_pretty(w, &cfg)?))?;
+        if main {
+            if config_path.exists() {
+                bail!("{} already holds a run; continue it with --resume or choose another --out", out.display());
+            }
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            write_output(Some(&config_path), |w| Ok(serde_json::to_writer_pretty(w, &cfg)?))?;
+        }
         cfg
     };
     let term = Arc::new(AtomicBool::new(false));
@@ -276,8 +334,9 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         signal_hook::flag::register(sig, Arc::clone(flag))?;
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    match train(&cfg, &out, args.resume, args.quiet, &stop)? {
+    match train(&cfg, &out, args.resume, args.quiet, &stop, pg)? {
         Outcome::Finished | Outcome::StoppedEarly => Ok(ExitCode::SUCCESS),
-        Outcome::Interrupted => Ok(ExitCode::from(if term.load(Ordering::Relaxed) { 143 } else { 130 })),
+        // A process stopped because another rank was signalled counts as terminated.
+        Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),
     }
 }

@@ -1,0 +1,55 @@
+// ProcessGroupNCCL for CUDA tensors. build.rs compiles this file with -DUSE_C10D_NCCL -DUSE_CUDA and the CUDA and
+// NCCL headers of the torch wheel's nvidia packages when they are there (the PyPI wheel has CUDA); otherwise
+// without, and the NCCL backend reports that it was not built in.
+
+#include <cstring>
+#include <exception>
+
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+namespace {
+struct StoreHandle {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+}  // namespace
+
+extern "C" int lensfind_nccl_available() {
+#ifdef USE_C10D_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// A new ProcessGroupNCCL as a raw Backend* with one reference owned by the caller, or null with err set.
+extern "C" void* lensfind_nccl_backend(void* store, int rank, int world, int timeout_ms, char* err, int err_len) {
+  auto fail = [&](const char* what) {
+    if (err_len > 0) {
+      std::strncpy(err, what, err_len - 1);
+      err[err_len - 1] = 0;
+    }
+    return nullptr;
+  };
+#ifdef USE_C10D_NCCL
+  try {
+    auto* s = static_cast<StoreHandle*>(store);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lensfind/nccl", s->store);
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = std::chrono::milliseconds(timeout_ms);
+    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, opts);
+    return static_cast<void*>(pg.release());
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+#else
+  (void)store;
+  (void)rank;
+  (void)world;
+  (void)timeout_ms;
+  return fail("this build of lensfind has no NCCL backend (the torch wheel had no CUDA headers); use --dist-backend gloo");
+#endif
+}

@@ -1,0 +1,570 @@
+//! Data-parallel processes on libtorch's c10d (what PyTorch DDP runs on): rank discovery from torchrun's or
+//! Slurm's environment, a TCPStore rendezvous, and a Gloo (CPU or CUDA tensors) or NCCL (CUDA) process group with
+//! all-reduce, broadcast, all-gather and barrier, each bounded by a timeout.
+//!
+//! Faults: every rank runs a heartbeat thread that bumps a counter in the store every second, and a rank that
+//! fails with an error leaves its message there. When a collective fails or times out, the rank reads both and
+//! names the culprit ("rank 1 stopped responding", "rank 1 failed: ...") instead of hanging until the job's
+//! time limit. A group whose peer died is never freed: its threads may be blocked on the dead peer.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+extern "C" {
+    fn lensfind_store_new(
+        host: *const c_char,
+        port: c_int,
+        is_server: c_int,
+        world: c_int,
+        timeout_ms: c_int,
+        err: *mut c_char,
+        err_len: c_int,
+    ) -> *mut c_void;
+    fn lensfind_store_free(store: *mut c_void);
+    fn lensfind_store_set(
+        store: *mut c_void,
+        key: *const c_char,
+        value: *const u8,
+        len: c_int,
+        err: *mut c_char,
+        err_len: c_int,
+    ) -> c_int;
+    fn lensfind_store_check(store: *mut c_void, key: *const c_char, err: *mut c_char, err_len: c_int) -> c_int;
+    fn lensfind_store_get(
+        store: *mut c_void,
+        key: *const c_char,
+        out: *mut u8,
+        cap: c_int,
+        err: *mut c_char,
+        err_len: c_int,
+    ) -> c_int;
+    fn lensfind_pg_new(
+        store: *mut c_void,
+        backend: c_int,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: c_int,
+        hostname: *const c_char,
+        err: *mut c_char,
+        err_len: c_int,
+    ) -> *mut c_void;
+    fn lensfind_pg_free(pg: *mut c_void);
+    fn lensfind_pg_allreduce_sum(pg: *mut c_void, t: *mut torch_sys::C_tensor, err: *mut c_char, len: c_int) -> c_int;
+    fn lensfind_pg_broadcast(
+        pg: *mut c_void,
+        t: *mut torch_sys::C_tensor,
+        root: c_int,
+        err: *mut c_char,
+        len: c_int,
+    ) -> c_int;
+    fn lensfind_pg_allgather(
+        pg: *mut c_void,
+        out: *mut torch_sys::C_tensor,
+        input: *mut torch_sys::C_tensor,
+        err: *mut c_char,
+        len: c_int,
+    ) -> c_int;
+    fn lensfind_pg_barrier(pg: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
+    fn lensfind_nccl_available() -> c_int;
+    fn lensfind_quiet_logs();
+}
+
+/// Whether this build has c10d's NCCL backend (the torch wheel had CUDA and the CUDA headers were there).
+pub fn nccl_available() -> bool {
+    // SAFETY: returns a compile-time constant.
+    unsafe { lensfind_nccl_available() != 0 }
+}
+
+/// Where this process sits among the processes of a run, as the launcher described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    pub rank: usize,
+    pub world: usize,
+    /// The rank on this node: the index of the GPU this process uses.
+    pub local_rank: usize,
+    pub master_addr: String,
+    pub master_port: u16,
+    /// "torchrun" or "slurm".
+    pub launcher: &'static str,
+}
+
+impl Env {
+    /// Reads torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or else Slurm's
+    /// (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, with MASTER_ADDR and MASTER_PORT from the batch script). None
+    /// when neither describes more than one process: a plain single-process run.
+    pub fn from_env() -> Result<Option<Env>> {
+        Env::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// As from_env, with the variables from `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Env>> {
+        let num = |k: &str| -> Result<Option<usize>> {
+            var(k).map(|v| v.trim().parse::<usize>().with_context(|| format!("{k}={v:?} is not a number"))).transpose()
+        };
+        let (launcher, rank, world, local_rank) = if let Some(world) = num("WORLD_SIZE")? {
+            let rank = num("RANK")?.ok_or_else(|| anyhow!("WORLD_SIZE is set but RANK is not"))?;
+            ("torchrun", rank, world, num("LOCAL_RANK")?.unwrap_or(0))
+        } else if let (Some(rank), Some(world)) = (num("SLURM_PROCID")?, num("SLURM_NTASKS")?) {
+            ("slurm", rank, world, num("SLURM_LOCALID")?.unwrap_or(0))
+        } else {
+            return Ok(None);
+        };
+        if world <= 1 {
+            return Ok(None);
+        }
+        if rank >= world {
+            bail!("rank {rank} is not below the world size {world} ({launcher}'s variables)");
+        }
+        let master_addr = var("MASTER_ADDR").ok_or_else(|| {
+            anyhow!("{world} processes ({launcher}) but MASTER_ADDR is not set; export MASTER_ADDR and MASTER_PORT (see scripts/slurm/)")
+        })?;
+        let master_port = match var("MASTER_PORT") {
+            Some(p) => p.trim().parse::<u16>().with_context(|| format!("MASTER_PORT={p:?} is not a port"))?,
+            None => bail!("{world} processes ({launcher}) but MASTER_PORT is not set"),
+        };
+        Ok(Some(Env { rank, world, local_rank, master_addr, master_port, launcher }))
+    }
+}
+
+/// The collective backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Gloo,
+    Nccl,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Gloo => "gloo",
+            Backend::Nccl => "nccl",
+        })
+    }
+}
+
+const ERR_LEN: usize = 1024;
+
+fn err_buf() -> Vec<c_char> {
+    vec![0; ERR_LEN]
+}
+
+fn err_text(buf: &[c_char]) -> String {
+    // SAFETY: the shim NUL-terminates within the buffer (it was zeroed and has ERR_LEN bytes).
+    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).expect("no NUL left")
+}
+
+fn timeout_ms(d: Duration) -> c_int {
+    c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX)
+}
+
+/// A client of the rendezvous key-value store (rank 0's also serves it).
+struct Store(*mut c_void);
+
+// SAFETY: c10d's TCPStore serialises its operations internally; each Store has one owner at a time.
+unsafe impl Send for Store {}
+
+impl Store {
+    fn connect(env: &Env, server: bool, timeout: Duration) -> Result<Store> {
+        let host = c_string(&env.master_addr);
+        let mut err = err_buf();
+        // SAFETY: valid C strings and an error buffer of ERR_LEN bytes.
+        let p = unsafe {
+            lensfind_store_new(
+                host.as_ptr(),
+                c_int::from(env.master_port),
+                c_int::from(server),
+                env.world as c_int,
+                timeout_ms(timeout),
+                err.as_mut_ptr(),
+                ERR_LEN as c_int,
+            )
+        };
+        if p.is_null() {
+            bail!("rendezvous at {}:{} failed: {}", env.master_addr, env.master_port, err_text(&err));
+        }
+        Ok(Store(p))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        let k = c_string(key);
+        let mut err = err_buf();
+        // SAFETY: a live store, a C string, a byte slice and its length, an error buffer.
+        let rc = unsafe {
+            lensfind_store_set(
+                self.0,
+                k.as_ptr(),
+                value.as_ptr(),
+                value.len() as c_int,
+                err.as_mut_ptr(),
+                ERR_LEN as c_int,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(err_text(&err))
+        }
+    }
+
+    /// The value of `key`, None when it is not set; Err when the store is gone.
+    fn try_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let k = c_string(key);
+        let mut err = err_buf();
+        // SAFETY: as above.
+        match unsafe { lensfind_store_check(self.0, k.as_ptr(), err.as_mut_ptr(), ERR_LEN as c_int) } {
+            0 => return Ok(None),
+            1 => {}
+            _ => return Err(err_text(&err)),
+        }
+        let mut out = vec![0u8; 4096];
+        // SAFETY: out has the capacity passed.
+        let n = unsafe {
+            lensfind_store_get(
+                self.0,
+                k.as_ptr(),
+                out.as_mut_ptr(),
+                out.len() as c_int,
+                err.as_mut_ptr(),
+                ERR_LEN as c_int,
+            )
+        };
+        if n < 0 {
+            return Err(err_text(&err));
+        }
+        out.truncate((n as usize).min(4096));
+        Ok(Some(out))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // SAFETY: created by lensfind_store_new, freed once.
+        unsafe { lensfind_store_free(self.0) }
+    }
+}
+
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+fn heartbeat_key(rank: usize) -> String {
+    format!("lensfind/heartbeat/{rank}")
+}
+
+fn failure_key(rank: usize) -> String {
+    format!("lensfind/failed/{rank}")
+}
+
+/// One process's membership of the group: the store, the process group and the heartbeat.
+pub struct ProcessGroup {
+    pub rank: usize,
+    pub world: usize,
+    /// The rank on this node (the GPU index).
+    pub local_rank: usize,
+    pub backend: Backend,
+    pub timeout: Duration,
+    store: Store,
+    pg: *mut c_void,
+    stop_heartbeat: Arc<AtomicBool>,
+    heartbeat: Option<JoinHandle<()>>,
+    /// Set when a collective failed: the group is then leaked, not freed.
+    broken: AtomicBool,
+}
+
+impl ProcessGroup {
+    /// Joins the group described by `env`: rank 0 serves the store; everyone waits up to `timeout` for it.
+    pub fn init(env: &Env, backend: Backend, timeout: Duration) -> Result<ProcessGroup> {
+        if backend == Backend::Nccl && !nccl_available() {
+            bail!("this build has no NCCL backend (the torch wheel's CUDA headers were missing at build time)");
+        }
+        // c10d logs a warning with a stack trace for every store call that fails once a peer is gone (the heartbeat
+        // thread makes some); lensfind reports the fault itself, once, so only libtorch's errors are printed.
+        // SAFETY: sets libtorch's log level (a plain global int).
+        unsafe { lensfind_quiet_logs() };
+        let store = Store::connect(env, env.rank == 0, timeout)?;
+        // Gloo binds to loopback when the master is local (tests, one node without a resolvable hostname).
+        let loopback = matches!(env.master_addr.as_str(), "localhost" | "127.0.0.1" | "::1");
+        let host = loopback.then(|| c_string("127.0.0.1"));
+        let mut err = err_buf();
+        // SAFETY: a live store; hostname is null or a C string; error buffer of ERR_LEN bytes.
+        let pg = unsafe {
+            lensfind_pg_new(
+                store.0,
+                c_int::from(backend == Backend::Nccl),
+                env.rank as c_int,
+                env.world as c_int,
+                timeout_ms(timeout),
+                host.as_ref().map_or(std::ptr::null(), |h| h.as_ptr()),
+                err.as_mut_ptr(),
+                ERR_LEN as c_int,
+            )
+        };
+        if pg.is_null() {
+            bail!(
+                "rank {} of {}: creating the {backend} process group (store {}:{}) failed: {}",
+                env.rank,
+                env.world,
+                env.master_addr,
+                env.master_port,
+                err_text(&err)
+            );
+        }
+        let stop_heartbeat = Arc::new(AtomicBool::new(false));
+        let beat_store = Store::connect(env, false, timeout)?;
+        let (rank, stop) = (env.rank, Arc::clone(&stop_heartbeat));
+        let heartbeat = std::thread::Builder::new()
+            .name("lensfind-heartbeat".into())
+            .spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    if beat_store.set(&heartbeat_key(rank), &n.to_le_bytes()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(HEARTBEAT);
+                }
+            })
+            .context("starting the heartbeat thread")?;
+        let pg = ProcessGroup {
+            rank: env.rank,
+            world: env.world,
+            local_rank: env.local_rank,
+            backend,
+            timeout,
+            store,
+            pg,
+            stop_heartbeat,
+            heartbeat: Some(heartbeat),
+            broken: AtomicBool::new(false),
+        };
+        Ok(pg)
+    }
+
+    /// Turns a failed collective into an error that names the rank at fault when it can be found.
+    fn fault(&self, what: &str, message: String) -> anyhow::Error {
+        self.broken.store(true, Ordering::Relaxed);
+        let culprit = self.diagnose();
+        let detail = message.trim().split(". This is typically caused").next().unwrap_or_default().to_string();
+        anyhow!("{what} failed: {culprit} ({detail})")
+    }
+
+    /// Which other rank failed or stopped: a message it left, else a heartbeat that stopped moving.
+    fn diagnose(&self) -> String {
+        let others: Vec<usize> = (0..self.world).filter(|&r| r != self.rank).collect();
+        for &r in &others {
+            if let Ok(Some(msg)) = self.store.try_get(&failure_key(r)) {
+                return format!("rank {r} failed: {}", String::from_utf8_lossy(&msg));
+            }
+        }
+        let read = |r: usize| self.store.try_get(&heartbeat_key(r));
+        let first: Vec<_> = others.iter().map(|&r| read(r)).collect();
+        if first.iter().any(Result::is_err) {
+            return "the rendezvous store is gone: rank 0, which serves it, has stopped".into();
+        }
+        std::thread::sleep(HEARTBEAT * 5);
+        let stalled: Vec<String> = others
+            .iter()
+            .zip(&first)
+            .filter(|(&r, before)| match (read(r), before) {
+                (Ok(now), Ok(before)) => now == *before,
+                _ => true,
+            })
+            .map(|(r, _)| r.to_string())
+            .collect();
+        match stalled.len() {
+            0 => "no other rank reported an error and all are alive (a network fault, or a timeout too short for \
+                  this step?)"
+                .into(),
+            1 => format!("rank {} stopped responding (killed or stalled)", stalled[0]),
+            _ => format!("ranks {} stopped responding (killed or stalled)", stalled.join(", ")),
+        }
+    }
+
+    /// Leaves this rank's error for the others to read, so that they can name it when their collectives fail.
+    pub fn report_failure(&self, message: &str) {
+        let _ = self.store.set(&failure_key(self.rank), message.as_bytes());
+    }
+
+    fn call(&self, what: &str, f: impl FnOnce(*mut c_char) -> c_int) -> Result<()> {
+        if self.broken.load(Ordering::Relaxed) {
+            bail!("rank {}: the process group is broken by an earlier failure", self.rank);
+        }
+        let mut err = err_buf();
+        if f(err.as_mut_ptr()) == 0 {
+            Ok(())
+        } else {
+            Err(self.fault(what, err_text(&err)))
+        }
+    }
+
+    /// Sums `t` over all ranks, in place. `t` must be contiguous and on this rank's device.
+    pub fn all_reduce_sum(&self, t: &Tensor) -> Result<()> {
+        let p = t.as_ptr() as *mut torch_sys::C_tensor;
+        // SAFETY: a live group and tensor; the shim writes at most ERR_LEN bytes of error.
+        self.call("all-reduce", |e| unsafe { lensfind_pg_allreduce_sum(self.pg, p, e, ERR_LEN as c_int) })
+    }
+
+    /// Overwrites `t` on every rank with rank `root`'s.
+    pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
+        let p = t.as_ptr() as *mut torch_sys::C_tensor;
+        // SAFETY: as above.
+        self.call("broadcast", |e| unsafe { lensfind_pg_broadcast(self.pg, p, root as c_int, e, ERR_LEN as c_int) })
+    }
+
+    /// Every rank's `t` (same shape everywhere), stacked in rank order: [world, ...].
+    pub fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        let t = t.contiguous();
+        let mut shape = vec![self.world as i64];
+        shape.extend(t.size());
+        let out = Tensor::empty(shape.as_slice(), (t.kind(), t.device()));
+        let (po, pi) = (out.as_ptr() as *mut torch_sys::C_tensor, t.as_ptr() as *mut torch_sys::C_tensor);
+        // SAFETY: as above; out has world x the input's elements.
+        self.call("all-gather", |e| unsafe { lensfind_pg_allgather(self.pg, po, pi, e, ERR_LEN as c_int) })?;
+        Ok(out)
+    }
+
+    /// Waits until every rank gets here.
+    pub fn barrier(&self) -> Result<()> {
+        // SAFETY: as above.
+        self.call("barrier", |e| unsafe { lensfind_pg_barrier(self.pg, e, ERR_LEN as c_int) })
+    }
+
+    /// Sums f64 values over all ranks (on the CPU).
+    pub fn sum_f64(&self, values: &[f64], device: Device) -> Result<Vec<f64>> {
+        let t = Tensor::from_slice(values).to_device(device);
+        self.all_reduce_sum(&t)?;
+        Ok(Vec::<f64>::try_from(&t.to_device(Device::Cpu)).expect("f64 tensor"))
+    }
+
+    /// Gathers a different number of f64 values from each rank: every rank's, in rank order.
+    pub fn gather_f64(&self, values: &[f64], device: Device) -> Result<Vec<Vec<f64>>> {
+        let counts = self.all_gather(&Tensor::from_slice(&[values.len() as i64]).to_device(device))?;
+        let counts = Vec::<i64>::try_from(&counts.to_device(Device::Cpu).view([-1])).expect("i64 tensor");
+        let max = counts.iter().copied().max().unwrap_or(0) as usize;
+        let mut padded = values.to_vec();
+        padded.resize(max, 0.0);
+        let all = self.all_gather(&Tensor::from_slice(&padded).to_device(device))?.to_device(Device::Cpu);
+        Ok((0..self.world)
+            .map(|r| {
+                let row = Vec::<f64>::try_from(&all.get(r as i64).to_kind(Kind::Double)).expect("f64 tensor");
+                row[..counts[r] as usize].to_vec()
+            })
+            .collect())
+    }
+
+    /// A clean end: every rank arrives, then the group is freed.
+    pub fn finish(mut self) -> Result<()> {
+        self.barrier()?;
+        self.stop();
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        self.stop_heartbeat.store(true, Ordering::Relaxed);
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if self.broken.load(Ordering::Relaxed) {
+            // Threads inside the group may be blocked on a dead peer; freeing it could hang. The process is
+            // about to exit with the error.
+            return;
+        }
+        self.stop();
+        // SAFETY: created by lensfind_pg_new and freed once, after its last collective.
+        unsafe { lensfind_pg_free(self.pg) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn gloo_collectives_between_two_ranks() {
+        let port = free_port();
+        let run = move |rank: usize| {
+            let env = Env {
+                rank,
+                world: 2,
+                local_rank: rank,
+                master_addr: "127.0.0.1".into(),
+                master_port: port,
+                launcher: "torchrun",
+            };
+            let pg = ProcessGroup::init(&env, Backend::Gloo, Duration::from_secs(30)).unwrap();
+            let t = Tensor::from_slice(&[1.0f32 + rank as f32, 10.0]);
+            pg.all_reduce_sum(&t).unwrap();
+            let summed = Vec::<f32>::try_from(&t).unwrap();
+            let b = Tensor::from_slice(&[rank as i64 * 7 + 1]);
+            pg.broadcast(&b, 1).unwrap();
+            let gathered = pg.gather_f64(&vec![rank as f64; rank + 1], Device::Cpu).unwrap();
+            pg.finish().unwrap();
+            (summed, b.int64_value(&[0]), gathered)
+        };
+        let other = std::thread::spawn(move || run(1));
+        let mine = run(0);
+        let theirs = other.join().unwrap();
+        for (summed, root, gathered) in [mine, theirs] {
+            assert_eq!(summed, [3.0, 20.0]);
+            assert_eq!(root, 8, "rank 1's value everywhere");
+            assert_eq!(gathered, vec![vec![0.0], vec![1.0, 1.0]], "uneven lengths, rank order");
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn ranks_from_torchrun_or_slurm() {
+        assert_eq!(Env::from_vars(vars(&[])).unwrap(), None);
+        let torchrun = [
+            ("RANK", "3"),
+            ("WORLD_SIZE", "8"),
+            ("LOCAL_RANK", "1"),
+            ("MASTER_ADDR", "node1"),
+            ("MASTER_PORT", "29500"),
+            ("SLURM_PROCID", "0"),
+            ("SLURM_NTASKS", "2"),
+        ];
+        let e = Env::from_vars(vars(&torchrun)).unwrap().unwrap();
+        assert_eq!((e.rank, e.world, e.local_rank, e.launcher), (3, 8, 1, "torchrun"), "torchrun wins");
+        assert_eq!((e.master_addr.as_str(), e.master_port), ("node1", 29500));
+        let slurm = [
+            ("SLURM_PROCID", "5"),
+            ("SLURM_NTASKS", "8"),
+            ("SLURM_LOCALID", "1"),
+            ("MASTER_ADDR", "n"),
+            ("MASTER_PORT", "1"),
+        ];
+        let e = Env::from_vars(vars(&slurm)).unwrap().unwrap();
+        assert_eq!((e.rank, e.world, e.local_rank, e.launcher), (5, 8, 1, "slurm"));
+        // One task is a plain run, whatever the launcher.
+        assert_eq!(Env::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")])).unwrap(), None);
+        let no_master = Env::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "2")])).unwrap_err();
+        assert!(no_master.to_string().contains("MASTER_ADDR"), "{no_master}");
+        let bad =
+            Env::from_vars(vars(&[("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "a"), ("MASTER_PORT", "1")]));
+        assert!(bad.unwrap_err().to_string().contains("not below"));
+        assert!(Env::from_vars(vars(&[("RANK", "x"), ("WORLD_SIZE", "2")])).is_err());
+    }
+}
