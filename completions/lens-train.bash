@@ -23,7 +23,7 @@ _lens__train() {
 
     case "${cmd}" in
         lens__train)
-            opts="-o -j -q -h -V --list-models --pack --val-pack --out --resume --model --input-size --epochs --batch-size --lr --weight-decay --warmup-steps --grad-clip --drop-path --no-decay-norm-bias --pos-weight --precision --no-channels-last --seed --val-split --patience --pretrained --checkpoint-every --data-on-device --device --threads --quiet --help --version"
+            opts="-o -j -q -h -V --list-models --pack --val-pack --out --resume --model --input-size --epochs --batch-size --lr --weight-decay --warmup-steps --grad-clip --drop-path --no-decay-norm-bias --pos-weight --precision --no-channels-last --seed --val-split --patience --pretrained --checkpoint-every --data-on-device --device --dist-backend --dist-timeout --threads --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,14 @@ _lens__train() {
                     return 0
                     ;;
                 --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dist-backend)
+                    COMPREPLY=($(compgen -W "auto gloo nccl" -- "${cur}"))
+                    return 0
+                    ;;
+                --dist-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -18,6 +18,10 @@ complete -c lens-train -l patience -d 'Stop after this many epochs without a bet
 complete -c lens-train -l pretrained -d 'Start from a timm ImageNet checkpoint (safetensors): first conv adapted to 5 channels, fresh head' -r -F
 complete -c lens-train -l checkpoint-every -d 'Also write a checkpoint every N steps (one is always written after each epoch)' -r
 complete -c lens-train -l device -d 'auto (the first GPU if any), cpu, cuda or cuda:N' -r
+complete -c lens-train -l dist-backend -d 'Collectives between processes: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl' -r -f -a "auto\t''
+gloo\t''
+nccl\t''"
+complete -c lens-train -l dist-timeout -d 'Seconds a process waits for the others (rendezvous, each collective) before it stops with an error' -r
 complete -c lens-train -s j -l threads -d 'CPU threads for libtorch and batch gathering (default: all cores)' -r
 complete -c lens-train -l list-models -d 'List the models (name, family, input size, parameters) and exit'
 complete -c lens-train -l resume -d 'Continue the run in --out from its checkpoint, with the settings of its config.json'

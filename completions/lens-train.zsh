@@ -36,6 +36,8 @@ _lens-train() {
 '--pretrained=[Start from a timm ImageNet checkpoint (safetensors)\: first conv adapted to 5 channels, fresh head]:FILE:_files' \
 '--checkpoint-every=[Also write a checkpoint every N steps (one is always written after each epoch)]:N:_default' \
 '--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
+'--dist-backend=[Collectives between processes\: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl]:BACKEND:(auto gloo nccl)' \
+'--dist-timeout=[Seconds a process waits for the others (rendezvous, each collective) before it stops with an error]:SECONDS:_default' \
 '-j+[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
 '--threads=[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
 '--list-models[List the models (name, family, input size, parameters) and exit]' \

@@ -2,7 +2,8 @@
 # The one prepared script for a machine with an NVIDIA GPU: builds with CUDA (the torch wheel is the CUDA build),
 # checks that libtorch sees the GPU, then trains convnext_tiny@41 on a synthetic pack of >= 50k objects for 2
 # epochs in bf16, measures lens-infer for convnext_tiny@41 and vit_small@224, and prints images/second and GPU
-# memory. Meant to finish in a few minutes.
+# memory; then the c10d paths: NCCL (world size 1) and Gloo with 2 ranks on CUDA tensors (gradient all-reduce of
+# convnext_tiny, and a 2-rank lens-train sharing the GPU). Meant to finish in a few minutes.
 #   usage: scripts/gpu-check.sh [OBJECTS_PER_CLASS=12500]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ N=${1:-12500}
 . scripts/env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 .venv/bin/python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
-cargo build -q --release --bins
+cargo build -q --release --bins --examples
 BIN=target/release; W=$(mktemp -d)
 $BIN/lens-synth -q --out "$W/data" --objects "$N" --seed 1
 $BIN/lens-index -q "$W/data" -o "$W/index.csv"
@@ -38,6 +39,21 @@ for run in "$W/run" "$W/vit"; do
       "$(echo "$(($(wc -l < "$W/logits.csv") - 1)) / ($t1 - $t0)" | bc -l)"
   done
 done
+# c10d on the GPU: NCCL with one rank, Gloo with two ranks on CUDA tensors (both on GPU 0).
+MASTER_ADDR=127.0.0.1 MASTER_PORT=29731 target/release/examples/allreduce convnext_tiny 20 nccl cuda
+for r in 1 0; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29732 \
+    target/release/examples/allreduce convnext_tiny 20 gloo cuda &
+done
+wait
+rm -rf "$W/ddp"
+for r in 1 0; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29733 $BIN/lens-train -q --device cuda \
+    --dist-backend gloo --pack "$W/small.pack" --out "$W/ddp" --model convnext_tiny --epochs 2 --batch-size 128 &
+done
+wait
+echo "lens-train 2 ranks (gloo, CUDA tensors, one GPU) convnext_tiny: images/s per epoch:"
+tail -n +2 "$W/ddp/timing.csv"
 kill $SMI
 echo "peak GPU memory used (MiB): $(sort -n "$W/gpu-mem.log" | tail -1)"
 rm -rf "$W"

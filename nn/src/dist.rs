@@ -289,7 +289,9 @@ impl ProcessGroup {
         // thread makes some); lensfind reports the fault itself, once, so only libtorch's errors are printed.
         // SAFETY: sets libtorch's log level (a plain global int).
         unsafe { lensfind_quiet_logs() };
-        let store = Store::connect(env, env.rank == 0, timeout)?;
+        // Under torchrun the agent already serves the store at MASTER_PORT; the workers are all clients.
+        let agent_store = std::env::var("TORCHELASTIC_USE_AGENT_STORE").is_ok_and(|v| v == "True");
+        let store = Store::connect(env, env.rank == 0 && !agent_store, timeout)?;
         // Gloo binds to loopback when the master is local (tests, one node without a resolvable hostname).
         let loopback = matches!(env.master_addr.as_str(), "localhost" | "127.0.0.1" | "::1");
         let host = loopback.then(|| c_string("127.0.0.1"));

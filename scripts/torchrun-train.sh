@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Data-parallel lens-train under torchrun, as the reference runs PyTorch DDP: torchrun sets RANK, WORLD_SIZE,
+# LOCAL_RANK, MASTER_ADDR and MASTER_PORT for each process; lens-train reads them (no Python in the processes).
+#   scripts/torchrun-train.sh NPROC PACK RUN [lens-train options...]
+#   scripts/torchrun-train.sh 4 train.pack runs/tiny --model convnext_tiny --epochs 50
+# Several nodes: run on each `torchrun --nnodes N --node-rank K --master-addr HOST --master-port PORT ...`.
+# On CPUs, give each process its share of the cores with -j (e.g. 2 processes x -j 8 on 16 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NPROC=$1; PACK=$2; RUN=$3; shift 3
+LENS_TRAIN=$(command -v lens-train || echo "$PWD/target/release/lens-train")
+exec .venv/bin/torchrun --standalone --nproc-per-node "$NPROC" --no-python "$LENS_TRAIN" \
+  --pack "$PACK" --out "$RUN" "$@"
