@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use lensfind_nn::dist::{Backend, Env, ProcessGroup};
 use lensfind_nn::optim::AdamW;
-use lensfind_nn::train::ddp::{GradSync, BUCKET_BYTES};
+use lensfind_nn::train::ddp::{check_same_layout, GradSync, BUCKET_BYTES};
 use lensfind_nn::ModelConfig;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -37,13 +37,16 @@ fn main() -> Result<()> {
     let pg = ProcessGroup::init(&env, backend, Duration::from_secs(120))?;
     let vs = VarStore::new(device);
     let _model = ModelConfig::from_name(model, None)?.build(&vs.root());
-    let params: Vec<(String, Tensor, f64)> = vs.variables().into_iter().map(|(k, v)| (k, v, 0.0)).collect();
+    // In name order, as lens-train has them: every rank must send the same buckets.
+    let mut params: Vec<(String, Tensor, f64)> = vs.variables().into_iter().map(|(k, v)| (k, v, 0.0)).collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
     let opt = AdamW::new(params, 0.9, 0.999, 1e-8);
     let numel: usize = opt.slots.iter().map(|s| s.param.numel()).sum();
     // Real gradients through a backward pass, so every parameter has one, then noise.
     let loss =
         opt.slots.iter().map(|s| s.param.sum(Kind::Float)).fold(Tensor::zeros([], (Kind::Float, device)), |a, b| a + b);
     loss.backward();
+    check_same_layout(&pg, &opt)?;
     let mut sync = GradSync::new(&opt, BUCKET_BYTES);
     let mut times = Vec::with_capacity(steps);
     for i in 0..steps + 3 {
@@ -61,7 +64,27 @@ fn main() -> Result<()> {
         }
     }
     times.sort_by(f64::total_cmp);
+    // The collectives alone: the same bytes in buffers of the same sizes, without gathering the gradients.
+    let raw: Vec<Tensor> = (0..sync.buckets())
+        .map(|_| Tensor::zeros([(numel / sync.buckets()) as i64], (Kind::Float, device)))
+        .collect();
+    let mut raw_times = Vec::with_capacity(steps);
+    for i in 0..steps + 3 {
+        pg.barrier()?;
+        let t = Instant::now();
+        for b in &raw {
+            pg.all_reduce_sum(b)?;
+        }
+        if device.is_cuda() {
+            tch::Cuda::synchronize(env.local_rank as i64);
+        }
+        if i >= 3 {
+            raw_times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    raw_times.sort_by(f64::total_cmp);
     if env.rank == 0 {
+        println!("all-reduce alone: median {:.1} ms", raw_times[raw_times.len() / 2] * 1e3);
         let median = times[times.len() / 2];
         println!(
             "{model}: {numel} gradients ({:.1} MB) in {} buckets, {} ranks, {backend} on {device:?}: median {:.1} ms per step ({:.2} GB/s algorithm bandwidth)",

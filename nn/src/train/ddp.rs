@@ -83,44 +83,65 @@ impl GradSync {
         let last = self.flats.len() - 1;
         let mut total_flag = 0.0;
         tch::no_grad(|| -> Result<()> {
-            for (k, (bucket, flat)) in self.buckets.iter().zip(&self.flats).enumerate() {
-                let mut off = 0i64;
-                for &i in bucket {
-                    let p = &opt.slots[i].param;
-                    let n = p.numel() as i64;
-                    let g = p.grad();
-                    let mut dst = flat.narrow(0, off, n);
-                    if g.defined() {
-                        dst.copy_(&g.reshape([-1]));
-                    } else {
-                        let _ = dst.zero_();
-                    }
-                    off += n;
-                }
+            for (k, (bucket, flat)) in self.buckets.iter().zip(self.flats.iter_mut()).enumerate() {
+                let numel: i64 = bucket.iter().map(|&i| opt.slots[i].param.numel() as i64).sum();
+                // Gathered with one cat into the flat buffer (a tensor without a gradient sends zeros).
+                let parts: Vec<Tensor> = bucket
+                    .iter()
+                    .map(|&i| {
+                        let p = &opt.slots[i].param;
+                        let g = p.grad();
+                        if g.defined() {
+                            g.reshape([-1])
+                        } else {
+                            Tensor::zeros([p.numel() as i64], (Kind::Float, p.device()))
+                        }
+                    })
+                    .collect();
+                let _ = Tensor::cat_out(&flat.narrow(0, 0, numel), &parts, 0);
                 if k == last {
-                    let _ = flat.narrow(0, off, 1).fill_(f64::from(flag));
+                    let _ = flat.narrow(0, numel, 1).fill_(f64::from(flag));
                 }
                 pg.all_reduce_sum(flat)?;
+                if k == last {
+                    total_flag = flat.double_value(&[numel]) as f32;
+                }
+                let _ = flat.g_div_scalar_(world);
                 let mut off = 0i64;
                 for &i in bucket {
                     let p = &opt.slots[i].param;
                     let n = p.numel() as i64;
-                    let mean = flat.narrow(0, off, n).view(p.size().as_slice()) / world;
                     // Every tensor of our models gets a gradient in every step; one without keeps none.
                     let mut g = p.grad();
                     if g.defined() {
-                        g.copy_(&mean);
+                        g.copy_(&flat.narrow(0, off, n).view(p.size().as_slice()));
                     }
                     off += n;
-                }
-                if k == last {
-                    total_flag = flat.double_value(&[off]) as f32;
                 }
             }
             Ok(())
         })?;
         Ok(total_flag)
     }
+}
+
+/// Fails unless every rank holds the same tensors (names and shapes) in the same order: a mismatch would make
+/// the collectives exchange buffers of different sizes, which Gloo answers by aborting the process.
+pub fn check_same_layout(pg: &ProcessGroup, opt: &AdamW) -> Result<()> {
+    // FNV-1a over names and shapes, in slot order.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in &opt.slots {
+        for b in s.name.bytes().chain(s.param.size().iter().flat_map(|d| d.to_le_bytes())) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    let device = opt.slots.first().map_or(tch::Device::Cpu, |s| s.param.device());
+    let mine = Tensor::from_slice(&[h as i64]).to_device(device);
+    let all = Vec::<i64>::try_from(&pg.all_gather(&mine)?.to_device(tch::Device::Cpu).view([-1])).expect("i64");
+    if let Some(r) = all.iter().position(|&x| x != all[0]) {
+        anyhow::bail!("rank {r} holds a different model than rank 0 (tensor names or shapes differ)");
+    }
+    Ok(())
 }
 
 /// Makes every rank's weights and AdamW moments rank 0's, in buckets.

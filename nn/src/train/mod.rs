@@ -334,6 +334,7 @@ pub fn train(
     let mut grad_sync = None;
     if let Some(pg) = pg {
         // Rank 0's weights (fresh, pretrained or resumed) and moments everywhere.
+        ddp::check_same_layout(pg, &opt)?;
         ddp::broadcast_state(pg, &opt)?;
         grad_sync = Some(GradSync::new(&opt, ddp::BUCKET_BYTES));
     }
