@@ -451,6 +451,9 @@ impl ProcessGroup {
         let counts = self.all_gather(&Tensor::from_slice(&[values.len() as i64]).to_device(device))?;
         let counts = Vec::<i64>::try_from(&counts.to_device(Device::Cpu).view([-1])).expect("i64 tensor");
         let max = counts.iter().copied().max().unwrap_or(0) as usize;
+        if max == 0 {
+            return Ok(vec![Vec::new(); self.world]);
+        }
         let mut padded = values.to_vec();
         padded.resize(max, 0.0);
         let all = self.all_gather(&Tensor::from_slice(&padded).to_device(device))?.to_device(Device::Cpu);
