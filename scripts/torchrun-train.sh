@@ -6,8 +6,9 @@
 # Several nodes: run on each `torchrun --nnodes N --node-rank K --master-addr HOST --master-port PORT ...`.
 # On CPUs, give each process its share of the cores with -j (e.g. 2 processes x -j 8 on 16 cores).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NPROC=$1; PACK=$2; RUN=$3; shift 3
-LENS_TRAIN=$(command -v lens-train || echo "$PWD/target/release/lens-train")
-exec .venv/bin/torchrun --standalone --nproc-per-node "$NPROC" --no-python "$LENS_TRAIN" \
+LENS_TRAIN=$(command -v lens-train || echo "$ROOT/target/release/lens-train")
+TORCHRUN=$(command -v torchrun || echo "$ROOT/.venv/bin/torchrun")
+exec "$TORCHRUN" --standalone --nproc-per-node "$NPROC" --no-python "$LENS_TRAIN" \
   --pack "$PACK" --out "$RUN" "$@"
