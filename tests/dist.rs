@@ -15,20 +15,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-const COMMON: [&str; 12] = [
-    "--model",
-    "convnext_atto",
-    "--precision",
-    "fp32",
-    "--no-channels-last",
-    "--seed",
-    "3",
-    "-q",
-    "-j",
-    "1",
-    "--val-split",
-    "0.2",
-];
+/// Default precision (bf16, channels-last) unless a test asks for fp32 (EXACT).
+const COMMON: [&str; 7] = ["--model", "convnext_atto", "--seed", "3", "-q", "-j", "1"];
+
+const EXACT: [&str; 3] = ["--precision", "fp32", "--no-channels-last"];
 
 /// lens-train as rank `rank` of `world` (torchrun's variables) with `args`.
 fn rank_cmd(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {
@@ -94,9 +84,11 @@ fn two_ranks_with_batch_b_train_like_one_rank_with_2b() {
     // 200 objects, 160 for training: 10 steps of 16 per epoch, no padding.
     let (t, p) = packed_dataset(50, 1);
     let one = t.path().join("one");
-    ok(tool("lens-train").args(COMMON).args(run_args(&p, &one, &["--epochs", "2", "--batch-size", "16"])));
+    ok(tool("lens-train").args(COMMON).args(EXACT).args(run_args(&p, &one, &["--epochs", "2", "--batch-size", "16"])));
     let two = t.path().join("two");
-    let results = wait_all(spawn_ranks(2, &run_args(&p, &two, &["--epochs", "2", "--batch-size", "8"])));
+    let mut args = run_args(&p, &two, &["--epochs", "2", "--batch-size", "8"]);
+    args.extend(EXACT);
+    let results = wait_all(spawn_ranks(2, &args));
     for (r, (code, err)) in results.iter().enumerate() {
         assert_eq!(*code, Some(0), "rank {r}:\n{err}");
     }
@@ -115,7 +107,11 @@ fn two_ranks_with_batch_b_train_like_one_rank_with_2b() {
     assert!(worst.0 < 1e-4, "weights differ by {} in {}", worst.0, worst.1);
     // The ranks moved the weights: the comparison is not between two untrained models.
     let init = t.path().join("init");
-    ok(tool("lens-train").args(COMMON).args(run_args(&p, &init, &["--epochs", "1", "--batch-size", "160"])));
+    ok(tool("lens-train").args(COMMON).args(EXACT).args(run_args(
+        &p,
+        &init,
+        &["--epochs", "1", "--batch-size", "160"],
+    )));
     let moved = weights(&init.join("model.safetensors"));
     assert!(a.iter().any(|(k, v)| v.iter().zip(&moved[k]).any(|(x, y)| (x - y).abs() > 1e-3)));
 

@@ -65,9 +65,8 @@ fn main() -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     // The collectives alone: the same bytes in buffers of the same sizes, without gathering the gradients.
-    let raw: Vec<Tensor> = (0..sync.buckets())
-        .map(|_| Tensor::zeros([(numel / sync.buckets()) as i64], (Kind::Float, device)))
-        .collect();
+    let raw: Vec<Tensor> =
+        (0..sync.buckets()).map(|_| Tensor::zeros([(numel / sync.buckets()) as i64], (Kind::Float, device))).collect();
     let mut raw_times = Vec::with_capacity(steps);
     for i in 0..steps + 3 {
         pg.barrier()?;
