@@ -10,7 +10,7 @@ OBJECTS ?= 500
 SEED    ?= 1
 EPOCHS  ?= 5
 
-TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval
+TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval lens-view
 
 # libtorch comes from the torch wheel in .venv (tch's build finds it through Python).
 export VIRTUAL_ENV := $(CURDIR)/.venv
