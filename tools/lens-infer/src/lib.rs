@@ -28,7 +28,7 @@ use lensfind_nn::train::{parse_device, Precision, RunSettings};
 /// Precision and memory format default to the fastest measured (bf16 autocast, channels-last); the classifier
 /// head always runs in float32.
 #[derive(Debug, Parser)]
-#[command(name = "lens-infer", version, max_term_width = 110)]
+#[command(name = "lens-infer", version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
 pub struct Args {
     /// The run directory (lens-train's --out).
     #[arg(long, value_name = "DIR")]
