@@ -108,6 +108,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some((k, n)) => (0..pack.len()).filter(|r| r % n == k).collect(),
         None => (0..pack.len()).collect(),
     };
+    // The rows about to be scored are read anyway: check them against the pack's block checksums first, so an
+    // edited or damaged images.npy is an error naming the rows, never a wrong score.
+    pack.check_rows(rows.iter().copied()).with_context(|| format!("checking {}", args.pack.display()))?;
     let views = args.tta.views();
     let settings = RunSettings {
         size: predictor.config.model_config.input_size(),
