@@ -66,5 +66,5 @@ fn readme_examples_run_as_written() {
     }
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(t.path().join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(metrics["all"]["n"], 50, "the blind set of the quickstart is scored whole");
+    assert_eq!(metrics["all"]["n"], 20, "the blind set of the quickstart is scored whole");
 }
