@@ -10,7 +10,7 @@ OBJECTS ?= 500
 SEED    ?= 1
 EPOCHS  ?= 5
 
-TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval
+TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval lens-view
 
 # libtorch comes from the torch wheel in .venv (tch's build finds it through Python).
 export VIRTUAL_ENV := $(CURDIR)/.venv
@@ -29,7 +29,7 @@ build: setup
 
 # The whole pipeline on synthetic data: synthesise a challenge-format training set (with two damaged files, as
 # the real release had) and a blind test set, index and pack both, train two small models, score the blind set
-# with test-time augmentation, ensemble the two, and evaluate against the blind labels.
+# with test-time augmentation, ensemble the two, evaluate against the blind labels, and draw the best candidates.
 demo: build
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/lens-synth --out $(DEMO)/train --objects $(OBJECTS) --seed $(SEED) --corrupt 2
@@ -50,6 +50,7 @@ demo: build
 	$(BIN)/lens-eval --pred $(DEMO)/submission.csv --truth $(DEMO)/blind/labels.csv --roc $(DEMO)/roc.csv \
 	  --plot $(DEMO)/roc.png \
 	  > $(DEMO)/metrics.json
+	$(BIN)/lens-view --pack $(DEMO)/blind.pack --scores $(DEMO)/submission.csv --top 36 -o $(DEMO)/candidates.png
 	@echo
 	@echo "demo: what was made under $(DEMO)/:"
 	@for p in $(DEMO)/train.pack $(DEMO)/blind.pack; do \
@@ -59,6 +60,7 @@ demo: build
 	@column -s, -t < $(DEMO)/runs/atto/metrics.csv | cut -c1-120 | sed 's/^/    /'
 	@echo "  $(DEMO)/submission.csv scored against $(DEMO)/blind/labels.csv ($(DEMO)/metrics.json, roc.csv, roc.png):"
 	@grep -E '"(auc|tpr_at_fpr_1e2|tpr0)"' $(DEMO)/metrics.json | head -3 | sed 's/^ */    /'
+	@echo "  $(DEMO)/candidates.png: the 36 best-scored blind objects (lens-view), to look at"
 
 # The whole test suite: unit tests, the end-to-end tests (which run the built tools), and the man-page check.
 test: setup

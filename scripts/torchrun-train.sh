@@ -6,7 +6,7 @@
 # Several nodes: run on each `torchrun --nnodes N --node-rank K --master-addr HOST --master-port PORT ...`.
 # On CPUs, give each process its share of the cores with -j (e.g. 2 processes x -j 8 on 16 cores).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd -P "$(dirname "$0")/.." && pwd)
 NPROC=$1; PACK=$2; RUN=$3; shift 3
 LENS_TRAIN=$(command -v lens-train || echo "$ROOT/target/release/lens-train")
 TORCHRUN=$(command -v torchrun || echo "$ROOT/.venv/bin/torchrun")

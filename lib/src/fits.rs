@@ -30,6 +30,8 @@ pub enum FitsError {
     Truncated(u64),
     #[error("column band_{0} is not numeric")]
     NotNumeric(char),
+    #[error("table rows are {naxis1} bytes (NAXIS1) but its columns (TFORMn) add up to {columns}")]
+    RowWidth { naxis1: i64, columns: i64 },
 }
 
 fn status_text(status: c_int) -> String {
@@ -59,8 +61,9 @@ struct Fits {
 }
 
 impl Fits {
-    fn open(path: &Path) -> Result<Fits, FitsError> {
-        let data = std::fs::read(path).map_err(|e| FitsError::Open(e.to_string()))?;
+    /// Parses the bytes of a whole file.
+    fn from_bytes(data: Vec<u8>) -> Result<Fits, FitsError> {
+        check_header_text(&data)?;
         let mut mem = Box::new(MemFile { data, addr: ptr::null_mut(), size: 0 });
         mem.addr = mem.data.as_mut_ptr().cast();
         mem.size = mem.data.len();
@@ -168,6 +171,30 @@ impl Fits {
         }
     }
 
+    /// Bytes per row that the column formats add up to, or None when a column is variable-length (its
+    /// descriptor size depends on P or Q, which the type code does not say).
+    fn columns_width(&mut self) -> Result<Option<i64>, FitsError> {
+        let (mut n, mut status) = (0, 0);
+        // SAFETY: self.ptr is an open file positioned on a table.
+        unsafe { sys::ffgncl(self.ptr, &mut n, &mut status) };
+        Self::check(status)?;
+        let mut total: i64 = 0;
+        for col in 1..=n {
+            let (mut typecode, mut repeat, mut width) = (0, 0, 0);
+            // SAFETY: valid out-pointers, col within 1..=ncols.
+            unsafe { sys::ffgtclll(self.ptr, col, &mut typecode, &mut repeat, &mut width, &mut status) };
+            Self::check(status)?;
+            let bytes = match typecode {
+                t if t < 0 => return Ok(None),
+                1 => (repeat + 7) / 8, // TBIT: X columns pack 8 bits per byte
+                16 => repeat,          // TSTRING: repeat is the number of characters
+                _ => repeat.saturating_mul(width),
+            };
+            total = total.saturating_add(bytes);
+        }
+        Ok(Some(total))
+    }
+
     fn rows(&mut self) -> Result<i64, FitsError> {
         let (mut n, mut status) = (0, 0);
         // SAFETY: self.ptr is an open file positioned on a table.
@@ -210,6 +237,65 @@ impl Drop for Fits {
     }
 }
 
+/// FITS headers are printable ASCII (bytes 0x20-0x7E, FITS standard 4.0, section 4.1.1). cfitsio 4.2 copies some
+/// header values with `strcpy` into fixed buffers and overflows them on other bytes (found by fuzzing: glibc aborts
+/// the whole process), so every header card is checked here before cfitsio sees the file. Walks the HDUs as cfitsio
+/// will: cards up to END, then the data, whose size the header's BITPIX, NAXISn, PCOUNT and GCOUNT give. Where the
+/// header does not say (a missing or malformed keyword), the walk stops and cfitsio reports the problem.
+fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
+    const BLOCK: usize = 2880;
+    if !data.is_empty() && !data.starts_with(b"SIMPLE  =") {
+        return Err(FitsError::Open("not a FITS file: it does not begin with SIMPLE =".into()));
+    }
+    let mut pos = 0usize;
+    let mut hdu = 1;
+    while pos < data.len() {
+        let mut keys: Vec<(&[u8], i64)> = Vec::new();
+        loop {
+            let Some(card) = data.get(pos..pos + 80) else { return Ok(()) }; // cut off: cfitsio says so
+            if let Some(at) = card.iter().position(|b| !(0x20..=0x7e).contains(b)) {
+                return Err(FitsError::Cfitsio(format!(
+                    "header of HDU {hdu} holds a byte 0x{:02x} at offset {}: FITS headers are printable ASCII",
+                    card[at],
+                    pos + at
+                )));
+            }
+            pos += 80;
+            let key = card[..8].trim_ascii_end();
+            if key == b"END" {
+                break;
+            }
+            if &card[8..10] == b"= " {
+                let value = card[10..].split(|&b| b == b'/').next().unwrap_or(&[]).trim_ascii();
+                if let Some(v) = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok()) {
+                    keys.push((key, v));
+                }
+            }
+        }
+        let get = |k: &[u8]| keys.iter().find(|(key, _)| *key == k).map(|&(_, v)| v);
+        let (Some(bitpix), Some(naxis)) = (get(b"BITPIX"), get(b"NAXIS")) else { return Ok(()) };
+        let mut elements: i64 = if naxis > 0 { 1 } else { 0 };
+        for axis in 1..=naxis.clamp(0, 999) {
+            let Some(n) = get(format!("NAXIS{axis}").as_bytes()) else { return Ok(()) };
+            if n == 0 && axis == 1 && naxis > 1 {
+                return Ok(()); // random groups, an old convention whose size rule differs: not walked
+            }
+            let Some(e) = elements.checked_mul(n).filter(|&e| e >= 0) else { return Ok(()) };
+            elements = e;
+        }
+        let (pcount, gcount) = (get(b"PCOUNT").unwrap_or(0), get(b"GCOUNT").unwrap_or(1));
+        let bytes = elements
+            .checked_add(pcount)
+            .and_then(|e| e.checked_mul(gcount))
+            .and_then(|e| e.checked_mul(bitpix.abs() / 8))
+            .and_then(|b| usize::try_from(b).ok());
+        let Some(bytes) = bytes else { return Ok(()) };
+        pos = pos.div_ceil(BLOCK).saturating_mul(BLOCK).saturating_add(bytes.div_ceil(BLOCK).saturating_mul(BLOCK));
+        hdu += 1;
+    }
+    Ok(())
+}
+
 fn shape_text(dims: &[i64]) -> String {
     // FITS lists NAXIS1 (the fastest axis, width) first; people read shapes as HxW.
     dims.iter().rev().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
@@ -221,11 +307,54 @@ fn shape_text(dims: &[i64]) -> String {
 /// one-row binary table with a vector column `band_<b>` of `height*width` numbers, with or without TDIM (training
 /// files). Any numeric type is converted to f64. Values are returned as stored: NaN and Inf are not touched here.
 pub fn read_band(path: &Path, band: usize, height: usize, width: usize, out: &mut [f64]) -> Result<(), FitsError> {
+    let data = read_file(path)?;
+    read_band_bytes(data, band, height, width, out)
+}
+
+/// Band files larger than this are refused unread: a 41x41 float64 file is 20 kB, and an index row pointing at a
+/// huge file (or a device) must not make the reader allocate its size.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a whole band file. Only regular files (or links to them) are read: opening a FIFO would block forever
+/// and a device such as /dev/zero would never end.
+fn read_file(path: &Path) -> Result<Vec<u8>, FitsError> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| FitsError::Open(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(FitsError::Open("is a directory".into()));
+    }
+    if !meta.is_file() {
+        return Err(FitsError::Open("not a regular file".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(FitsError::Open(format!(
+            "{} bytes, more than the {MAX_FILE_BYTES} a band file may have",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| FitsError::Open(e.to_string()))?;
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // The file may have grown since the stat: read at most one byte past the limit to notice.
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut data).map_err(|e| FitsError::Open(e.to_string()))?;
+    if data.len() as u64 > MAX_FILE_BYTES {
+        return Err(FitsError::Open(format!("more than the {MAX_FILE_BYTES} bytes a band file may have")));
+    }
+    Ok(data)
+}
+
+/// [`read_band`] on the bytes of a whole file, already in memory.
+pub fn read_band_bytes(
+    data: Vec<u8>,
+    band: usize,
+    height: usize,
+    width: usize,
+    out: &mut [f64],
+) -> Result<(), FitsError> {
     assert_eq!(out.len(), height * width, "output buffer must hold height*width values");
     let want = [width as i64, height as i64];
     let band_letter = BANDS[band];
     let column_name = format!("band_{band_letter}");
-    let mut f = Fits::open(path)?;
+    let mut f = Fits::from_bytes(data)?;
     let n = f.num_hdus()?;
     for hdu in 1..=n {
         match f.move_to(hdu)? as u32 {
@@ -262,6 +391,13 @@ pub fn read_band(path: &Path, band: usize, height: usize, width: usize, out: &mu
                     return Err(FitsError::Shape { got, want: shape_text(&want) });
                 }
                 let row_bytes = f.key_i64(c"NAXIS1")?;
+                // A TFORM that lies about the type (1681E over stored doubles) leaves rows wider than the columns:
+                // cfitsio would read the doubles' bytes as floats. The standard makes NAXIS1 the columns' sum.
+                if let Some(columns) = f.columns_width()? {
+                    if columns != row_bytes {
+                        return Err(FitsError::RowWidth { naxis1: row_bytes, columns });
+                    }
+                }
                 f.require_data(row_bytes)?;
                 return f.read_column_row1(col, out);
             }

@@ -1,5 +1,6 @@
 pub mod cli;
 pub mod fits;
+pub mod font;
 pub mod index;
 pub mod metrics;
 pub mod naming;

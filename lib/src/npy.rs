@@ -75,9 +75,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<(Dtype, Vec<usize>, usize)> {
     if !field("fortran_order")?.starts_with("False") {
         bail!(".npy array is in Fortran order");
     }
-    let shape = field("shape")?;
+    // Found by fuzzing: slicing `shape[1..close]` panicked on a shape that starts with ')' or a multi-byte char.
+    let shape = field("shape")?.strip_prefix('(').context(".npy shape is not a tuple")?;
     let close = shape.find(')').context(".npy shape is not a tuple")?;
-    let shape: Vec<usize> = shape[1..close]
+    let shape: Vec<usize> = shape[..close]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())

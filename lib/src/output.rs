@@ -15,6 +15,56 @@ pub fn temp_beside(target: &Path, tag: &str) -> PathBuf {
     dir.join(format!(".{name}.{tag}-{}-{}", hostname(), std::process::id()))
 }
 
+/// Removes what killed runs left beside `target`: hidden `.NAME.tmp-HOST-PID` and `.NAME.old-HOST-PID` entries
+/// (files or directories) made on this host by a process that is no longer running. A SIGKILL (the OOM killer, a
+/// job past its time limit) gives a process no chance to clean up; the next run does it. Entries from other hosts
+/// are left alone: their processes may be alive, and we cannot tell. Returns what was removed, with its PID.
+pub fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let host = hostname();
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(entry_name) = file_name.to_str() else { continue };
+        let pid = ["tmp", "old"].iter().find_map(|tag| {
+            let rest = entry_name.strip_prefix(&format!(".{name}.{tag}-{host}-"))?;
+            rest.parse::<u32>().ok().filter(|_| rest.bytes().all(|b| b.is_ascii_digit()))
+        });
+        let Some(pid) = pid else { continue };
+        if pid == std::process::id() || process_is_running(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        if gone.is_ok() {
+            removed.push((path, pid));
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// Whether a process of this PID exists on this host (Linux: /proc/PID; elsewhere assume it does, so that nothing
+/// is removed that might be in use).
+fn process_is_running(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// [`remove_stale_temps`], saying on stderr what it removed (`tool: removed ...`).
+pub fn clean_stale_temps(target: &Path, tool: &str) {
+    for (path, pid) in remove_stale_temps(target) {
+        eprintln!("{tool}: removed {}, left by process {pid}, which is no longer running", path.display());
+    }
+}
+
 fn hostname() -> String {
     let name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let name: String = name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
@@ -34,6 +84,7 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<AtomicFile> {
+        clean_stale_temps(target, &program_name());
         let temp = temp_beside(target, "tmp");
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
         Ok(AtomicFile { target: target.to_path_buf(), temp, writer: Some(BufWriter::with_capacity(1 << 20, file)) })
@@ -68,6 +119,15 @@ impl Drop for AtomicFile {
             let _ = fs::remove_file(&self.temp);
         }
     }
+}
+
+/// This program's file name (`lens-ensemble`), for messages from library code.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .and_then(|p| Path::new(p).file_name())
+        .map_or_else(|| "lensfind".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Moves the finished directory `tmp` to `target`. An existing `target` is first moved aside, then removed, so a
@@ -125,5 +185,31 @@ mod tests {
         write_output(Some(&target), |w| Ok(w.write_all(b"whole")?)).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"whole");
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_only_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("x.pack");
+        let host = hostname();
+        // PID 0 is never a user process's, so no such /proc entry: as good as dead. Our own PID is alive.
+        let dead_dir = t.path().join(format!(".x.pack.tmp-{host}-0"));
+        let dead_old = t.path().join(format!(".x.pack.old-{host}-0"));
+        let alive = t.path().join(format!(".x.pack.tmp-{host}-{}", std::process::id()));
+        let init = t.path().join(format!(".x.pack.tmp-{host}-1"));
+        let other_host = t.path().join(".x.pack.tmp-elsewhere9-0");
+        let other_name = t.path().join(format!(".y.pack.tmp-{host}-0"));
+        let not_a_pid = t.path().join(format!(".x.pack.tmp-{host}-0x"));
+        fs::create_dir_all(dead_dir.join("sub")).unwrap();
+        fs::write(&dead_old, "").unwrap();
+        for p in [&alive, &init, &other_host, &other_name, &not_a_pid] {
+            fs::create_dir(p).unwrap();
+        }
+        let removed = remove_stale_temps(&target);
+        assert_eq!(removed, vec![(dead_old.clone(), 0), (dead_dir.clone(), 0)]);
+        assert!(!dead_dir.exists() && !dead_old.exists());
+        for p in [&alive, &init, &other_host, &other_name, &not_a_pid] {
+            assert!(p.exists(), "{} must stay", p.display());
+        }
     }
 }

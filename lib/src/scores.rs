@@ -2,6 +2,7 @@
 //! errors that name the file and line.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -18,7 +19,13 @@ pub struct Scores {
 /// Reads `path` (CSV with a header holding `id` and the first of `columns` present). A malformed row, a
 /// duplicated id or a non-finite value is an error naming the file and line.
 pub fn read_scores(path: &Path, columns: &[&str]) -> Result<Scores> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    read_scores_from(std::io::BufReader::new(file), path, columns)
+}
+
+/// [`read_scores`] from any reader; `path` names the input in errors.
+pub fn read_scores_from<R: Read>(input: R, path: &Path, columns: &[&str]) -> Result<Scores> {
+    let mut r = csv::Reader::from_reader(input);
     let header = r.headers().with_context(|| format!("reading the header of {}", path.display()))?.clone();
     let id_col = header.iter().position(|h| h == "id").with_context(|| format!("{}: no id column", path.display()))?;
     let (col, name) = columns
@@ -69,8 +76,14 @@ pub struct Truth {
 /// (lens-synth's labels.csv, an index). Unlabelled rows are skipped.
 pub fn read_truth(path: &Path) -> Result<Vec<Truth>> {
     let csv_path = if path.join("pack.json").exists() { path.join("meta.csv") } else { path.to_path_buf() };
-    let mut r = csv::Reader::from_path(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
-    let header = r.headers()?.clone();
+    let file = std::fs::File::open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+    read_truth_from(std::io::BufReader::new(file), &csv_path)
+}
+
+/// [`read_truth`] of a CSV from any reader; `csv_path` names the input in errors.
+pub fn read_truth_from<R: Read>(input: R, csv_path: &Path) -> Result<Vec<Truth>> {
+    let mut r = csv::Reader::from_reader(input);
+    let header = r.headers().with_context(|| format!("reading the header of {}", csv_path.display()))?.clone();
     let find = |name: &str| header.iter().position(|h| h == name);
     let (Some(id_col), Some(label_col)) = (find("id"), find("label")) else {
         bail!("{}: needs id and label columns", csv_path.display());

@@ -13,6 +13,7 @@ pub mod optim;
 pub mod registry;
 pub mod shim;
 pub mod train;
+pub mod version;
 pub mod vit;
 
 pub use registry::{registry, Model, ModelConfig, ModelSpec};

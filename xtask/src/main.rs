@@ -18,6 +18,7 @@ fn commands() -> Vec<clap::Command> {
         lens_infer::Args::command(),
         lens_ensemble::Args::command(),
         lens_eval::Args::command(),
+        lens_view::Args::command(),
     ]
 }
 

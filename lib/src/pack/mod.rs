@@ -10,7 +10,7 @@ mod read;
 mod write;
 
 pub use object::{load_object, standardize, Standardize};
-pub use read::{read_manifest, verify, MetaRow, Pack};
+pub use read::{parse_manifest, read_manifest, verify, MetaRow, Pack};
 pub use write::{write_pack, PackOptions, PackSummary};
 
 use serde::{Deserialize, Serialize};

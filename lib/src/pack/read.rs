@@ -31,9 +31,14 @@ pub struct Pack {
 /// Reads and checks `pack.json`: the format and a version this code understands.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("pack.json");
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_manifest(&text, &path)
+}
+
+/// Parses and checks the text of a `pack.json`; `path` names it in errors.
+pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        serde_json::from_slice(text).with_context(|| format!("{} is not valid JSON", path.display()))?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != FORMAT {
         bail!("{} is not a lensfind pack manifest (format {format:?})", path.display());
@@ -64,6 +69,20 @@ impl Pack {
                 manifest.images.bytes
             );
         }
+        let data_bytes = [manifest.count, 5, manifest.height, manifest.width, manifest.dtype.size()]
+            .into_iter()
+            .try_fold(1u64, |acc, d| acc.checked_mul(d as u64));
+        if data_bytes.and_then(|d| d.checked_add(manifest.images.data_offset)) != Some(len) {
+            bail!(
+                "{}: {len} bytes cannot hold {} rows of 5x{}x{} {:?} after a {}-byte header: the manifest is damaged",
+                images_path.display(),
+                manifest.count,
+                manifest.height,
+                manifest.width,
+                manifest.dtype,
+                manifest.images.data_offset
+            );
+        }
         // SAFETY: the pack is written once and renamed into place, never modified in place by lensfind; a user
         // editing it while we read is outside what any reader can guard against.
         let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", images_path.display()))?;
@@ -78,11 +97,57 @@ impl Pack {
                 manifest.dtype
             );
         }
-        let meta = read_meta(&dir.join("meta.csv"))?;
-        if meta.len() != manifest.count || meta.iter().enumerate().any(|(i, m)| m.row != i) {
-            bail!("{}: rows do not match the {} images", dir.join("meta.csv").display(), manifest.count);
+        let meta_path = dir.join("meta.csv");
+        let meta_bytes = fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?;
+        if meta_bytes.len() as u64 != manifest.meta.bytes || hex(crc32fast::hash(&meta_bytes)) != manifest.meta.crc32 {
+            bail!("{} does not match its checksum in pack.json: it was edited or damaged", meta_path.display());
         }
-        Ok(Pack { dir: dir.to_path_buf(), manifest, meta, mmap })
+        let meta = read_meta_from(&meta_bytes[..], &meta_path)?;
+        if meta.len() != manifest.count || meta.iter().enumerate().any(|(i, m)| m.row != i) {
+            bail!("{}: rows do not match the {} images", meta_path.display(), manifest.count);
+        }
+        let pack = Pack { dir: dir.to_path_buf(), manifest, meta, mmap };
+        // A cheap sample of the images: the first and the last checksum block (at most 2 x 1024 rows).
+        let blocks = pack.manifest.images.block_crc32.len();
+        pack.check_blocks([0, blocks.saturating_sub(1)].into_iter().filter(|&b| b < blocks))?;
+        Ok(pack)
+    }
+
+    /// Checks the images of `rows` against their block checksums (each block of
+    /// [`BLOCK_ROWS`](super::BLOCK_ROWS) rows once): costs one read of the blocks concerned, so a tool that is
+    /// about to read those rows anyway can afford it. An error names the damaged rows.
+    pub fn check_rows(&self, rows: impl IntoIterator<Item = usize>) -> Result<()> {
+        let per_block = self.manifest.images.block_rows.max(1);
+        let mut blocks: Vec<usize> = rows.into_iter().map(|r| r / per_block).collect();
+        blocks.dedup();
+        blocks.sort_unstable();
+        blocks.dedup();
+        self.check_blocks(blocks)
+    }
+
+    fn check_blocks(&self, blocks: impl IntoIterator<Item = usize>) -> Result<()> {
+        let images = &self.manifest.images;
+        let per_block = images.block_rows.max(1);
+        let row_bytes = self.row_len() * self.manifest.dtype.size();
+        let sums = &images.block_crc32;
+        if sums.len() != self.len().div_ceil(per_block) {
+            bail!("{}: {} block checksums for {} rows", self.dir.join("pack.json").display(), sums.len(), self.len());
+        }
+        for b in blocks {
+            let first = b * per_block;
+            let last = (first + per_block).min(self.len());
+            let start = images.data_offset as usize + first * row_bytes;
+            let data = &self.mmap[start..start + (last - first) * row_bytes];
+            if hex(crc32fast::hash(data)) != sums[b] {
+                bail!(
+                    "{}: rows {first}-{} do not match their checksum in pack.json: the images were edited or \
+                     damaged (lens-pack --verify checks the whole pack)",
+                    self.dir.join("images.npy").display(),
+                    last - 1
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -131,9 +196,9 @@ impl Pack {
     }
 }
 
-/// Reads `meta.csv`.
-pub fn read_meta(path: &Path) -> Result<Vec<MetaRow>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+/// Reads `meta.csv` from any reader; `path` names it in errors.
+pub fn read_meta_from<R: std::io::Read>(input: R, path: &Path) -> Result<Vec<MetaRow>> {
+    let mut r = csv::Reader::from_reader(input);
     let mut rows = Vec::new();
     for (i, rec) in r.deserialize().enumerate() {
         let row: MetaRow = rec.with_context(|| format!("{}, line {}", path.display(), i + 2))?;

@@ -104,6 +104,7 @@ pub fn write_pack(
         bail!("image size must be positive");
     }
     check_target(out)?;
+    crate::output::clean_stale_temps(out, tool.split(' ').next().unwrap_or(tool));
     let tmp = TempDir { path: temp_beside(out, "tmp"), keep: false };
     fs::create_dir(&tmp.path).with_context(|| format!("creating {}", tmp.path.display()))?;
     let npix = opts.height * opts.width;

@@ -69,6 +69,7 @@ impl Default for TrainState {
 
 /// Writes the checkpoint of `state` and the optimizer (which holds the weights) into `dir` (replaced whole).
 pub fn save(dir: &Path, state: &TrainState, opt: &AdamW) -> Result<()> {
+    lensfind::output::clean_stale_temps(dir, "lens-train"); // what a SIGKILLed run left
     let tmp = lensfind::output::temp_beside(dir, "tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

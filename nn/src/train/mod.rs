@@ -615,10 +615,11 @@ fn append_timing(run: &Path, epoch: usize, seconds: f64, images: usize) -> Resul
     let path = run.join("timing.csv");
     let new = !path.exists();
     let mut f = fs::OpenOptions::new().create(true).append(true).open(&path)?;
-    if new {
-        writeln!(f, "epoch,seconds,images_per_s")?;
-    }
-    writeln!(f, "{epoch},{seconds:.3},{:.1}", images as f64 / seconds.max(1e-9))?;
+    // One write per append: writeln! on a File issues a write per formatted piece, and a SIGKILL between them
+    // left half a row that the resumed run then continued.
+    let mut text = if new { String::from("epoch,seconds,images_per_s\n") } else { String::new() };
+    text.push_str(&format!("{epoch},{seconds:.3},{:.1}\n", images as f64 / seconds.max(1e-9)));
+    f.write_all(text.as_bytes())?;
     Ok(())
 }
 

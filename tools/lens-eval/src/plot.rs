@@ -1,29 +1,14 @@
 //! The ROC curve as a PNG, with a log false-positive-rate axis (where lens finding lives), drawn with plotters
 //! into a buffer and encoded with png.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use plotters::prelude::*;
 
-/// TrueType fonts tried for the labels, in order (LENSFIND_FONT first).
-const FONTS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-];
-
 fn register_font() -> Result<()> {
-    let candidates: Vec<PathBuf> = std::env::var_os("LENSFIND_FONT")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(FONTS.iter().map(PathBuf::from))
-        .collect();
-    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        bail!("--plot needs a TrueType font for its labels: install fonts-dejavu-core or set LENSFIND_FONT");
-    };
-    let bytes: &'static [u8] =
-        Box::leak(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?.into_boxed_slice());
+    let (path, bytes) = lensfind::font::truetype_font("--plot")?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| anyhow::anyhow!("{} is not a usable TrueType font", path.display()))
 }

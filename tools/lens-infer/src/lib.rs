@@ -28,7 +28,7 @@ use lensfind_nn::train::{parse_device, Precision, RunSettings};
 /// Precision and memory format default to the fastest measured (bf16 autocast, channels-last); the classifier
 /// head always runs in float32.
 #[derive(Debug, Parser)]
-#[command(name = "lens-infer", version, max_term_width = 110)]
+#[command(name = "lens-infer", version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
 pub struct Args {
     /// The run directory (lens-train's --out).
     #[arg(long, value_name = "DIR")]
@@ -108,6 +108,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some((k, n)) => (0..pack.len()).filter(|r| r % n == k).collect(),
         None => (0..pack.len()).collect(),
     };
+    // The rows about to be scored are read anyway: check them against the pack's block checksums first, so an
+    // edited or damaged images.npy is an error naming the rows, never a wrong score.
+    pack.check_rows(rows.iter().copied()).with_context(|| format!("checking {}", args.pack.display()))?;
     let views = args.tta.views();
     let settings = RunSettings {
         size: predictor.config.model_config.input_size(),

@@ -149,7 +149,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         quiet: args.quiet,
     };
     let tool = format!("lens-pack {}", env!("CARGO_PKG_VERSION"));
-    let summary = write_pack(&rows, out, &opts, &tool, &interrupted)?;
+    // An I/O failure (a full disk, a vanished directory) names the pack it was writing.
+    let summary = write_pack(&rows, out, &opts, &tool, &interrupted).map_err(|e| {
+        if e.chain().any(|c| c.is::<std::io::Error>()) {
+            e.context(format!("writing {}", out.display()))
+        } else {
+            e
+        }
+    })?;
     let m = &summary.manifest;
     if !args.quiet {
         for (id, reason) in summary.rejected.iter().take(SHOW_REJECTED) {

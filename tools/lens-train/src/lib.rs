@@ -46,7 +46,7 @@ use lensfind_nn::{registry, ModelConfig};
 /// Exit status: 0 when training ends (all epochs or early stopping), 130/143 when a signal stopped it after saving
 /// a checkpoint, 2 on error.
 #[derive(Debug, Parser)]
-#[command(name = "lens-train", version, max_term_width = 110)]
+#[command(name = "lens-train", version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
 pub struct Args {
     /// List the models (name, family, input size, parameters) and exit.
     #[arg(long)]

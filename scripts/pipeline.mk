@@ -1,0 +1,114 @@
+# The whole challenge workflow as make targets with real file dependencies:
+#
+#   FITS dirs -> OUT/{train,test}.index.csv -> OUT/{train,test}.pack -> OUT/runs/MODEL/model.safetensors
+#             -> OUT/MODEL.logits.csv -> OUT/submission.csv -> OUT/metrics.json (with TRUTH), OUT/candidates.png
+#
+#   make -f scripts/pipeline.mk                  # synthetic data from lens-synth, two small models, 5 epochs
+#   make -f scripts/pipeline.mk -j2              # independent steps in parallel (packs, trainings, inference)
+#   make -f scripts/pipeline.mk OUT=work TRAIN_DATA=/data/train TEST_DATA=/data/test TRUTH= \
+#        MODELS='convnext_tiny convnext_small' EPOCHS=50 TRAIN_ARGS=                       # the real challenge
+#
+# A second `make` does nothing; changing a file reruns what depends on it (touch OUT/test.index.csv re-packs and
+# re-scores the test set, leaving the trained models alone). Changing a variable is not tracked: delete the
+# target (or use make -B). Every tool writes its output under a temporary name and renames it into place, and a
+# training run is built in OUT/runs/MODEL.partial and renamed to OUT/runs/MODEL only when it has finished, so a
+# killed make never leaves a half-written file that looks up to date.
+
+# Where the tools are: this checkout's release build if there is one, else $PATH (after make install).
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+BIN ?= $(if $(wildcard $(ROOT)/target/release/lens-train),$(ROOT)/target/release/)
+
+OUT ?= pipeline
+# Training and test data: FITS directories (one or more roots, as lens-index takes them). Empty: synthetic data
+# from lens-synth, SYNTH_OBJECTS objects per class and source, under OUT/synth.
+TRAIN_DATA ?=
+TEST_DATA ?=
+SYNTH_OBJECTS ?= 200
+# Labels of the test set for lens-eval (a labels CSV, an index or a pack); empty for a blind set: no metrics.json.
+TRUTH ?= $(if $(TEST_DATA),,$(OUT)/synth/test/labels.csv)
+# One training run per model (lens-train --list-models), named after it.
+MODELS ?= convnext_atto convnext_femto
+EPOCHS ?= 5
+SEED ?= 1
+# Extra options for each tool. The defaults suit the small synthetic set; the real one wants lens-train's
+# defaults (batch 256, lr 1e-4), so pass TRAIN_ARGS= there. With make -j, give each run a share of the cores
+# (TRAIN_ARGS+=--threads N): every lens-train and lens-infer uses all cores by default.
+PACK_ARGS ?=
+TRAIN_ARGS ?= --batch-size 64 --lr 2e-3
+INFER_ARGS ?= --tta flips
+VIEW_ARGS ?= --top 36
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.SECONDARY:
+.PHONY: all clean
+
+all: $(OUT)/submission.csv $(OUT)/candidates.png $(if $(TRUTH),$(OUT)/metrics.json)
+
+# --- the data: real directories, or synthetic ones made here.
+ifeq ($(TRAIN_DATA),)
+TRAIN_ROOTS := $(OUT)/synth/train
+TRAIN_DEPS := $(OUT)/synth/train/.done
+$(OUT)/synth/train/.done:
+	rm -rf $(@D)
+	$(BIN)lens-synth -q --out $(@D) --objects $(SYNTH_OBJECTS) --seed $(SEED) --corrupt 2
+	touch $@
+else
+TRAIN_ROOTS := $(TRAIN_DATA)
+# Every directory under the roots: adding or removing a file changes its directory's time, and re-indexes.
+TRAIN_DEPS := $(shell find $(TRAIN_DATA) -type d 2>/dev/null)
+endif
+
+ifeq ($(TEST_DATA),)
+TEST_ROOTS := $(OUT)/synth/test
+TEST_DEPS := $(OUT)/synth/test/.done
+$(OUT)/synth/test/.done:
+	rm -rf $(@D)
+	$(BIN)lens-synth -q --out $(@D) --objects $(SYNTH_OBJECTS) --seed $$(( $(SEED) + 1000 )) --blind
+	touch $@
+# The synthetic labels are written with the test set: its stamp stands for them.
+TRUTH_DEPS := $(if $(filter $(OUT)/synth/test/%,$(TRUTH)),$(TEST_DEPS),$(TRUTH))
+else
+TEST_ROOTS := $(TEST_DATA)
+TEST_DEPS := $(shell find $(TEST_DATA) -type d 2>/dev/null)
+TRUTH_DEPS := $(TRUTH)
+endif
+
+# --- index and pack (lens-index and lens-pack write atomically; a pack directory is renamed into place whole).
+$(OUT)/train.index.csv: $(TRAIN_DEPS)
+	@mkdir -p $(@D)
+	$(BIN)lens-index $(TRAIN_ROOTS) --problems $(OUT)/train.problems.csv -o $@
+
+$(OUT)/test.index.csv: $(TEST_DEPS)
+	@mkdir -p $(@D)
+	$(BIN)lens-index $(TEST_ROOTS) --problems $(OUT)/test.problems.csv -o $@
+
+$(OUT)/%.pack/pack.json: $(OUT)/%.index.csv
+	$(BIN)lens-pack $(PACK_ARGS) $< -o $(OUT)/$*.pack
+
+# --- training: built in MODEL.partial, renamed to MODEL when finished, so model.safetensors (which lens-train
+# updates at every better epoch) is only ever seen in a whole run. An interrupted run starts again from scratch;
+# to resume one by hand: lens-train --resume --out OUT/runs/MODEL.partial, then rerun make.
+$(OUT)/runs/%/model.safetensors: $(OUT)/train.pack/pack.json
+	rm -rf $(OUT)/runs/$*.partial
+	$(BIN)lens-train --pack $(OUT)/train.pack --out $(OUT)/runs/$*.partial --model $* --epochs $(EPOCHS) \
+	  --seed $(SEED) $(TRAIN_ARGS)
+	rm -rf $(OUT)/runs/$*
+	mv $(OUT)/runs/$*.partial $(OUT)/runs/$*
+
+# --- scores, submission, evaluation, contact sheet.
+$(OUT)/%.logits.csv: $(OUT)/runs/%/model.safetensors $(OUT)/test.pack/pack.json
+	$(BIN)lens-infer --run $(OUT)/runs/$* --pack $(OUT)/test.pack $(INFER_ARGS) -o $@
+
+$(OUT)/submission.csv: $(foreach m,$(MODELS),$(OUT)/$(m).logits.csv)
+	$(BIN)lens-ensemble $^ -o $@
+
+$(OUT)/metrics.json: $(OUT)/submission.csv $(TRUTH_DEPS)
+	$(BIN)lens-eval --pred $< --truth $(TRUTH) --roc $(OUT)/roc.csv --plot $(OUT)/roc.png > $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/candidates.png: $(OUT)/submission.csv $(OUT)/test.pack/pack.json
+	$(BIN)lens-view -q --pack $(OUT)/test.pack --scores $< $(VIEW_ARGS) -o $@
+
+clean:
+	rm -rf $(OUT)

@@ -1,0 +1,100 @@
+//! scripts/pipeline.mk: the whole chain on a tiny synthetic set, then make's bookkeeping: a second run does
+//! nothing, touching an input reruns exactly what depends on it, and a failed step leaves nothing up to date.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lensfind_e2e::*;
+
+fn makefile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pipeline.mk")
+}
+
+/// `make -f scripts/pipeline.mk` in `dir` on a tiny set with the built tools; `extra` are more arguments.
+fn make(dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new("make");
+    c.current_dir(dir)
+        .arg("-f")
+        .arg(makefile())
+        .arg(format!("BIN={}/", bin_dir().display()))
+        .args(["OUT=out", "SYNTH_OBJECTS=8", "EPOCHS=1", "TRAIN_ARGS=--batch-size 16 --lr 2e-3 --threads 1"])
+        .args(extra)
+        // Not the jobserver or flags of a make that runs this test.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL");
+    c
+}
+
+/// The tools a dry run (make -n) would run, in order.
+fn would_run(dir: &Path) -> Vec<String> {
+    let out: Output = ok(&mut make(dir, &["-n"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .filter_map(|w| w.rsplit('/').next().filter(|t| t.starts_with("lens-")).map(str::to_string))
+        .collect()
+}
+
+fn up_to_date(dir: &Path) -> bool {
+    make(dir, &["-q"]).status().unwrap().success()
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).modified().unwrap()
+}
+
+#[test]
+fn pipeline_runs_once_and_reruns_what_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    ok(&mut make(dir, &["-j2"]));
+    let out = dir.join("out");
+    for f in ["submission.csv", "metrics.json", "candidates.png", "runs/convnext_atto/model.safetensors"] {
+        assert!(out.join(f).is_file(), "{f} made");
+    }
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["all"]["n"], 16, "the blind set: 8 lenses and 8 non-lenses");
+    assert_eq!(csv_rows(&out.join("submission.csv")).len(), 16);
+    assert!(!out.join("runs/convnext_atto.partial").exists() && !out.join("metrics.json.tmp").exists());
+
+    // A second make does nothing.
+    assert!(up_to_date(dir), "make -q: everything up to date");
+    let again = ok(&mut make(dir, &[]));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Nothing to be done"), "{again:?}");
+
+    // A changed test index: re-pack and re-score the test set; the models stay.
+    let model = out.join("runs/convnext_femto/model.safetensors");
+    let trained = mtime(&model);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let touch = |p: &Path| ok(Command::new("touch").arg(p));
+    touch(&out.join("test.index.csv"));
+    assert_eq!(
+        would_run(dir),
+        ["lens-pack", "lens-infer", "lens-infer", "lens-ensemble", "lens-view", "lens-eval"],
+        "exactly what depends on the test index"
+    );
+    ok(&mut make(dir, &["-j2"]));
+    assert!(up_to_date(dir));
+    assert_eq!(mtime(&model), trained, "the models were not retrained");
+
+    // A changed training pack: both models retrain, and everything after them reruns.
+    touch(&out.join("train.pack/pack.json"));
+    let steps = would_run(dir);
+    assert_eq!(steps.iter().filter(|s| *s == "lens-train").count(), 2, "{steps:?}");
+    assert!(!steps.contains(&"lens-pack".to_string()) && steps.ends_with(&["lens-eval".to_string()]), "{steps:?}");
+}
+
+#[test]
+fn a_failed_training_leaves_nothing_that_looks_done() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let out = make(dir, &["MODELS=no_such_model"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_model"));
+    // The steps before it are done and stay done; the run and what follows it do not exist.
+    assert!(dir.join("out/train.pack/pack.json").is_file());
+    assert!(!dir.join("out/runs/no_such_model").exists());
+    assert!(!dir.join("out/submission.csv").exists());
+    assert!(!make(dir, &["MODELS=no_such_model", "-q"]).status().unwrap().success(), "still out of date");
+    assert_eq!(would_run(dir).first().map(String::as_str), Some("lens-train"), "only the failed step reruns first");
+}
