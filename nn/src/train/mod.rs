@@ -348,8 +348,8 @@ pub fn train(
         state.global_step = state.epoch * steps_per_epoch + state.batch_in_epoch;
         if main && done % per_step != 0 {
             eprintln!(
-                "lens-train: resuming {} processes where {} stopped: {} objects of this epoch are seen twice",
-                world,
+                "lens-train: resuming with {world} processes a checkpoint of {}: the last {} objects before it are \
+                 trained on again",
                 state.world_size,
                 done % per_step
             );
