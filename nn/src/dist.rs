@@ -414,6 +414,13 @@ impl ProcessGroup {
         self.call("all-reduce", |e| unsafe { lensfind_pg_allreduce_sum(self.pg, p, e, ERR_LEN as c_int) })
     }
 
+    /// Averages `t` over all ranks, in place (a sum, then a division: Gloo has no average).
+    pub fn all_reduce_mean(&self, t: &Tensor) -> Result<()> {
+        self.all_reduce_sum(t)?;
+        let _ = t.shallow_clone().g_div_scalar_(self.world as f64);
+        Ok(())
+    }
+
     /// Overwrites `t` on every rank with rank `root`'s.
     pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
         let p = t.as_ptr() as *mut torch_sys::C_tensor;
@@ -517,6 +524,10 @@ mod tests {
             let t = Tensor::from_slice(&[1.0f32 + rank as f32, 10.0]);
             pg.all_reduce_sum(&t).unwrap();
             let summed = Vec::<f32>::try_from(&t).unwrap();
+            let m = Tensor::from_slice(&[rank as f64 * 4.0]);
+            pg.all_reduce_mean(&m).unwrap();
+            assert_eq!(m.double_value(&[0]), 2.0);
+            pg.barrier().unwrap();
             let b = Tensor::from_slice(&[rank as i64 * 7 + 1]);
             pg.broadcast(&b, 1).unwrap();
             let gathered = pg.gather_f64(&vec![rank as f64; rank + 1], Device::Cpu).unwrap();
