@@ -2,7 +2,8 @@
 # Data-parallel lens-train on this machine's CPUs: training images/second of 1 process with THREADS threads and
 # batch 2B against 2 processes (Gloo over loopback) with THREADS/2 threads and batch B each, the same global batch,
 # ROUNDS times in turn (medians); then the time of the bucketed gradient all-reduce per step for MODEL's gradient
-# between 2 processes (nn/examples/allreduce.rs).
+# between 2 processes (nn/examples/allreduce.rs), next to torch.distributed's Gloo all-reduce of the same buckets
+# (scripts/bench_reference_allreduce.py under torchrun).
 #   usage: scripts/bench-dist.sh [PACK=demo/train.pack] [MODEL=convnext_tiny] [BATCH=32] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,10 @@ printf 'ratio 2 processes / 1 process: %.2f\n\n' "$(echo "$mb / $ma" | bc -l)"
 p=$(port)
 for r in 1 0; do
   RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$p OMP_NUM_THREADS=$HALF \
-    target/release/examples/allreduce "$MODEL" 20 gloo cpu &
+    target/release/examples/allreduce "$MODEL" 20 gloo cpu > "$TMP/ar.$r" &
 done
 wait
+cat "$TMP/ar.0"
+numel=$(sed -n 's/^[^:]*: \([0-9]*\) gradients.*/\1/p' "$TMP/ar.0")
+OMP_NUM_THREADS=$HALF .venv/bin/torchrun --standalone --nproc-per-node 2 scripts/bench_reference_allreduce.py \
+  "$numel" 20 2>/dev/null
