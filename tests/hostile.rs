@@ -213,6 +213,10 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
     let ttype = (0..b.len() / 80).map(|k| k * 80).find(|&o| b[o..o + 6] == *b"TTYPE1").unwrap();
     b[ttype + 10..ttype + 40].fill(0xfb);
     c.add_bytes("non-ascii-header", &slsim, Rejected("printable ASCII"), b);
+    // An unquoted column name that fills the card (the fuzzer's second crash in the same strcpy).
+    let mut b = table.clone();
+    b[ttype + 10..ttype + 80].fill(b'A');
+    c.add_bytes("long-unquoted-ttype", &slsim, Rejected("70 characters and not a quoted string"), b);
     // Not FITS at all, empty, a directory, a FIFO (opening it would block), a device, a dangling link, a link loop.
     c.add_bytes(
         "garbage",

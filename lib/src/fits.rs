@@ -247,13 +247,16 @@ impl Drop for Fits {
     }
 }
 
-/// FITS headers are printable ASCII (bytes 0x20-0x7E, FITS standard 4.0, section 4.1.1). cfitsio 4.2 copies some
-/// header values with `strcpy` into fixed buffers and overflows them on other bytes (found by fuzzing: glibc aborts
-/// the whole process), so every header card is checked here before cfitsio sees the file. Walks the HDUs as cfitsio
+/// Checks every header card before cfitsio sees the file: cfitsio 4.2 copies some header values with `strcpy`
+/// into fixed buffers and overflows them on a long unquoted value (found by fuzzing: glibc aborts the whole
+/// process). Headers must be printable ASCII (bytes 0x20-0x7E, FITS standard 4.0, section 4.1.1), an unquoted value
+/// must be short, and a header must reach its END card. Walks the HDUs as cfitsio
 /// will: cards up to END, then the data, whose size the header's BITPIX, NAXISn, PCOUNT and GCOUNT give. Where the
 /// header does not say (a missing or malformed keyword), the walk stops and cfitsio reports the problem.
 fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
     const BLOCK: usize = 2880;
+    /// Longest unquoted value accepted: a number in free format with room to spare.
+    const MAX_UNQUOTED: usize = 40;
     if !data.is_empty() && !data.starts_with(b"SIMPLE  =") {
         return Err(FitsError::Open("not a FITS file: it does not begin with SIMPLE =".into()));
     }
@@ -280,6 +283,16 @@ fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
             }
             if &card[8..10] == b"= " {
                 let value = card[10..].split(|&b| b == b'/').next().unwrap_or(&[]).trim_ascii();
+                // cfitsio 4.2 copies an unquoted TTYPEn value whole into a 70-byte field: a value that fills the
+                // card overflows it (found by fuzzing). Numbers and logicals are short; only strings are long,
+                // and strings are quoted.
+                if value.len() > MAX_UNQUOTED && !value.starts_with(b"'") {
+                    return Err(FitsError::Cfitsio(format!(
+                        "header of HDU {hdu}: the value of {} is {} characters and not a quoted string",
+                        String::from_utf8_lossy(key),
+                        value.len()
+                    )));
+                }
                 if let Some(v) = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok()) {
                     keys.push((key, v));
                 }
