@@ -213,6 +213,10 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
     let ttype = (0..b.len() / 80).map(|k| k * 80).find(|&o| b[o..o + 6] == *b"TTYPE1").unwrap();
     b[ttype + 10..ttype + 40].fill(0xfb);
     c.add_bytes("non-ascii-header", &slsim, Rejected("printable ASCII"), b);
+    // An unquoted column name that fills the card (the fuzzer's second crash in the same strcpy).
+    let mut b = table.clone();
+    b[ttype + 10..ttype + 80].fill(b'A');
+    c.add_bytes("long-unquoted-ttype", &slsim, Rejected("70 characters and not a quoted string"), b);
     // Not FITS at all, empty, a directory, a FIFO (opening it would block), a device, a dangling link, a link loop.
     c.add_bytes(
         "garbage",
@@ -277,6 +281,10 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
             }
             Either => {}
         }
+    }
+    // The reasons, as RELIABILITY.md lists them (shown with --nocapture).
+    for (id, reason) in &rejected {
+        eprintln!("set aside {id}: {}", reason.split(" (/").next().unwrap_or(reason));
     }
     let flips_rejected = (0..16).filter(|k| rejected.contains_key(&format!("flip{k:02}"))).count();
     eprintln!("flipped bytes: {flips_rejected} of 16 objects set aside, the others packed");
@@ -393,4 +401,28 @@ fn edited_packs_are_caught_when_opened_read_and_verified() {
     assert!(msg.contains("meta.csv does not match its checksum"), "{msg}");
     let err = fails(&mut infer(&big, &[]));
     assert!(err.contains("meta.csv does not match its checksum"), "{err}");
+}
+
+#[test]
+fn lens_eval_refuses_scores_and_labels_that_lie() {
+    // lens-ensemble's refusals are in tests/ensemble.rs; lens-eval reads with the same library code, and must not
+    // compute an AUC from a file with a duplicated id or a non-finite score.
+    let t = tempfile::tempdir().unwrap();
+    let labels = t.path().join("labels.csv");
+    fs::write(&labels, "id,label\na,1\nb,0\n").unwrap();
+    for (text, want) in [
+        ("id,logit\na,1\na,2\nb,0\n", "line 3: id a appears twice"),
+        ("id,logit\na,NaN\nb,1\n", "line 2: logit of a is NaN"),
+        ("id,pred\na,0.5\nb,inf\n", "line 3: pred of b is inf"),
+    ] {
+        let pred = t.path().join("pred.csv");
+        fs::write(&pred, text).unwrap();
+        let err = fails(tool("lens-eval").arg("--pred").arg(&pred).arg("--truth").arg(&labels));
+        assert!(err.contains(&pred.display().to_string()) && err.contains(want), "{text:?}: {err}");
+    }
+    let pred = t.path().join("good.csv");
+    fs::write(&pred, "id,logit\na,1\nb,0\n").unwrap();
+    fs::write(&labels, "id,label\na,1\nb,0\na,0\n").unwrap();
+    let err = fails(tool("lens-eval").arg("--pred").arg(&pred).arg("--truth").arg(&labels));
+    assert!(err.contains("labels.csv, line 4: id a appears twice"), "{err}");
 }

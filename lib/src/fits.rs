@@ -46,7 +46,10 @@ fn status_text(status: c_int) -> String {
 /// The bytes of a file, where cfitsio's memory driver can find them. cfitsio keeps pointers to `addr` and `size`
 /// for the life of the open file, so this lives in a Box that does not move.
 struct MemFile {
+    /// The file's bytes, zero-padded to whole 2880-byte records (see [`Fits::from_bytes`]).
     data: Vec<u8>,
+    /// The file's own length, before padding.
+    len: usize,
     addr: *mut std::ffi::c_void,
     size: usize,
 }
@@ -64,7 +67,14 @@ impl Fits {
     /// Parses the bytes of a whole file.
     fn from_bytes(data: Vec<u8>) -> Result<Fits, FitsError> {
         check_header_text(&data)?;
-        let mut mem = Box::new(MemFile { data, addr: ptr::null_mut(), size: 0 });
+        // cfitsio reads whole 2880-byte records: on a file whose last record is cut short (a file truncated inside
+        // its final padding, which is otherwise readable) its memory driver read up to 2879 bytes past the end of
+        // our buffer (found by fuzzing, under AddressSanitizer). Padding the copy to whole records keeps every read
+        // inside it; truncation is judged on the file's own length (`len`).
+        let len = data.len();
+        let mut data = data;
+        data.resize(len.div_ceil(2880) * 2880, 0);
+        let mut mem = Box::new(MemFile { data, len, addr: ptr::null_mut(), size: 0 });
         mem.addr = mem.data.as_mut_ptr().cast();
         mem.size = mem.data.len();
         let name = c"memory";
@@ -81,14 +91,14 @@ impl Fits {
         Ok(Fits { ptr, mem })
     }
 
-    /// Makes sure the current HDU's first `bytes` bytes of data are in the file. cfitsio's memory driver reads
-    /// past the end of a truncated file as zeros; a cut-off image must be an error, not a zero-filled one.
+    /// Makes sure the current HDU's first `bytes` bytes of data are in the file. cfitsio reads a truncated file's
+    /// missing records as the zero padding; a cut-off image must be an error, not a zero-filled one.
     fn require_data(&mut self, bytes: i64) -> Result<(), FitsError> {
         let (mut head, mut start, mut end, mut status) = (0, 0, 0, 0);
         // SAFETY: valid out-pointers on an open file.
         unsafe { sys::ffghadll(self.ptr, &mut head, &mut start, &mut end, &mut status) };
         Self::check(status)?;
-        let len = self.mem.data.len() as i64;
+        let len = self.mem.len as i64;
         if start.saturating_add(bytes) > len {
             return Err(FitsError::Truncated(len as u64));
         }
@@ -237,13 +247,16 @@ impl Drop for Fits {
     }
 }
 
-/// FITS headers are printable ASCII (bytes 0x20-0x7E, FITS standard 4.0, section 4.1.1). cfitsio 4.2 copies some
-/// header values with `strcpy` into fixed buffers and overflows them on other bytes (found by fuzzing: glibc aborts
-/// the whole process), so every header card is checked here before cfitsio sees the file. Walks the HDUs as cfitsio
+/// Checks every header card before cfitsio sees the file: cfitsio 4.2 copies some header values with `strcpy`
+/// into fixed buffers and overflows them on a long unquoted value (found by fuzzing: glibc aborts the whole
+/// process). Headers must be printable ASCII (bytes 0x20-0x7E, FITS standard 4.0, section 4.1.1), an unquoted value
+/// must be short, and a header must reach its END card. Walks the HDUs as cfitsio
 /// will: cards up to END, then the data, whose size the header's BITPIX, NAXISn, PCOUNT and GCOUNT give. Where the
 /// header does not say (a missing or malformed keyword), the walk stops and cfitsio reports the problem.
 fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
     const BLOCK: usize = 2880;
+    /// Longest unquoted value accepted: a number in free format with room to spare.
+    const MAX_UNQUOTED: usize = 40;
     if !data.is_empty() && !data.starts_with(b"SIMPLE  =") {
         return Err(FitsError::Open("not a FITS file: it does not begin with SIMPLE =".into()));
     }
@@ -252,7 +265,10 @@ fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
     while pos < data.len() {
         let mut keys: Vec<(&[u8], i64)> = Vec::new();
         loop {
-            let Some(card) = data.get(pos..pos + 80) else { return Ok(()) }; // cut off: cfitsio says so
+            // A header that ends before its END card is cut off. (Said here, not left to cfitsio: the copy that
+            // cfitsio reads is zero-padded to whole records, and it overflowed a buffer on such a header's
+            // remains; found by fuzzing.)
+            let Some(card) = data.get(pos..pos + 80) else { return Err(FitsError::Truncated(data.len() as u64)) };
             if let Some(at) = card.iter().position(|b| !(0x20..=0x7e).contains(b)) {
                 return Err(FitsError::Cfitsio(format!(
                     "header of HDU {hdu} holds a byte 0x{:02x} at offset {}: FITS headers are printable ASCII",
@@ -267,6 +283,16 @@ fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
             }
             if &card[8..10] == b"= " {
                 let value = card[10..].split(|&b| b == b'/').next().unwrap_or(&[]).trim_ascii();
+                // cfitsio 4.2 copies an unquoted TTYPEn value whole into a 70-byte field: a value that fills the
+                // card overflows it (found by fuzzing). Numbers and logicals are short; only strings are long,
+                // and strings are quoted.
+                if value.len() > MAX_UNQUOTED && !value.starts_with(b"'") {
+                    return Err(FitsError::Cfitsio(format!(
+                        "header of HDU {hdu}: the value of {} is {} characters and not a quoted string",
+                        String::from_utf8_lossy(key),
+                        value.len()
+                    )));
+                }
                 if let Some(v) = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok()) {
                     keys.push((key, v));
                 }
@@ -405,7 +431,7 @@ pub fn read_band_bytes(
         }
     }
     // cfitsio silently drops an HDU whose header was cut off; say so rather than "no image".
-    let len = f.mem.data.len() as u64;
+    let len = f.mem.len as u64;
     if len % 2880 != 0 {
         return Err(FitsError::Truncated(len));
     }
@@ -540,6 +566,24 @@ mod tests {
         std::fs::write(&p, &garbage).unwrap();
         assert!(matches!(read_band(&p, 0, 41, 41, &mut out), Err(FitsError::Open(_))));
         assert!(matches!(read_band(&dir.path().join("missing.fits"), 0, 41, 41, &mut out), Err(FitsError::Open(_))));
+    }
+
+    #[test]
+    fn cfitsio_sees_whole_records_and_truncation_uses_the_real_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.fits");
+        write_image_file(&p, &ramp(41 * 41), 41, 41).unwrap();
+        let image = std::fs::read(&p).unwrap();
+        // Cut inside the final padding (the data ends at 2880 + 13448): every pixel is there, the record is not.
+        let cut = 2880 + 13448 + 10;
+        let f = Fits::from_bytes(image[..cut].to_vec()).unwrap();
+        assert_eq!((f.mem.len, f.mem.data.len(), f.mem.size), (cut, 2 * 2880 + 4 * 2880, 6 * 2880));
+        drop(f);
+        let mut out = vec![0.0; 41 * 41];
+        read_band_bytes(image[..cut].to_vec(), 0, 41, 41, &mut out).unwrap();
+        assert_eq!(out, ramp(41 * 41));
+        let cut = 2880 + 13448 - 8; // the last pixel missing
+        assert_eq!(read_band_bytes(image[..cut].to_vec(), 0, 41, 41, &mut out), Err(FitsError::Truncated(cut as u64)));
     }
 
     #[test]

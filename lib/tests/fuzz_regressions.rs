@@ -26,13 +26,18 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn fits_band() {
     let cases = inputs("fits_band");
-    assert!(cases.len() >= 2, "the regressions found so far are in fuzz/regressions/fits_band");
+    assert!(cases.len() >= 3, "the regressions found so far are in fuzz/regressions/fits_band");
     for (path, data) in cases {
         let mut out = vec![0.0f64; 41 * 41];
+        let name = path.file_name().unwrap().to_string_lossy();
         for (band, letter) in BANDS.iter().enumerate() {
-            // Each was a crash inside cfitsio (an abort from a buffer overflow, an impossible allocation).
+            // Each was a crash inside cfitsio: an abort from a buffer overflow, an impossible allocation (these
+            // two are damaged files), a read past the end of our buffer (a file cut inside its final padding,
+            // readable; only AddressSanitizer sees the over-read, fits::tests checks the padding that prevents it).
             let r = read_band_bytes(data.clone(), band, 41, 41, &mut out);
-            assert!(r.is_err(), "{} band {letter}: a damaged file read as an image", path.display());
+            if !name.starts_with("cfitsio-read-past-buffer-end") {
+                assert!(r.is_err(), "{name} band {letter}: read as an image");
+            }
         }
     }
 }

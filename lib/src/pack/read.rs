@@ -109,7 +109,7 @@ impl Pack {
         let pack = Pack { dir: dir.to_path_buf(), manifest, meta, mmap };
         // A cheap sample of the images: the first and the last checksum block (at most 2 x 1024 rows).
         let blocks = pack.manifest.images.block_crc32.len();
-        pack.check_blocks([0, blocks.saturating_sub(1)].into_iter().filter(|&b| b < blocks))?;
+        pack.check_blocks((blocks > 0).then_some(0).into_iter().chain((blocks > 1).then_some(blocks - 1)))?;
         Ok(pack)
     }
 
@@ -119,7 +119,6 @@ impl Pack {
     pub fn check_rows(&self, rows: impl IntoIterator<Item = usize>) -> Result<()> {
         let per_block = self.manifest.images.block_rows.max(1);
         let mut blocks: Vec<usize> = rows.into_iter().map(|r| r / per_block).collect();
-        blocks.dedup();
         blocks.sort_unstable();
         blocks.dedup();
         self.check_blocks(blocks)
