@@ -262,19 +262,23 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     lensfind_nn::init_threads(args.threads)?;
-    let Some(env) = Env::from_env()? else { return run_process(&args, matches, None) };
-    let backend = choose_backend(&args.dist_backend, &args.device, env.local_rank)?;
+    // The run's settings decide the device (and so the backend) and the batch; an error in them is reported to
+    // the other ranks once the group exists, so that they can name this one.
+    let cfg = resolve_config(&args, matches);
+    let Some(env) = Env::from_env()? else { return run_process(&args, cfg?, None) };
+    let device = cfg.as_ref().map_or(args.device.as_str(), |c| c.device.as_str());
+    let backend = choose_backend(&args.dist_backend, device, env.local_rank)?;
     let pg = ProcessGroup::init(&env, backend, std::time::Duration::from_secs(args.dist_timeout))?;
-    if env.rank == 0 && !args.quiet {
+    if let (0, false, Ok(cfg)) = (env.rank, args.quiet, &cfg) {
         eprintln!(
             "lens-train: {} processes ({}, {backend}); batch {} per process, {} per step",
             env.world,
             env.launcher,
-            args.batch_size,
-            args.batch_size * env.world
+            cfg.batch_size,
+            cfg.batch_size * env.world
         );
     }
-    match run_process(&args, matches, Some(&pg)) {
+    match cfg.and_then(|cfg| run_process(&args, cfg, Some(&pg))) {
         Ok(code) => {
             pg.finish()?;
             Ok(code)
@@ -286,47 +290,50 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
     }
 }
 
-/// One process's part: the whole run, or rank `pg.rank`'s share of it.
-fn run_process(args: &Args, matches: &ArgMatches, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
-    let main = pg.is_none_or(|p| p.rank == 0);
-    let out = args.out.clone().expect("clap requires --out");
+/// The settings of the run: config.json's with --resume (plus --device and --checkpoint-every when given), else
+/// the command line's. Writes nothing.
+fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
+    let out = args.out.as_ref().expect("clap requires --out");
     let config_path = out.join("config.json");
-    let cfg = if args.resume {
-        let given: Vec<&str> = FIXED_BY_RUN
-            .iter()
-            .copied()
-            .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
-            .collect();
-        if !given.is_empty() {
-            bail!(
-                "--resume takes every setting from {}; drop --{}",
-                config_path.display(),
-                given.iter().map(|g| g.replace('_', "-")).collect::<Vec<_>>().join(", --")
-            );
-        }
-        let text = std::fs::read_to_string(&config_path)
-            .with_context(|| format!("reading {} (is {} a lens-train run?)", config_path.display(), out.display()))?;
-        let mut cfg: TrainConfig =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
-        if matches.value_source("device") == Some(ValueSource::CommandLine) {
-            cfg.device = args.device.clone();
-        }
-        if matches.value_source("checkpoint_every") == Some(ValueSource::CommandLine) {
-            cfg.checkpoint_every = args.checkpoint_every;
-        }
-        cfg
-    } else {
+    if !args.resume {
         let cfg = config_from_args(args)?;
         parse_device(&cfg.device)?;
-        if main {
-            if config_path.exists() {
-                bail!("{} already holds a run; continue it with --resume or choose another --out", out.display());
-            }
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            write_output(Some(&config_path), |w| Ok(serde_json::to_writer_pretty(w, &cfg)?))?;
+        return Ok(cfg);
+    }
+    let given: Vec<&str> =
+        FIXED_BY_RUN.iter().copied().filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine)).collect();
+    if !given.is_empty() {
+        bail!(
+            "--resume takes every setting from {}; drop --{}",
+            config_path.display(),
+            given.iter().map(|g| g.replace('_', "-")).collect::<Vec<_>>().join(", --")
+        );
+    }
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {} (is {} a lens-train run?)", config_path.display(), out.display()))?;
+    let mut cfg: TrainConfig =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    if matches.value_source("device") == Some(ValueSource::CommandLine) {
+        cfg.device = args.device.clone();
+    }
+    if matches.value_source("checkpoint_every") == Some(ValueSource::CommandLine) {
+        cfg.checkpoint_every = args.checkpoint_every;
+    }
+    Ok(cfg)
+}
+
+/// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
+/// config.json of a new run.
+fn run_process(args: &Args, cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
+    let out = args.out.clone().expect("clap requires --out");
+    let config_path = out.join("config.json");
+    if !args.resume && pg.is_none_or(|p| p.rank == 0) {
+        if config_path.exists() {
+            bail!("{} already holds a run; continue it with --resume or choose another --out", out.display());
         }
-        cfg
-    };
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        write_output(Some(&config_path), |w| Ok(serde_json::to_writer_pretty(w, &cfg)?))?;
+    }
     let term = Arc::new(AtomicBool::new(false));
     let int = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
