@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 extern "C" {
     fn lensfind_store_new(
@@ -446,7 +446,7 @@ impl ProcessGroup {
         self.call("barrier", |e| unsafe { lensfind_pg_barrier(self.pg, e, ERR_LEN as c_int) })
     }
 
-    /// Sums f64 values over all ranks (on the CPU).
+    /// Sums f64 values over all ranks (as a tensor on `device`, which NCCL needs to be a GPU).
     pub fn sum_f64(&self, values: &[f64], device: Device) -> Result<Vec<f64>> {
         let t = Tensor::from_slice(values).to_device(device);
         self.all_reduce_sum(&t)?;
@@ -466,7 +466,7 @@ impl ProcessGroup {
         let all = self.all_gather(&Tensor::from_slice(&padded).to_device(device))?.to_device(Device::Cpu);
         Ok((0..self.world)
             .map(|r| {
-                let row = Vec::<f64>::try_from(&all.get(r as i64).to_kind(Kind::Double)).expect("f64 tensor");
+                let row = Vec::<f64>::try_from(&all.get(r as i64)).expect("f64 tensor");
                 row[..counts[r] as usize].to_vec()
             })
             .collect())

@@ -99,7 +99,7 @@ impl Pack {
         }
         let meta_path = dir.join("meta.csv");
         let meta_bytes = fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?;
-        if meta_bytes.len() as u64 != manifest.meta.bytes || hex(crc32fast::hash(&meta_bytes)) != manifest.meta.crc32 {
+        if sum_mismatch(&meta_bytes, &manifest.meta).is_some() {
             bail!("{} does not match its checksum in pack.json: it was edited or damaged", meta_path.display());
         }
         let meta = read_meta_from(&meta_bytes[..], &meta_path)?;
@@ -206,16 +206,24 @@ pub fn read_meta_from<R: std::io::Read>(input: R, path: &Path) -> Result<Vec<Met
     Ok(rows)
 }
 
+/// How `bytes` differ from the file the manifest describes (size first, then checksum); None when they match.
+fn sum_mismatch(bytes: &[u8], want: &FileSum) -> Option<String> {
+    if bytes.len() as u64 != want.bytes {
+        Some(format!("{} bytes, manifest says {}", bytes.len(), want.bytes))
+    } else if hex(crc32fast::hash(bytes)) != want.crc32 {
+        Some("checksum mismatch".into())
+    } else {
+        None
+    }
+}
+
 fn check_sum(path: &Path, want: &FileSum, problems: &mut Vec<String>) {
-    match fs::read(path) {
-        Err(e) => problems.push(format!("{}: {e}", path.display())),
-        Ok(bytes) => {
-            if bytes.len() as u64 != want.bytes {
-                problems.push(format!("{}: {} bytes, manifest says {}", path.display(), bytes.len(), want.bytes));
-            } else if hex(crc32fast::hash(&bytes)) != want.crc32 {
-                problems.push(format!("{}: checksum mismatch", path.display()));
-            }
-        }
+    let problem = match fs::read(path) {
+        Err(e) => Some(e.to_string()),
+        Ok(bytes) => sum_mismatch(&bytes, want),
+    };
+    if let Some(p) = problem {
+        problems.push(format!("{}: {p}", path.display()));
     }
 }
 

@@ -58,14 +58,13 @@ impl GradSync {
             buckets.last_mut().expect("one bucket").push(i);
             bytes += b;
         }
-        let n = buckets.len();
+        let (n, device) = (buckets.len(), device_of(opt));
         let flats = buckets
             .iter()
             .enumerate()
             .map(|(k, b)| {
                 let numel: usize = b.iter().map(|&i| opt.slots[i].param.numel()).sum();
                 let extra = usize::from(k + 1 == n);
-                let device = opt.slots.first().map_or(tch::Device::Cpu, |s| s.param.device());
                 Tensor::zeros([(numel + extra) as i64], (Kind::Float, device))
             })
             .collect();
@@ -135,8 +134,7 @@ pub fn check_same_layout(pg: &ProcessGroup, opt: &AdamW) -> Result<()> {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
-    let device = opt.slots.first().map_or(tch::Device::Cpu, |s| s.param.device());
-    let mine = Tensor::from_slice(&[h as i64]).to_device(device);
+    let mine = Tensor::from_slice(&[h as i64]).to_device(device_of(opt));
     let all = Vec::<i64>::try_from(&pg.all_gather(&mine)?.to_device(tch::Device::Cpu).view([-1])).expect("i64");
     if let Some(r) = all.iter().position(|&x| x != all[0]) {
         anyhow::bail!("rank {r} holds a different model than rank 0 (tensor names or shapes differ)");
@@ -144,7 +142,12 @@ pub fn check_same_layout(pg: &ProcessGroup, opt: &AdamW) -> Result<()> {
     Ok(())
 }
 
-/// Makes every rank's weights and AdamW moments rank 0's, in buckets.
+/// The device the optimised tensors live on.
+fn device_of(opt: &AdamW) -> tch::Device {
+    opt.slots.first().map_or(tch::Device::Cpu, |s| s.param.device())
+}
+
+/// Makes every rank's weights and AdamW moments rank 0's, one broadcast per tensor (once, at the start).
 pub fn broadcast_state(pg: &ProcessGroup, opt: &AdamW) -> Result<()> {
     tch::no_grad(|| {
         for s in &opt.slots {
