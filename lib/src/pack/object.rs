@@ -64,7 +64,10 @@ pub fn load_object(
     }
     let mut nonfinite = 0u64;
     for v in pixels.iter_mut() {
-        if !v.is_finite() {
+        // A float64 value beyond float32's range counts as Inf: the pack (float32) cannot hold it, and the
+        // reference, which converts to float32 first, turns it into Inf and then 0. Kept, one such value (a
+        // flipped exponent bit makes 1e308 of 0.98) overflows the variance and zeroes the whole object.
+        if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
             *v = 0.0;
             nonfinite += 1;
         }
