@@ -12,11 +12,87 @@ pub fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
 }
 
-/// A command for tool `name`, failing clearly when the tools were not built.
+/// A command for tool `name`, failing clearly when the tools were not built or are older than their sources.
 pub fn tool(name: &str) -> Command {
     let path = bin_dir().join(name);
     assert!(path.exists(), "{} not found: build the tools first (cargo build --bins, or make test)", path.display());
+    assert_fresh(name, &path);
     Command::new(path)
+}
+
+/// [`bin_dir`], after checking that every tool in it is built and not older than its sources (for tests that put
+/// the directory on PATH or hand it to make).
+pub fn fresh_bin_dir() -> PathBuf {
+    let dir = bin_dir();
+    let mut names: Vec<String> = std::fs::read_dir(workspace().join("tools"))
+        .expect("tools/")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        let path = dir.join(&name);
+        assert!(
+            path.exists(),
+            "{} not found: build the tools first (cargo build --bins, or make test)",
+            path.display()
+        );
+        assert_fresh(&name, &path);
+    }
+    dir
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+/// Fails when the built tool `name` is older than a source it is built from, so that tests cannot pass on a stale
+/// target/ (`cargo test` builds the tests, not the binaries they run). The sources: the tool's crate, the library,
+/// and for the tools that link libtorch the nn crate with its C++ shim. Checked once per tool and test process.
+pub fn assert_fresh(name: &str, binary: &Path) {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if CHECKED.lock().unwrap().iter().any(|n| n == name) {
+        return;
+    }
+    let root = workspace();
+    let crate_dir = root.join("tools").join(name);
+    let mut sources = vec![crate_dir.join("src"), root.join("lib/src")];
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+    if manifest.contains("lensfind-nn") {
+        sources.extend([root.join("nn/src"), root.join("nn/csrc"), root.join("nn/build.rs")]);
+    }
+    let built = modified(binary).expect("the binary's modification time");
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for s in &sources {
+        newest_file(s, &mut newest);
+    }
+    if let Some((time, source)) = newest {
+        assert!(
+            time <= built,
+            "{} is older than {}: rebuild the tools (cargo build --bins, or make test) before testing them",
+            binary.display(),
+            source.display()
+        );
+    }
+    CHECKED.lock().unwrap().push(name.to_string());
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The most recently modified file under `path` (a file or a directory tree), into `newest`.
+fn newest_file(path: &Path, newest: &mut Option<(std::time::SystemTime, PathBuf)>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            newest_file(&entry.path(), newest);
+        }
+    } else if let Some(time) = modified(path) {
+        if newest.as_ref().is_none_or(|(t, _)| time > *t) {
+            *newest = Some((time, path.to_path_buf()));
+        }
+    }
 }
 
 /// Runs a command and returns its output, panicking with stderr if it fails.
@@ -57,6 +133,48 @@ pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
 pub fn venv_python() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     p.exists().then_some(p)
+}
+
+/// The project's Python when it can import every one of `modules`; else why not.
+pub fn python_with(modules: &[&str]) -> Result<PathBuf, String> {
+    let python = venv_python().ok_or("no .venv/bin/python (scripts/setup.sh makes it)")?;
+    let out = Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{} cannot import {}: {} (scripts/setup.sh installs them)",
+            python.display(),
+            modules.join(", "),
+            stderr.trim().lines().last().unwrap_or_default()
+        ));
+    }
+    Ok(python)
+}
+
+/// The environment variable that names the tests allowed to skip their check (comma-separated test names).
+pub const SKIP_VAR: &str = "LENSFIND_SKIP";
+
+/// Whether `LENSFIND_SKIP` names `test`.
+pub fn skip_requested(test: &str) -> bool {
+    std::env::var(SKIP_VAR).is_ok_and(|v| v.split(',').any(|name| name.trim() == test))
+}
+
+/// Called by a test that cannot run its check here (a package or program missing, no permission): fails the test,
+/// unless `LENSFIND_SKIP` names it, and then says so on stderr and returns. A test never skips on its own: a
+/// check that did not run must not look like one that passed. Use as `return cannot_run("test_name", why)`.
+pub fn cannot_run(test: &str, why: &str) {
+    // The name must be the calling test's own, or LENSFIND_SKIP=<its name> would not reach it.
+    if let Some(thread) = std::thread::current().name().filter(|n| *n != "main") {
+        assert_eq!(thread.rsplit("::").next(), Some(test), "cannot_run called with another test's name");
+    }
+    if skip_requested(test) {
+        eprintln!("{test}: check not run, as {SKIP_VAR} asks: {why}");
+    } else {
+        panic!("{test} cannot run its check: {why}; fix that, or skip it on purpose with {SKIP_VAR}={test}");
+    }
 }
 
 /// A synthetic training set in a fresh temporary directory, indexed: (the directory, data dir, index file).

@@ -55,6 +55,86 @@ fn leftovers(target: &Path) -> Vec<String> {
     v
 }
 
+/// The temporary file that process `pid` writes beside `target` (`.NAME.tmp-HOST-PID`), if there is one.
+fn temp_of(target: &Path, pid: u32) -> Option<PathBuf> {
+    let (prefix, suffix) = (format!(".{}.tmp-", target.file_name().unwrap().to_string_lossy()), format!("-{pid}"));
+    fs::read_dir(target.parent().unwrap()).unwrap().map(|e| e.unwrap()).find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with(&prefix) && name.ends_with(&suffix)).then(|| e.path())
+    })
+}
+
+/// Starts `cmd`, which writes `target` through a temporary file beside it, and waits (polling without sleep, so
+/// that a short write is not missed) for the temporary file to appear. Returns the child, running or not, and
+/// whether the temporary was seen.
+fn start_and_wait_for_temp(cmd: &mut Command, target: &Path) -> (std::process::Child, bool) {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    loop {
+        if temp_of(target, child.id()).is_some() {
+            return (child, true);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return (child, false);
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// How long `cmd` spends writing `target`: from the moment its temporary file appears to the moment it is renamed
+/// into place.
+fn write_window(cmd: &mut Command, target: &Path) -> Duration {
+    let (mut child, seen) = start_and_wait_for_temp(cmd, target);
+    let start = Instant::now();
+    assert!(seen, "{cmd:?}: no temporary file beside {}", target.display());
+    while temp_of(target, child.id()).is_some() {
+        std::hint::spin_loop();
+    }
+    let window = start.elapsed();
+    assert!(child.wait().unwrap().success());
+    window
+}
+
+/// What a kill aimed into the write did.
+#[derive(Debug, Default)]
+struct MidWrite {
+    /// Kills that found the temporary file still there, not yet renamed: the process died while writing.
+    landed: usize,
+    /// Of those, the ones whose temporary already held some bytes (a part of the output on disk).
+    with_bytes: usize,
+}
+
+/// Starts `cmd` with no `target` in place, SIGKILLs it `fraction` of `window` after its temporary output appears,
+/// and checks what it left: never `target` (the output appears whole or not at all); a temporary file, if the kill
+/// landed while it was being written, that holds the start of the whole output `want` and nothing else.
+fn kill_mid_write(
+    cmd: &mut Command,
+    target: &Path,
+    window: Duration,
+    fraction: f64,
+    want: &[u8],
+    tally: &mut MidWrite,
+) {
+    let _ = fs::remove_file(target);
+    let (mut child, seen) = start_and_wait_for_temp(cmd, target);
+    let deadline = Instant::now() + window.mul_f64(fraction);
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::hint::spin_loop();
+    }
+    let pid = child.id();
+    let _ = child.kill(); // SIGKILL; an error means it had already ended
+    child.wait().unwrap();
+    if let Some(temp) = temp_of(target, pid) {
+        assert!(seen);
+        assert!(!target.exists(), "killed while writing, yet {} exists", target.display());
+        let part = fs::read(&temp).unwrap();
+        assert!(want.starts_with(&part), "{}: not a start of the whole output", temp.display());
+        tally.landed += 1;
+        tally.with_bytes += usize::from(!part.is_empty());
+    } else if target.exists() {
+        assert!(fs::read(target).unwrap() == want, "{} is not whole", target.display());
+    }
+}
+
 /// An index of `n` rows that reuses the files of a small dataset under fresh ids, for a run long enough to kill.
 fn long_index(rows: &[IndexRow], n: usize, prefix: &str, path: &Path) {
     let long: Vec<IndexRow> =
@@ -138,6 +218,18 @@ fn sigkilled_lens_ensemble_leaves_no_partial_submission() {
             assert!(fs::read(&out).unwrap() == want, "killed at {at:?}: {} is not whole", out.display());
         }
     }
+    // Kills aimed into the write itself (the moments above mostly land while the inputs are read): at seeded
+    // moments between the temporary file's appearance and the end of the process.
+    let window = write_window(&mut ensemble(&out), &out);
+    let mut tally = MidWrite::default();
+    for _ in 0..6 {
+        kill_mid_write(&mut ensemble(&out), &out, window, 0.9 * rng.fraction(), &want, &mut tally);
+    }
+    eprintln!(
+        "lens-ensemble: {} of 6 kills landed mid-write, {} with part of the output on disk",
+        tally.landed, tally.with_bytes
+    );
+    assert!(tally.landed >= 1 && tally.with_bytes >= 1, "no kill landed while the output was being written: {tally:?}");
     ok(&mut ensemble(&out));
     assert!(fs::read(&out).unwrap() == want);
     assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
@@ -212,6 +304,23 @@ fn sigkilled_lens_train_and_lens_infer_leave_whole_files_and_rerun() {
             assert!(fs::read(&out).unwrap() == want, "killed at {at:?}: {} is not whole", out.display());
         }
     }
+    // lens-infer writes its output at the end, in a window of a few milliseconds: kills aimed into it (without
+    // test-time views, so that the runs up to the write are short).
+    let quick = |out: &Path| {
+        let mut c = tool("lens-infer");
+        c.args(["-q", "-j", "2", "--tta", "none", "--run"]).arg(&run).arg("--pack").arg(&big).arg("-o").arg(out);
+        c
+    };
+    let quick_ref = t.path().join("quick.logits.csv");
+    ok(&mut quick(&quick_ref));
+    let quick_want = fs::read(&quick_ref).unwrap();
+    let window = write_window(&mut quick(&out), &out);
+    let mut tally = MidWrite::default();
+    for _ in 0..4 {
+        kill_mid_write(&mut quick(&out), &out, window, 0.9 * rng.fraction(), &quick_want, &mut tally);
+    }
+    eprintln!("lens-infer: {} of 4 kills landed mid-write ({window:?} window)", tally.landed);
+    assert!(tally.landed >= 1, "no kill landed while the logits were being written: {tally:?}");
     ok(&mut infer(&out));
     assert!(fs::read(&out).unwrap() == want);
     assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
@@ -252,19 +361,25 @@ fn check_run_files(run: &Path) {
     }
 }
 
-/// A small tmpfs, unmounted on drop; None where mounting is not permitted (not root, or a container without
-/// CAP_SYS_ADMIN).
+/// A small tmpfs, unmounted on drop.
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+    /// Mounts a tmpfs of `size` at `at`, or says why it cannot (not root, or no CAP_SYS_ADMIN in a container).
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
         fs::create_dir_all(at).unwrap();
-        let status = Command::new("mount")
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(at)
-            .stderr(Stdio::null())
-            .status();
-        status.is_ok_and(|s| s.success()).then(|| Tmpfs(at.to_path_buf()))
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot mount a tmpfs (needs root with CAP_SYS_ADMIN): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs(at.to_path_buf()))
     }
 }
 
@@ -274,33 +389,81 @@ impl Drop for Tmpfs {
     }
 }
 
-#[test]
-fn full_disk_is_a_clear_error_and_leaves_nothing() {
-    let (t, _, idx) = indexed_dataset(20, 35, &[]); // 80 objects: 2.7 MB of images
-    let mnt = t.path().join("small");
-    let Some(disk) = Tmpfs::mount(&mnt, "2m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)");
-        return;
-    };
-    let out = disk.0.join("x.pack");
-    let err = fails(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&out));
-    assert!(err.contains("lens-pack: error: ") && err.contains("No space left on device"), "{err}");
-    assert!(err.contains(&out.display().to_string()), "the error names the pack: {err}");
-    assert_eq!(fs::read_dir(&disk.0).unwrap().count(), 0, "something was left on the full disk");
+/// Makes `cmd` run under RLIMIT_FSIZE = `bytes`: a write that would make a file larger fails. Past the limit the
+/// kernel sends SIGXFSZ, whose default action kills the process; with it ignored (an ignored signal stays ignored
+/// across exec) the write fails with EFBIG instead, the way a write to a full disk fails with ENOSPC. Needs no
+/// privilege, so it runs anywhere.
+fn limit_file_size(cmd: &mut Command, bytes: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls (setrlimit, signal), no allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
 
-    // A CSV output on a disk that fills up: the same.
-    fs::write(disk.0.join("filler"), vec![0u8; 2 * 1024 * 1024 - 64 * 1024]).unwrap_or(());
-    let logits = t.path().join("a.csv");
+/// lens-pack and then lens-ensemble writing into `dir` where writes fail (a full disk, or the file size limit that
+/// `limit` applies to a command; `before_csv` runs between the two, to fill the disk up again): each exits 2 with
+/// `lens-xxx: error:`, the OS's reason `cause` and the output's name, and leaves nothing in `dir`.
+fn writes_fail_cleanly(
+    t: &Path,
+    idx: &Path,
+    dir: &Path,
+    cause: &str,
+    limit: &dyn Fn(&mut Command) -> &mut Command,
+    before_csv: &dyn Fn(),
+) {
+    let out = dir.join("x.pack");
+    let err = fails(limit(tool("lens-pack").arg("-q").arg(idx).arg("-o").arg(&out)));
+    assert!(err.contains("lens-pack: error: ") && err.contains(cause), "{err}");
+    assert!(err.contains(&out.display().to_string()), "the error names the pack: {err}");
+    let left: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "lens-pack left {left:?}");
+
+    // A CSV output (1 MB) that does not fit: the same.
+    before_csv();
+    let before: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let logits = t.join("a.csv");
     let mut text = String::from("id,logit\n");
     for k in 0..50_000 {
         text.push_str(&format!("object_{k:07},{}\n", k % 7));
     }
     fs::write(&logits, text).unwrap();
-    let sub = disk.0.join("submission.csv");
-    let err = fails(tool("lens-ensemble").arg(&logits).arg("-o").arg(&sub));
-    assert!(err.contains("No space left on device") && err.contains("submission.csv"), "{err}");
-    let names: Vec<_> = fs::read_dir(&disk.0).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, ["filler"], "a partial submission was left");
+    let sub = dir.join("submission.csv");
+    let err = fails(limit(tool("lens-ensemble").arg(&logits).arg("-o").arg(&sub)));
+    assert!(err.contains("lens-ensemble: error: ") && err.contains(cause) && err.contains("submission.csv"), "{err}");
+    let left: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, before, "a partial submission was left");
+}
+
+#[test]
+fn full_disk_is_a_clear_error_and_leaves_nothing() {
+    let (t, _, idx) = indexed_dataset(20, 35, &[]); // 80 objects: 2.7 MB of images
+    let disk = match Tmpfs::mount(&t.path().join("small"), "2m") {
+        Ok(d) => d,
+        Err(why) => return cannot_run("full_disk_is_a_clear_error_and_leaves_nothing", &why),
+    };
+    // The pack does not fit in 2 MB; the submission does not fit beside a filler of 1.94 MB.
+    let fill = || fs::write(disk.0.join("filler"), vec![0u8; 2 * 1024 * 1024 - 64 * 1024]).unwrap_or(());
+    writes_fail_cleanly(t.path(), &idx, &disk.0, "No space left on device", &|c| c, &fill);
+}
+
+#[test]
+fn file_size_limit_is_a_clear_error_and_leaves_nothing() {
+    // The same faults without mount, as any user: files may not grow past 512 kB (images.npy would be 2.7 MB,
+    // the submission 1 MB).
+    let (t, _, idx) = indexed_dataset(20, 35, &[]);
+    let dir = t.path().join("out");
+    fs::create_dir(&dir).unwrap();
+    writes_fail_cleanly(t.path(), &idx, &dir, "File too large", &|c| limit_file_size(c, 512 * 1024), &|| {});
 }
 
 #[test]

@@ -60,17 +60,13 @@ fn auc_matches_sklearn_and_counts_match_by_hand() {
     assert!((all["recall"].as_f64().unwrap() - 5.0 / 6.0).abs() < 1e-12);
     assert_eq!(v["by_source"]["1"]["n"].as_u64().unwrap(), 8);
 
-    let Some(python) = venv_python() else {
-        eprintln!("skipped the sklearn comparison: no .venv");
-        return;
+    let python = match python_with(&["sklearn"]) {
+        Ok(p) => p,
+        Err(why) => return cannot_run("auc_matches_sklearn_and_counts_match_by_hand", &why),
     };
     let script =
         format!("from sklearn.metrics import roc_auc_score\nprint(repr(roc_auc_score({labels:?}, {scores:?})))");
-    let out = std::process::Command::new(python).args(["-c", &script]).output().unwrap();
-    if !out.status.success() {
-        eprintln!("skipped the sklearn comparison: {}", String::from_utf8_lossy(&out.stderr));
-        return;
-    }
+    let out = ok(std::process::Command::new(python).args(["-c", &script]));
     let sk: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!((all["auc"].as_f64().unwrap() - sk).abs() < 1e-12, "ours {} sklearn {sk}", all["auc"]);
 }

@@ -56,9 +56,31 @@ enum Want {
     Rejected(&'static str),
     /// Packed (the damage does not make the file unreadable, e.g. a second id column).
     Packed,
-    /// Either, but accounted for (a flipped byte may land in a pixel value or in a header).
-    Either,
 }
+
+/// Where each of the 16 seeded bit flips lands in lens-synth's SLSim file (the header card's keyword, "" for a
+/// blank card or the padding after END; "data" for the table's row) and what lens-pack must make of it. A flip in a
+/// comment or in blank space changes nothing; one in a value is a clear error; one in the data changes a pixel.
+const FLIPS: [(&str, Want); 16] = [
+    ("", Want::Packed),
+    ("", Want::Packed),
+    ("", Want::Packed),
+    ("", Want::Packed),
+    ("", Want::Packed),
+    // GCOUNT = (                   1: the table's size cannot be worked out, so cfitsio finds no table.
+    ("GCOUNT", Want::Rejected("band i: no image HDU with data and no table with a column band_i")),
+    // The primary HDU's NAXIS = (: an opening quote of a kind; cfitsio reads it as a string that never ends.
+    ("NAXIS", Want::Rejected("band i: cannot open: cfitsio status 205: string missing closing quote")),
+    ("TFORM2", Want::Packed), // in the comment after the value
+    ("", Want::Packed),
+    ("", Want::Packed),
+    ("", Want::Packed),
+    ("TFORM1", Want::Packed), // in the comment after the value
+    ("data", Want::Packed),
+    ("data", Want::Packed),
+    ("data", Want::Packed),
+    ("data", Want::Packed),
+];
 
 struct Corpus {
     dir: PathBuf,
@@ -110,6 +132,23 @@ fn write_table(path: &Path, id_columns: &[&str], band_columns: &[&str], values: 
     }
 }
 
+/// The pixel that a flip at byte `at` of an SLSim file changed: (its index in the band image, its new value), or
+/// None when the byte is not in the image (the id column, or the padding after the row). The row starts at byte
+/// 5760 (two 2880-byte headers), with the id column (TFORM1 = 'nA') before the 1681 big-endian float64 values.
+fn flipped_pixel(original: &[u8], flipped: &[u8], at: usize) -> Option<(usize, f64)> {
+    let tform1 = (0..2 * 36).map(|c| c * 80).find(|&o| original[o..o + 8] == *b"TFORM1  ").unwrap();
+    let text = String::from_utf8_lossy(&original[tform1 + 10..tform1 + 30]).into_owned();
+    let id_width: usize = text.trim_matches(|ch: char| ch == '\'' || ch == ' ').trim_end_matches('A').parse().unwrap();
+    let start = 2 * 2880 + id_width;
+    if at < start || at >= start + 1681 * 8 {
+        return None;
+    }
+    let pixel = (at - start) / 8;
+    let value = f64::from_be_bytes(flipped[start + pixel * 8..][..8].try_into().unwrap());
+    assert_ne!(value.to_bits(), f64::from_be_bytes(original[start + pixel * 8..][..8].try_into().unwrap()).to_bits());
+    Some((pixel, value))
+}
+
 fn pack(index: &[IndexRow], dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, String) {
     let idx = dir.join(format!("{name}.csv"));
     write_index(index, fs::File::create(&idx).unwrap()).unwrap();
@@ -138,13 +177,29 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
     let mut c = Corpus { dir: t.path().join("hostile"), rows: Vec::new(), want: BTreeMap::new() };
     use Want::*;
 
-    // Flipped bytes, at seeded places: in the headers (most are fatal) and in the data (a different pixel).
+    // Flipped bits, at seeded places: 12 in the two headers, 4 in the data. What each must do is in FLIPS; the
+    // pixels each flip should leave in the pack, in `flipped_pixels` (checked below).
     let mut rng = Lcg(8);
-    for k in 0..16 {
+    let mut flipped_pixels: BTreeMap<String, Option<(usize, f64)>> = BTreeMap::new();
+    for (k, (card, want)) in FLIPS.iter().enumerate() {
         let mut bytes = table.clone();
         let at = if k < 12 { rng.below(2 * 2880) } else { 2 * 2880 + rng.below(bytes.len() as u64 - 2 * 2880) };
-        bytes[at as usize] ^= 1 << rng.below(8);
-        c.add_bytes(&format!("flip{k:02}"), &slsim, Either, bytes);
+        let at = at as usize;
+        bytes[at] ^= 1 << rng.below(8);
+        let id = format!("flip{k:02}");
+        let landed = if at < 2 * 2880 {
+            let keyword = String::from_utf8_lossy(&table[at / 80 * 80..][..8]).trim_end().to_string();
+            if keyword == "END" {
+                String::new()
+            } else {
+                keyword
+            }
+        } else {
+            "data".to_string()
+        };
+        assert_eq!(landed, *card, "{id}: the flip at byte {at} lands elsewhere than FLIPS says");
+        flipped_pixels.insert(id.clone(), (landed == "data").then(|| flipped_pixel(&table, &bytes, at)).flatten());
+        c.add_bytes(&id, &slsim, *want, bytes);
     }
     // Cut at every header block boundary, both layouts.
     for k in 0..table.len() / 2880 {
@@ -279,15 +334,40 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
                     assert!(reason.contains(&c.dir.join(id).display().to_string()), "{id}: names the file: {reason}");
                 }
             }
-            Either => {}
         }
     }
     // The reasons, as RELIABILITY.md lists them (shown with --nocapture).
     for (id, reason) in &rejected {
         eprintln!("set aside {id}: {}", reason.split(" (/").next().unwrap_or(reason));
     }
-    let flips_rejected = (0..16).filter(|k| rejected.contains_key(&format!("flip{k:02}"))).count();
-    eprintln!("flipped bytes: {flips_rejected} of 16 objects set aside, the others packed");
+
+    // The packed flips hold exactly the template's pixels, but for the one pixel a flip in the data changed:
+    // compared raw (--standardize none), with the template packed alone.
+    let flips: Vec<IndexRow> = c.rows.iter().filter(|r| r.id.starts_with("flip")).cloned().collect();
+    let (raw_flips, _) = pack(&flips, t.path(), "flips-raw", &["-q", "--standardize", "none"]);
+    let (raw_template, _) = pack(&[slsim.clone()], t.path(), "template-raw", &["-q", "--standardize", "none"]);
+    let (f, tp) = (Pack::open(&raw_flips).unwrap(), Pack::open(&raw_template).unwrap());
+    let mut template = vec![0.0f32; tp.row_len()];
+    tp.row_f32(0, &mut template);
+    let mut got = vec![0.0f32; f.row_len()];
+    let mut changed = 0;
+    for (row, m) in f.meta.iter().enumerate() {
+        f.row_f32(row, &mut got);
+        let mut want = template.clone();
+        if let Some((pixel, value)) = flipped_pixels[&m.id] {
+            // Band i is the third; a value float32 cannot hold (or NaN/Inf) is set to 0, as the README says.
+            let value = if value.is_finite() && value.abs() <= f64::from(f32::MAX) { value as f32 } else { 0.0 };
+            want[2 * 1681 + pixel] = value;
+            changed += usize::from(value != template[2 * 1681 + pixel]);
+        }
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(g.to_bits() == w.to_bits(), "{}: pixel {i} is {g}, should be {w}", m.id);
+        }
+    }
+    assert_eq!(f.len(), FLIPS.iter().filter(|(_, w)| *w == Want::Packed).count());
+    // Of the four flips in the data, two hit low mantissa bits that float32 rounds away; one makes 0.977 into
+    // 1.8e308 (beyond float32: 0), one changes the exponent of -0.196 (-0.000766).
+    assert_eq!(changed, 2, "pixels changed by the flips in the data");
 
     // Every good object is packed, with exactly the values it has when packed alone.
     let g = Pack::open(&good_pack).unwrap();
@@ -313,25 +393,39 @@ fn unreadable_files_are_set_aside() {
     let mut cmd = tool("lens-pack");
     if fs::read(&locked).is_ok() {
         // We are root (or hold CAP_DAC_OVERRIDE): mode 000 does not stop our reads. Run lens-pack as nobody.
+        const TEST: &str = "unreadable_files_are_set_aside";
         let setpriv = Path::new("/usr/bin/setpriv");
         if !setpriv.exists() {
-            eprintln!("skipped: running with the power to read mode-000 files, and no setpriv to drop it");
-            return;
+            let why = "running with the power to read mode-000 files, and no /usr/bin/setpriv (util-linux) to drop it";
+            return cannot_run(TEST, why);
         }
         let mut open = fs::metadata(t.path()).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut open, 0o777);
         fs::set_permissions(t.path(), open).unwrap();
         cmd = Command::new(setpriv);
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(bin_dir().join("lens-pack"));
-        // Check that nobody can reach the tool and the data at all, else the test would prove nothing.
-        let probe = Command::new(setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat"])
-            .arg(&rows[0].paths[0])
-            .stdout(Stdio::null())
-            .status();
-        if !probe.is_ok_and(|s| s.success()) {
-            eprintln!("skipped: as root, and user nobody cannot read the test's files to run lens-pack as nobody");
-            return;
+        // Check that nobody can run the tool and read the other files, else the test would prove nothing.
+        let as_nobody = |program: &Path, arg: &Path| {
+            Command::new(setpriv)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(program)
+                .arg(arg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !as_nobody(Path::new("cat"), &rows[0].paths[0]) {
+            return cannot_run(
+                TEST,
+                "as root, and user nobody cannot read the test's files (a directory above them closed?)",
+            );
+        }
+        if !as_nobody(&bin_dir().join("lens-pack"), Path::new("--version")) {
+            return cannot_run(
+                TEST,
+                "as root, and user nobody cannot run the built lens-pack (a directory above it closed?)",
+            );
         }
     }
     let o = run_with_timeout(cmd.arg(&idx).arg("-o").arg(&out), Duration::from_secs(60));

@@ -70,9 +70,9 @@ fn synth_index_pack_values_match_direct_read() {
 
 #[test]
 fn numpy_opens_images_with_mmap() {
-    let Some(python) = venv_python() else {
-        eprintln!("skipped: no .venv/bin/python (run scripts/setup.sh)");
-        return;
+    let python = match python_with(&["numpy"]) {
+        Ok(p) => p,
+        Err(why) => return cannot_run("numpy_opens_images_with_mmap", &why),
     };
     let (t, _, idx) = indexed_dataset(5, 1, &[]);
     for dtype in ["f32", "f16"] {
@@ -281,7 +281,7 @@ fn clear_errors_for_bad_arguments() {
 #[test]
 fn data_tools_do_not_link_libtorch() {
     for name in ["lens-synth", "lens-index", "lens-pack", "lens-ensemble", "lens-eval"] {
-        let out = ok(std::process::Command::new("ldd").arg(bin_dir().join(name)));
+        let out = ok(std::process::Command::new("ldd").arg(fresh_bin_dir().join(name)));
         let libs = String::from_utf8_lossy(&out.stdout);
         assert!(libs.contains("libcfitsio") || name != "lens-pack", "{name}: {libs}");
         assert!(!libs.contains("libtorch") && !libs.contains("libc10"), "{name} links libtorch:\n{libs}");

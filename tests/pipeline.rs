@@ -16,7 +16,7 @@ fn make(dir: &Path, extra: &[&str]) -> Command {
     c.current_dir(dir)
         .arg("-f")
         .arg(makefile())
-        .arg(format!("BIN={}/", bin_dir().display()))
+        .arg(format!("BIN={}/", fresh_bin_dir().display()))
         .args(["OUT=out", "SYNTH_OBJECTS=8", "EPOCHS=1", "TRAIN_ARGS=--batch-size 16 --lr 2e-3 --threads 1"])
         .args(extra)
         // Not the jobserver or flags of a make that runs this test.

@@ -41,7 +41,7 @@ fn readme_examples_run_as_written() {
 
     let t = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(root.join("scripts").canonicalize().unwrap(), t.path().join("scripts")).unwrap();
-    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!("{}:{}", fresh_bin_dir().display(), std::env::var("PATH").unwrap_or_default());
     let mut log = String::new();
     for (line, text) in &blocks {
         let out = Command::new("bash")

@@ -209,7 +209,7 @@ fn errors_are_clear_and_leave_no_file() {
 
 #[test]
 fn lens_view_does_not_link_libtorch() {
-    let out = ok(Command::new("ldd").arg(bin_dir().join("lens-view")));
+    let out = ok(Command::new("ldd").arg(fresh_bin_dir().join("lens-view")));
     let libs = String::from_utf8_lossy(&out.stdout);
     assert!(!libs.contains("libtorch") && !libs.contains("libc10"), "lens-view links libtorch:\n{libs}");
 }
