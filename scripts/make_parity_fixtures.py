@@ -1,16 +1,26 @@
-"""Writes the fixtures that prove lensfind's models match timm's, into tests/fixtures/.
+"""Writes the fixtures that prove lensfind's models and optimizer match timm's and PyTorch's, into tests/fixtures/.
 
 For each family, a reduced configuration (few blocks, narrow dims) with random weights: the state_dict under its
-timm keys, an input batch, timm's eval-mode output, and one training step (BCE-with-logits on fixed labels, then
-torch.optim.AdamW): the loss, every gradient and every parameter after the step. Layer-scale and norm weights are
-randomised too, so every tensor changes the output. Also the pretrained-import fixtures: a timm-format 3-channel,
-10-class checkpoint and what timm's own adaptation makes of it (first conv to 5 channels, ViT position embeddings
-resampled to a new grid).
+timm keys, an input batch, timm's eval-mode output, and one training step's loss (BCE-with-logits on fixed
+labels) and every gradient. Layer-scale and norm weights are randomised too, so every tensor changes the output.
+
+The optimizer is checked on given gradients, not on gradients the test computes: an update compares well only
+where the gradients are the same, and the first AdamW step moves each weight by about lr x sign(gradient), so a
+gradient at rounding level (the key part of a ViT's qkv bias has an exact gradient of 0: softmax ignores a constant
+added to every key) would make any comparison of one step depend on the CPU's kernels. So, from the state_dict,
+three torch.optim.AdamW steps (the plain single-tensor implementation, not the fused kernel lensfind uses) with
+three gradient sets: timm's gradient G, then -G/2, then 2 x G rolled by one element (flattened); both sides make the
+last two exactly (a power-of-two scale and a roll round nothing). Two parameter groups: weight decay 0.05 for
+matrices and convolutions, none for biases, norms and embeddings of one dimension; learning rates 1e-3, 5e-4,
+2.5e-4. Saved: the parameters after each step and the moments after the third.
+
+Also the pretrained-import fixtures: a timm-format 3-channel, 10-class checkpoint and what timm's own adaptation
+makes of it (first conv to 5 channels, ViT position embeddings resampled to a new grid).
 
 Run with the project's .venv (timm installed by scripts/setup.sh):
     .venv/bin/python scripts/make_parity_fixtures.py [--out tests/fixtures]
 With --full DIR it instead writes the full-size convnext_tiny (41x41 input) and vit_small_patch16_224 (224x224)
-fixtures, ~100 MB each, for the heavier check (lib/tests/parity.rs runs it when timm is installed).
+fixtures (weights, outputs, gradients: ~100-200 MB each) for the heavier check (nn/tests/parity.rs runs it; it fails when timm is missing).
 """
 import argparse
 import json
@@ -52,7 +62,7 @@ def randomise(model, gen):
 
 
 def fixture(model, size, gen, batch=4):
-    """State dict, input, eval output, and one train step with AdamW."""
+    """State dict, input, eval output, and one training step's loss and gradients."""
     x = torch.randn(batch, 5, size, size, generator=gen)
     y = torch.tensor([1.0, 0.0, 1.0, 0.0][:batch])
     out = {f"param/{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
@@ -60,16 +70,52 @@ def fixture(model, size, gen, batch=4):
     with torch.no_grad():
         out["output"] = model(x).detach().clone()
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
-    opt.zero_grad()
+    model.zero_grad(set_to_none=True)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(1), y)
     loss.backward()
     for k, p in model.named_parameters():
         out[f"grad/{k}"] = p.grad.detach().clone().contiguous()
-    opt.step()
-    for k, p in model.named_parameters():
-        out[f"updated/{k}"] = p.detach().clone().contiguous()
     out.update({"input": x, "label": y, "loss": loss.detach().reshape(1)})
+    return out
+
+
+# The optimizer check (keep in step with nn/tests/parity.rs).
+ADAMW_LRS = [1e-3, 5e-4, 2.5e-4]
+ADAMW_DECAY = 0.05
+
+
+def adamw_gradient(g, step):
+    """The gradient set of step 1, 2 or 3, made from timm's gradient g without rounding."""
+    if step == 1:
+        return g.clone()
+    if step == 2:
+        return g * -0.5
+    return (g.flatten().roll(1) * 2.0).reshape(g.shape)
+
+
+def adamw_steps(tensors):
+    """Three torch.optim.AdamW steps from the fixture's parameters on the given gradient sets."""
+    names = sorted(k[len("grad/"):] for k in tensors if k.startswith("grad/"))
+    params = {n: tensors[f"param/{n}"].clone().requires_grad_(True) for n in names}
+    decay = [params[n] for n in names if params[n].dim() >= 2]
+    no_decay = [params[n] for n in names if params[n].dim() < 2]
+    assert decay and no_decay
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": ADAMW_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=ADAMW_LRS[0], betas=(0.9, 0.999), eps=1e-8, foreach=False, fused=False)
+    out = {}
+    for step, lr in enumerate(ADAMW_LRS, start=1):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        for n in names:
+            params[n].grad = adamw_gradient(tensors[f"grad/{n}"], step)
+        opt.step()
+        for n in names:
+            out[f"adamw/step{step}/{n}"] = params[n].detach().clone().contiguous()
+    for n in names:
+        state = opt.state[params[n]]
+        out[f"adamw/exp_avg/{n}"] = state["exp_avg"].clone().contiguous()
+        out[f"adamw/exp_avg_sq/{n}"] = state["exp_avg_sq"].clone().contiguous()
     return out
 
 
@@ -80,6 +126,7 @@ def small(out_dir):
         model = build(spec["family"], spec["kwargs"])
         randomise(model, gen)
         tensors = fixture(model, spec["size"], gen)
+        tensors.update(adamw_steps(tensors))
         meta = {"family": spec["family"], "config": json.dumps(spec["kwargs"]), "size": str(spec["size"]),
                 "timm": timm.__version__, "torch": torch.__version__}
         save_file(tensors, os.path.join(out_dir, f"parity_{name}.safetensors"), metadata=meta)
@@ -110,8 +157,7 @@ def full(out_dir):
         model = timm.create_model(name, pretrained=False, in_chans=5, num_classes=1)
         randomise(model, gen)
         tensors = fixture(model, size, gen, batch=2)
-        keep = {k: v for k, v in tensors.items() if not k.startswith(("grad/", "updated/"))}
-        save_file(keep, os.path.join(out_dir, f"full_{name}.safetensors"),
+        save_file(tensors, os.path.join(out_dir, f"full_{name}.safetensors"),
                   metadata={"model": name, "size": str(size)})
 
 
