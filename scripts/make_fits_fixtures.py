@@ -15,6 +15,9 @@ Inf kept), objects in id order (lens-index's order), bands g, r, i, z, y; `stand
 default standardisation must give (NaN/Inf set to 0, then (x - mean) / std over the object's whole 5x41x41 cube
 with numpy in float64, population std, when std > 1e-9); and `objects.csv` (row, id, layout, dtype).
 
+And in tests/fixtures/fits-declared/, one HSC object whose band i says, through TDIM = '(1681,1)', that its 1681
+values are a 1x1681 image, not 41x41: lens-pack must set it aside (a reader that ignored TDIM would pack it).
+
 Run with the project's .venv (astropy installed by scripts/setup.sh):
     .venv/bin/python scripts/make_fits_fixtures.py [--out tests/fixtures/fits]
 """
@@ -54,14 +57,14 @@ def image(k, b, dtype):
     return img.astype(np.float32 if dtype == "f32" else np.float64)
 
 
-def write_table(path, obj_id, id_column, b, img, tdim):
+def write_table(path, obj_id, id_column, b, img, tdim, dim=f"({SIZE},{SIZE})"):
     code = "E" if img.dtype == np.float32 else "D"
     band = fits.Column(
         name=f"band_{BANDS[b]}",
         format=f"{SIZE * SIZE}{code}",
         # Row-major, as the challenge stores it: with TDIM (41,41) astropy reads the vector back as [y, x].
-        array=img.reshape(1, SIZE, SIZE) if tdim else img.reshape(1, SIZE * SIZE),
-        dim=f"({SIZE},{SIZE})" if tdim else None,
+        array=img.reshape(1, SIZE * SIZE),
+        dim=dim if tdim else None,
     )
     ident = fits.Column(name=id_column, format=f"{len(obj_id)}A", array=np.array([obj_id]))
     table = fits.BinTableHDU.from_columns([ident, band])
@@ -107,6 +110,12 @@ def main():
         x = clean[k]
         if x.std() > 1e-9:
             standardized[k] = (x - x.mean()) / x.std()
+    declared = os.path.join(os.path.dirname(os.path.abspath(a.out)), "fits-declared")
+    os.makedirs(declared, exist_ok=True)
+    for b in range(5):
+        dim = f"({SIZE * SIZE},1)" if BANDS[b] == "i" else f"({SIZE},{SIZE})"
+        path = os.path.join(declared, f"D2_L_00000007_{BANDS[b]}.fits")
+        write_table(path, "D2_L_00000007", "Lens ID", b, image(7, b, "f64"), tdim=True, dim=dim)
     np.save(os.path.join(a.out, "pixels.npy"), pixels)
     np.save(os.path.join(a.out, "standardized.npy"), standardized)
     with open(os.path.join(a.out, "objects.csv"), "w", newline="") as f:

@@ -107,3 +107,17 @@ fn pack_with_default_standardisation_matches_numpy() {
         assert!((f64::from(*g) - w).abs() <= 1e-6 * w.abs().max(1.0), "{} {i:?}: {g} vs numpy {w}", ids[i.0]);
     }
 }
+
+#[test]
+fn a_table_whose_tdim_declares_another_shape_is_set_aside() {
+    // Band i's 1681 values are declared a 1x1681 image (TDIM2 = '(1681,1)', written by astropy): not 41x41.
+    let t = tempfile::tempdir().unwrap();
+    let idx = t.path().join("index.csv");
+    index(&[&fixtures().with_file_name("fits-declared")], &idx);
+    let out = t.path().join("x.pack");
+    ok(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&out));
+    let rejected = csv_rows(&out.join("rejected.csv"));
+    assert_eq!(rejected.len(), 1, "D2_L_00000007 must be set aside for the shape its TDIM declares: {rejected:?}");
+    assert_eq!(rejected[0][0], "D2_L_00000007");
+    assert!(rejected[0][1].starts_with("band i: shape 1x1681 where 41x41 was expected"), "{rejected:?}");
+}
