@@ -122,3 +122,20 @@ fn bad_arguments_give_clear_errors() {
         "{listing}"
     );
 }
+
+#[test]
+fn a_pretrained_checkpoint_that_does_not_fit_is_a_clear_error() {
+    let (t, p) = packed_dataset(5, 27);
+    // A safetensors file holding one tensor, the first convolution of 2-D shape: not a convnext_atto checkpoint.
+    let ckpt = t.path().join("odd.safetensors");
+    let header = br#"{"stem.0.weight":{"dtype":"F32","shape":[40,3],"data_offsets":[0,480]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0u8; 480]);
+    fs::write(&ckpt, bytes).unwrap();
+    let run = t.path().join("run");
+    let err = fails(&mut train_cmd(&p, &run, &["--epochs", "1", "--pretrained", ckpt.to_str().unwrap()]));
+    assert!(err.starts_with("lens-train: error: "), "{err}");
+    assert!(err.contains("odd.safetensors does not fit this convnext model: it lacks"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

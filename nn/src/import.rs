@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
@@ -42,18 +42,61 @@ pub fn adapt_input_conv(weight: &Tensor, in_chans: i64) -> Tensor {
 }
 
 /// timm's `resample_abs_pos_embed` with one prefix (class) token: bicubic, antialiased, align_corners=False.
-pub fn resample_pos_embed(pos: &Tensor, new_grid: (i64, i64)) -> Tensor {
-    let (_, n, d) = pos.size3().expect("pos_embed is [1, N, D]");
-    let old = ((n - 1) as f64).sqrt().round() as i64;
+/// `pos` must be [1, 1 + n*n, D]; anything else is an error that says what it is.
+pub fn resample_pos_embed(pos: &Tensor, new_grid: (i64, i64)) -> Result<Tensor> {
+    let size = pos.size();
+    let &[one, n, d] = size.as_slice() else {
+        bail!("pos_embed has shape {size:?}, not [1, 1 + n*n, D] (a class token and an n x n grid of patches)");
+    };
+    let old = ((n - 1).max(0) as f64).sqrt().round() as i64;
+    if one != 1 || n < 2 || old * old != n - 1 || d < 1 {
+        bail!("pos_embed has shape {size:?}, not [1, 1 + n*n, D] (a class token and an n x n grid of patches)");
+    }
     let kind = pos.kind();
     let prefix = pos.narrow(1, 0, 1);
     let grid = pos.narrow(1, 1, n - 1).to_kind(Kind::Float).reshape([1, old, old, d]).permute([0, 3, 1, 2]);
     let grid = grid.internal_upsample_bicubic2d_aa([new_grid.0, new_grid.1], false, None, None);
     let grid = grid.permute([0, 2, 3, 1]).reshape([1, -1, d]).to_kind(kind);
-    Tensor::cat(&[prefix, grid], 1)
+    Ok(Tensor::cat(&[prefix, grid], 1))
 }
 
-/// Loads a timm checkpoint into the variables of a model built from `cfg` in `vs`.
+/// Whether a variable is the classifier's (timm's `head.fc` in ConvNeXt, `head` in ViT): an ImageNet checkpoint's
+/// 1000-class classifier does not fit the single-logit head, which then keeps its fresh init.
+fn is_classifier(name: &str) -> bool {
+    name.starts_with("head.fc.") || name == "head.weight" || name == "head.bias"
+}
+
+/// Why a checkpoint tensor of shape `from` cannot become the model's variable `name` of shape `to` (`cfg`'s), or
+/// None when it can: the first convolution may differ in its input channels only (adapted with timm's rule), a
+/// ViT's position embeddings in their number of patches only (resampled); nothing else may differ.
+fn unadaptable(cfg: &ModelConfig, name: &str, from: &[i64], to: &[i64]) -> Option<String> {
+    if name == cfg.first_conv() {
+        let fits = from.len() == 4 && from[1] >= 1 && from[0] == to[0] && from[2..] == to[2..];
+        return (!fits).then(|| {
+            format!(
+                "{name} (the first convolution) has shape {from:?}; the model's is {to:?}, and only the input \
+                 channels (the second number) can be adapted"
+            )
+        });
+    }
+    if name == "pos_embed" && matches!(cfg, ModelConfig::Vit(_)) {
+        let n = from.get(1).copied().unwrap_or(0) - 1;
+        let side = (n.max(0) as f64).sqrt().round() as i64;
+        let fits = from.len() == 3 && from[0] == 1 && n >= 1 && side * side == n && from[2] == to[2];
+        return (!fits).then(|| {
+            format!(
+                "pos_embed has shape {from:?}; only [1, 1 + n*n, {}] (a class token and an n x n grid, the model's \
+                 width) can be resampled to the model's {to:?}",
+                to[2]
+            )
+        });
+    }
+    Some(format!("{name} has shape {from:?} where the model's is {to:?}"))
+}
+
+/// Loads a timm checkpoint into the variables of a model built from `cfg` in `vs`. A checkpoint that does not fit
+/// the model (a tensor of the model missing from it, or of a shape that cannot be adapted) is an error naming the
+/// tensors, and nothing is loaded; the classifier alone may be absent or of another shape.
 pub fn import_timm(vs: &VarStore, cfg: &ModelConfig, path: &Path) -> Result<ImportReport> {
     let tensors = Tensor::read_safetensors(path)
         .with_context(|| format!("reading {} (a timm checkpoint as safetensors)", path.display()))?;
@@ -65,9 +108,40 @@ pub fn import_timm(vs: &VarStore, cfg: &ModelConfig, path: &Path) -> Result<Impo
             (k, v)
         })
         .collect();
-    let mut report = ImportReport::default();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
+
+    // First every tensor is checked, so that a checkpoint that does not fit changes nothing.
+    let mut absent = Vec::new();
+    let mut misfits = Vec::new();
+    for (name, var) in &vars {
+        match ckpt.get(name) {
+            None if is_classifier(name) => {}
+            None => absent.push(name.as_str()),
+            Some(src) if src.size() == var.size() || is_classifier(name) => {}
+            Some(src) => misfits.extend(unadaptable(cfg, name, &src.size(), &var.size())),
+        }
+    }
+    if !absent.is_empty() {
+        let first = if absent.contains(&cfg.first_conv()) {
+            format!(" (among them {}, the first convolution)", cfg.first_conv())
+        } else {
+            String::new()
+        };
+        bail!(
+            "{} does not fit this {} model: it lacks {} of the model's {} tensors{first}: {}",
+            path.display(),
+            cfg.family(),
+            absent.len(),
+            vars.len(),
+            list(&absent)
+        );
+    }
+    if !misfits.is_empty() {
+        bail!("{} does not fit this {} model: {}", path.display(), cfg.family(), list(&misfits));
+    }
+
+    let mut report = ImportReport::default();
     tch::no_grad(|| -> Result<()> {
         for (name, var) in &vars {
             let Some(src) = ckpt.get(name) else {
@@ -76,25 +150,35 @@ pub fn import_timm(vs: &VarStore, cfg: &ModelConfig, path: &Path) -> Result<Impo
             };
             let mut value = src.to_device(var.device()).to_kind(var.kind());
             if value.size() != var.size() {
-                if name == cfg.first_conv() && value.dim() == 4 {
-                    let from = value.size()[1];
-                    value = adapt_input_conv(&value, var.size()[1]);
-                    report.adapted.push((name.clone(), format!("first conv {from} -> {} channels", var.size()[1])));
-                } else if name == "pos_embed" {
-                    if let ModelConfig::Vit(v) = cfg {
+                if is_classifier(name) {
+                    report.unexpected.push((
+                        name.clone(),
+                        format!(
+                            "a classifier of shape {:?}, not the model's {:?}: kept the fresh head",
+                            src.size(),
+                            var.size()
+                        ),
+                    ));
+                    report.missing.push(name.clone());
+                    continue;
+                }
+                match cfg {
+                    _ if name == cfg.first_conv() => {
                         let from = value.size()[1];
-                        value = resample_pos_embed(&value, (v.grid(), v.grid()));
+                        value = adapt_input_conv(&value, var.size()[1]);
+                        report.adapted.push((name.clone(), format!("first conv {from} -> {} channels", var.size()[1])));
+                    }
+                    ModelConfig::Vit(v) if name == "pos_embed" => {
+                        let from = value.size()[1];
+                        value = resample_pos_embed(&value, (v.grid(), v.grid()))?;
                         report.adapted.push((name.clone(), format!("resampled {from} -> {} tokens", var.size()[1])));
                     }
+                    _ => {}
                 }
             }
             if value.size() != var.size() {
-                report.unexpected.push((
-                    name.clone(),
-                    format!("shape {:?} does not fit {:?}; kept the fresh init", src.size(), var.size()),
-                ));
-                report.missing.push(name.clone());
-                continue;
+                // Not reached: `unadaptable` let through only what the two adaptations above make fit.
+                bail!("{name}: adapted to {:?}, the model's is {:?}", value.size(), var.size());
             }
             var.shallow_clone().copy_(&value);
             if !report.adapted.iter().any(|(k, _)| k == name) {
@@ -109,4 +193,14 @@ pub fn import_timm(vs: &VarStore, cfg: &ModelConfig, path: &Path) -> Result<Impo
         }
     }
     Ok(report)
+}
+
+/// The first few of `items` and how many more, for an error message.
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = items.iter().take(SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    if items.len() > SHOWN {
+        text.push_str(&format!("; and {} more", items.len() - SHOWN));
+    }
+    text
 }
