@@ -67,8 +67,11 @@ test: setup
 	$(CARGO) build --bins
 	$(CARGO) test --workspace
 
+# Every benchmark of BENCHMARKS.md on the machine at hand, into one report, bench/REPORT.md (scripts/bench-all.sh;
+# the training and inference ones use the demo's pack and run, made first when missing). QUICK=1 checks that the
+# scripts run, on tiny inputs.
 bench: build
-	./scripts/bench-pack.sh
+	./scripts/bench-all.sh
 
 man:
 	$(CARGO) run -q -p xtask -- man

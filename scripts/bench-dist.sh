@@ -8,12 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+. scripts/bench-common.sh
 PACK=${1:-demo/train.pack}; MODEL=${2:-convnext_tiny}; BATCH=${3:-32}; ROUNDS=${4:-3}
 THREADS=${THREADS:-$(nproc)}; HALF=$(( THREADS / 2 > 0 ? THREADS / 2 : 1 ))
 [ -f "$PACK/pack.json" ] || { echo "no pack at $PACK (make demo makes demo/train.pack)" >&2; exit 2; }
 cargo build -q --release --bins --examples
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 images_per_s() { awk -F, 'NR>1 {s+=$2; n+=$2*$3} END {printf "%.1f", n/s}' "$1/timing.csv"; }
 common=(-q --pack "$PACK" --model "$MODEL" --epochs 1 --val-split 0.2 --device cpu)
@@ -31,7 +31,7 @@ two() {
   wait
   images_per_s "$TMP/two"
 }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine "$(torch_versions)"
 echo "pack: $PACK ($(grep -o '"count": [0-9]*' "$PACK/pack.json")), model $MODEL, global batch $((2 * BATCH)), 1 epoch, bf16, median of $ROUNDS rounds"
 a=(); b=()
 for r in $(seq "$ROUNDS"); do a+=("$(one)"); b+=("$(two)"); done

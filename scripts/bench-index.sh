@@ -5,6 +5,7 @@
 #   usage: scripts/bench-index.sh [OBJECTS=200000] [REPEAT=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-common.sh
 OBJECTS=${1:-200000}; REPEAT=${2:-3}
 BIN=target/release; DIR=bench/index-$OBJECTS
 [ -x $BIN/lens-index ] || cargo build --release --bins
@@ -23,7 +24,6 @@ PY
   touch $DIR/.complete
 fi
 FILES=$(find $DIR -name '*.fits' | wc -l)
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 if [ "$(id -u)" -eq 0 ] && sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
   t0=$(date +%s.%N); $BIN/lens-index -q $DIR > /dev/null 2>&1; t1=$(date +%s.%N)
   cold=$(echo "$t1 - $t0" | bc -l)
@@ -36,7 +36,7 @@ for i in $(seq "$REPEAT"); do
   times+=("$(cut -d' ' -f1 $DIR/time.txt)"); rss=$(cut -d' ' -f2 $DIR/time.txt)
 done
 med=$(printf '%s\n' "${times[@]}" | median)
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine
 echo "lens-index: $FILES files -> $(($(wc -l < $DIR/index.csv) - 1)) objects"
 printf 'warm cache: median %.2f s of %s runs (%.0f files/s), max RSS %d MB\n' "$med" "$REPEAT" "$(echo "$FILES / $med" | bc -l)" $((rss / 1024))
 [ -n "$cold" ] && printf 'cold cache (caches dropped): %.2f s\n' "$cold"

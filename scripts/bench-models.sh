@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+. scripts/bench-common.sh
 MODEL=${1:-convnext_tiny}; BATCH=${2:-64}; ITERS=${3:-10}; ROUNDS=${4:-3}
 export THREADS=${THREADS:-$(nproc)}
 cargo build -q --release -p lensfind-nn --example bench_models
 OURS=target/release/examples/bench_models
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); torch threads: $THREADS"
+machine "$(torch_versions); torch threads: $THREADS"
 echo "model: $MODEL, batch $BATCH, $ITERS iterations after 2 warm-up, median of $ROUNDS alternating rounds"
 echo
 echo "| precision | layout | fwd ours | fwd timm | ours/timm | fwd+bwd ours | fwd+bwd timm | ours/timm |"

@@ -1,12 +1,22 @@
 """The reference recipe in PyTorch, for scripts/bench-train.sh: timm model, a Dataset over the pack's images.npy
 (memory-mapped with numpy) doing random flips and rot90 per image as the reference's transforms do, DataLoader,
-BCE-with-logits, AdamW, cosine annealing stepped per batch. Trains on the same 80% of the pack that lens-train uses
-by default would be a different split; the point is the same images and the same amount of work.
-usage: bench_reference_train.py PACK MODEL BATCH EPOCHS fp32|bf16 contiguous|channels_last
+BCE-with-logits, AdamW (lr 1e-4, weight decay 1e-2), cosine annealing stepped per batch, over the first 80% of the
+pack (the same images and amount of work as lens-train's 80/20 split, not the same split).
+
+Two ways to run it:
+- as the reference runs on a CPU (`bf16 contiguous --adamw plain`): Lightning's `precision="16-mixed"` becomes bf16
+  autocast on a CPU (Lightning warns that fp16 AMP is not supported there and switches), the model in the default
+  contiguous layout, and `torch.optim.AdamW` as constructed by default, which on a CPU is the plain per-tensor loop
+  (no `foreach`, no `fused`);
+- PyTorch at its best: `--adamw fused` (`torch.optim.AdamW(fused=True)`, the kernel lensfind also uses) at each of
+  fp32/bf16 and contiguous/channels_last; bench-train.sh reports the best.
+
+usage: bench_reference_train.py PACK MODEL BATCH EPOCHS fp32|bf16 contiguous|channels_last [--adamw plain|fused]
+       [--workers N]
 prints: training images/second (the training loop only, as lens-train's timing.csv)"""
+import argparse
 import csv
 import os
-import sys
 import time
 
 import numpy as np
@@ -37,17 +47,31 @@ class PackDataset(Dataset):
 
 
 def main():
-    pack, name, batch, epochs, precision, layout = sys.argv[1:7]
-    batch, epochs = int(batch), int(epochs)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("pack")
+    ap.add_argument("model")
+    ap.add_argument("batch", type=int)
+    ap.add_argument("epochs", type=int)
+    ap.add_argument("precision", choices=["fp32", "bf16"])
+    ap.add_argument("layout", choices=["contiguous", "channels_last"])
+    ap.add_argument("--adamw", choices=["plain", "fused"], default="plain")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: they would compete for 2 cores)")
+    a = ap.parse_args()
+    pack, name, batch, epochs, precision, layout = a.pack, a.model, a.batch, a.epochs, a.precision, a.layout
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     torch.manual_seed(0)
     n = len(np.load(os.path.join(pack, "images.npy"), mmap_mode="r"))
     rows = list(range(0, n))[: int(n * 0.8)]
-    loader = DataLoader(PackDataset(pack, rows), batch_size=batch, shuffle=True, num_workers=0, drop_last=False)
+    loader = DataLoader(PackDataset(pack, rows), batch_size=batch, shuffle=True, num_workers=a.workers,
+                        drop_last=False)
     model = timm.create_model(name, pretrained=False, in_chans=5, num_classes=1)
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
+    if a.adamw == "fused":
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2, fused=True)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
+        assert not opt.defaults.get("fused") and not opt.defaults.get("foreach"), "the default is the plain loop"
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     model.train()

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark of BENCHMARKS.md on the machine at hand, in one report (bench/REPORT.md): lens-pack
+# (warm and, as root, cold page cache), lens-index on a million files, the models against timm, lens-train against
+# the reference (its own CPU setting, and PyTorch at its best), 1 and 2 training processes, and a FITS directory to
+# a submission against the reference's predict path; gpu-check.sh too where there is an NVIDIA GPU. Each section
+# gives its command and output; every table starts with the CPU model and the date. The training and inference
+# benchmarks use the demo's pack and run (make bench makes the demo first when they are missing). About an hour on
+# 2 cores; run it on a quiet machine (figures measured while other jobs run are noise).
+#   usage: scripts/bench-all.sh [REPORT=bench/REPORT.md]
+#   QUICK=1: every script once on tiny inputs (its own small demo under bench/quick), to check that they run; the
+#   figures mean nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+. scripts/bench-common.sh
+REPORT=${1:-bench/REPORT.md}
+mkdir -p "$(dirname "$REPORT")"
+cargo build -q --release --bins --examples
+BIN=target/release
+
+if [ -n "${QUICK:-}" ]; then
+  D=bench/quick
+  if [ ! -f $D/runs/atto/model.safetensors ]; then
+    rm -rf $D && mkdir -p $D
+    $BIN/lens-synth -q --out $D/train --objects 40 --seed 1
+    $BIN/lens-index -q $D/train -o $D/train.index.csv
+    $BIN/lens-pack -q $D/train.index.csv -o $D/train.pack
+    $BIN/lens-train -q --pack $D/train.pack --out $D/runs/atto --model convnext_atto --epochs 1 --batch-size 32
+  fi
+  PACK=$D/train.pack RUN=$D/runs/atto
+  RUNS=(
+    "scripts/bench-pack.sh 20 1 40"
+    "scripts/bench-index.sh 2000 1"
+    "scripts/bench-models.sh convnext_atto 8 1 1"
+    "scripts/bench-train.sh $PACK convnext_atto 32 1 1"
+    "scripts/bench-dist.sh $PACK convnext_atto 16 1"
+    "scripts/bench-infer.sh $RUN 20 1"
+  )
+else
+  PACK=demo/train.pack RUN=demo/runs/atto
+  [ -f $PACK/pack.json ] && [ -f $RUN/model.safetensors ] || make demo
+  RUNS=(
+    "scripts/bench-pack.sh 5000 3 2000"
+    "scripts/bench-index.sh 200000 3"
+    "scripts/bench-models.sh convnext_tiny 64 10 5"
+    "scripts/bench-train.sh $PACK convnext_atto 128 1 3"
+    "scripts/bench-train.sh $PACK convnext_tiny 128 1 3"
+    "scripts/bench-dist.sh $PACK convnext_tiny 32 3"
+    "scripts/bench-infer.sh $RUN 2500 3"
+  )
+fi
+if nvidia-smi -L > /dev/null 2>&1; then
+  RUNS+=("scripts/gpu-check.sh")
+fi
+
+# Plain lines become paragraphs of their own, tables stay tables (Markdown joins adjacent lines otherwise).
+as_markdown() {
+  awk '/^\|/ { if (!table) print ""; table = 1; print; next }
+       { if (table) print ""; table = 0; if (NF) { print; print "" } }'
+}
+
+TMP=$(mktemp); trap 'rm -f "$TMP"' EXIT
+{
+  echo "# lensfind benchmarks${QUICK:+ (QUICK: tiny inputs, to check the scripts; the figures mean nothing)}"
+  echo
+  machine
+  echo
+  echo "Made by \`make bench\` (scripts/bench-all.sh) in $(git describe --always --dirty 2>/dev/null || echo '?');"
+  echo "each section is one script: its command, then its output."
+} > "$TMP"
+for cmd in "${RUNS[@]}"; do
+  echo "bench: $cmd" >&2
+  start=$(now)
+  out=$($cmd 2>&1) || { echo "$out" >&2; echo "bench: $cmd failed" >&2; exit 2; }
+  {
+    echo
+    echo "## \`$cmd\`"
+    echo
+    echo "$out" | as_markdown
+    printf '\n(%.0f s)\n' "$(echo "$(now) - $start" | bc -l)"
+  } >> "$TMP"
+done
+mv "$TMP" "$REPORT"
+trap - EXIT
+echo "bench: wrote $REPORT" >&2
