@@ -16,7 +16,9 @@ cargo build -q --release --bins --examples
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 images_per_s() { awk -F, 'NR>1 {s+=$2; n+=$2*$3} END {printf "%.1f", n/s}' "$1/timing.csv"; }
-common=(-q --pack "$PACK" --model "$MODEL" --epochs 1 --val-split 0.2 --device cpu)
+# Settings pinned, so that 1 and 2 processes run the same kernels (auto could choose differently for each).
+common=(-q --pack "$PACK" --model "$MODEL" --epochs 1 --val-split 0.2 --device cpu --precision bf16
+  --memory-format channels-last)
 one() {
   rm -rf "$TMP/one"
   target/release/lens-train "${common[@]}" -j "$THREADS" --batch-size $((2 * BATCH)) --out "$TMP/one" 2>/dev/null

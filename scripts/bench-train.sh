@@ -19,10 +19,10 @@ cargo build -q --release --bins
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 SETTINGS=("fp32 contiguous" "fp32 channels_last" "bf16 contiguous" "bf16 channels_last")
 
-ours() {  # [precision layout] (none: lens-train's defaults) -> "images/s maxrss_kB"
+ours() {  # [precision layout] (none: lens-train's defaults, auto) -> "images/s maxrss_kB"
   local flags=()
   if [ $# -eq 2 ]; then
-    flags=(--precision "$1"); [ "$2" = contiguous ] && flags+=(--no-channels-last)
+    flags=(--precision "$1" --memory-format "${2/_/-}")
   fi
   rm -rf "$TMP/run"
   /usr/bin/time -f %M -o "$TMP/rss" target/release/lens-train -q -j "$THREADS" --pack "$PACK" --out "$TMP/run" \
@@ -52,7 +52,7 @@ mb() { echo $(( $(printf '%s\n' ${RSS[$1]} | median | cut -d. -f1) / 1024 )); }
 machine "$(torch_versions); torch threads: $THREADS"
 echo "pack: $PACK ($(grep -o '"count": [0-9]*' "$PACK/pack.json")), model $MODEL, batch $BATCH, $EPOCHS epoch(s) over 80%, training images/s (the loop, as timing.csv), median of $ROUNDS rounds"
 echo
-echo "lens-train as it runs by default against the reference as it runs on a CPU (bf16 autocast, contiguous, plain AdamW):"
+echo "lens-train as it runs by default (--precision auto --memory-format auto) against the reference as it runs on a CPU (bf16 autocast, contiguous, plain AdamW):"
 echo
 echo "| | lens-train (defaults) | reference | ratio | lens-train peak RSS | reference peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- |"

@@ -17,7 +17,11 @@ pub fn tool(name: &str) -> Command {
     let path = bin_dir().join(name);
     assert!(path.exists(), "{} not found: build the tools first (cargo build --bins, or make test)", path.display());
     assert_fresh(name, &path);
-    Command::new(path)
+    let mut cmd = Command::new(path);
+    // The autotune cache of the tests, apart from the user's (~/.cache/lensfind): tests that compare runs give
+    // --precision and --memory-format, the others may share measured choices.
+    cmd.env("XDG_CACHE_HOME", bin_dir().join("test-cache"));
+    cmd
 }
 
 /// [`bin_dir`], after checking that every tool in it is built and not older than its sources (for tests that put
