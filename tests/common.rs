@@ -198,3 +198,22 @@ pub fn packed_dataset(n: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
     ok(tool("lens-pack").arg("-q").arg(&idx).arg("-o").arg(&p));
     (t, p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cannot_run_fails_unless_lensfind_skip_names_the_test() {
+        // One test touches the variable, so no other test of this binary sees it change.
+        std::env::remove_var(SKIP_VAR);
+        let name = "cannot_run_fails_unless_lensfind_skip_names_the_test";
+        assert!(std::panic::catch_unwind(|| cannot_run(name, "no reason")).is_err(), "not named: fails");
+        std::env::set_var(SKIP_VAR, "another_test");
+        assert!(std::panic::catch_unwind(|| cannot_run(name, "no reason")).is_err(), "another named: fails");
+        std::env::set_var(SKIP_VAR, format!("another_test, {name}"));
+        cannot_run(name, "no reason"); // named: returns
+        assert!(std::panic::catch_unwind(|| cannot_run("some_test", "no reason")).is_err(), "a wrong name is caught");
+        std::env::remove_var(SKIP_VAR);
+    }
+}
