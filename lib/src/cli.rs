@@ -2,6 +2,10 @@
 //!
 //! `lens-xxx: error: <what>` on stderr, then each cause on its own line, exit 2; a closed stdout (a pipe into
 //! `head`) is not an error and exits 0.
+//!
+//! This is the tools' side of the library, so it works with anyhow: a tool's body returns `anyhow::Result`, into
+//! which the library's typed errors convert with their cause chains.
+#![allow(clippy::print_stderr)] // printing the error report on stderr is this module's job
 
 use std::process::ExitCode;
 

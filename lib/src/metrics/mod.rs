@@ -1,5 +1,10 @@
 //! Classification metrics for a ranking where positives are rare: AUC (ties counted half, as sklearn's
-//! roc_auc_score), accuracy, precision and recall at a threshold, TPR at a fixed FPR, and the ROC curve.
+//! roc_auc_score), accuracy, precision and recall at a threshold, TPR at a fixed FPR, and the ROC curve; and
+//! ([`report`]) the report of all of them, overall and per source, that lens-eval prints and validation records.
+
+mod report;
+
+pub use report::{evaluate, split_by_source, Evaluation, Report, SOURCES};
 
 /// ROC AUC by the rank-sum (Mann-Whitney) formula, with tied scores given their average rank. `None` when a class
 /// is missing.
