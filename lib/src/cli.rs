@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 
 /// Exit status for errors, as ripgrep and clap use it.
-pub const EXIT_ERROR: u8 = 2;
+const EXIT_ERROR: u8 = 2;
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
@@ -30,7 +30,7 @@ pub fn main(tool: &str, body: impl FnOnce() -> anyhow::Result<ExitCode>) -> Exit
 }
 
 /// The whole cause chain, one line each.
-pub fn error_report(tool: &str, err: &anyhow::Error) -> String {
+fn error_report(tool: &str, err: &anyhow::Error) -> String {
     let mut out = format!("{tool}: error: {err}");
     for cause in err.chain().skip(1) {
         out.push_str(&format!("\n  caused by: {cause}"));

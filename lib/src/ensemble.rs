@@ -32,7 +32,7 @@ pub enum EnsembleError {
 }
 
 /// The files of one model: the path itself, or what the glob pattern matches, sorted.
-pub fn model_files(spec: &str) -> Result<Vec<PathBuf>, EnsembleError> {
+fn model_files(spec: &str) -> Result<Vec<PathBuf>, EnsembleError> {
     let path = PathBuf::from(spec);
     if path.exists() {
         return Ok(vec![path]);
@@ -49,7 +49,7 @@ pub fn model_files(spec: &str) -> Result<Vec<PathBuf>, EnsembleError> {
 }
 
 /// One model's logits by id, its shards joined; an id in two shards is an error.
-pub fn read_model(spec: &str) -> Result<BTreeMap<String, f64>, EnsembleError> {
+fn read_model(spec: &str) -> Result<BTreeMap<String, f64>, EnsembleError> {
     let mut out = BTreeMap::new();
     for f in model_files(spec)? {
         let s = read_scores(&f, &["logit"])?;
@@ -64,7 +64,7 @@ pub fn read_model(spec: &str) -> Result<BTreeMap<String, f64>, EnsembleError> {
 
 /// The weight of each of `models` models: the given ones, checked (one per model, non-negative, not all zero), or
 /// equal weights.
-pub fn model_weights(weights: Option<&[f64]>, models: usize) -> Result<Vec<f64>, EnsembleError> {
+fn model_weights(weights: Option<&[f64]>, models: usize) -> Result<Vec<f64>, EnsembleError> {
     match weights {
         Some(w) if w.len() != models => Err(EnsembleError::WeightCount { weights: w.len(), models }),
         Some(w) if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 => {

@@ -28,7 +28,7 @@ pub enum NpyError {
 }
 
 /// Total bytes before the data: magic, version, length field and the padded dict.
-pub const HEADER_LEN: usize = 128;
+pub(crate) const HEADER_LEN: usize = 128;
 
 /// Element types a pack stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -67,7 +67,7 @@ impl std::str::FromStr for Dtype {
 }
 
 /// The [`HEADER_LEN`] header bytes for a C-order array of `dtype` and `shape`.
-pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
+pub(crate) fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}", dtype.descr());

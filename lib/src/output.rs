@@ -43,7 +43,7 @@ pub fn temp_beside(target: &Path, tag: &str) -> PathBuf {
 /// (files or directories) made on this host by a process that is no longer running. A SIGKILL (the OOM killer, a
 /// job past its time limit) gives a process no chance to clean up; the next run does it. Entries from other hosts
 /// are left alone: their processes may be alive, and we cannot tell. Returns what was removed, with its PID.
-pub fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
+pub(crate) fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let host = hostname();

@@ -117,7 +117,7 @@ impl Progress {
     }
 
     /// Seconds since the progress started.
-    pub fn elapsed(&self) -> f64 {
+    pub(crate) fn elapsed(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
 }

@@ -51,7 +51,7 @@ pub fn load_scores(path: &Path) -> Result<Scores, SelectError> {
 
 /// Ids from a file (`-` for stdin): the `id` column of a CSV whose header has one, else the first field of every
 /// non-empty line.
-pub fn read_ids(path: &Path) -> Result<Vec<String>, SelectError> {
+fn read_ids(path: &Path) -> Result<Vec<String>, SelectError> {
     let mut text = String::new();
     if path == Path::new("-") {
         std::io::stdin().read_to_string(&mut text).map_err(SelectError::Stdin)?;

@@ -32,7 +32,7 @@ pub(crate) fn csv_io_error(e: csv::Error) -> io::Error {
 }
 
 /// The first five of `ids`, then `, ...` if there are more: enough to find the problem, short enough to read.
-pub fn first_ids<S: AsRef<str>>(ids: &[S]) -> String {
+pub(crate) fn first_ids<S: AsRef<str>>(ids: &[S]) -> String {
     let first: Vec<&str> = ids.iter().map(AsRef::as_ref).take(5).collect();
     format!("{}{}", first.join(", "), if ids.len() > 5 { ", ..." } else { "" })
 }

@@ -69,7 +69,7 @@ pub fn read_band(path: &Path, band: usize, height: usize, width: usize, out: &mu
 
 /// Band files larger than this are refused unread: a 41x41 float64 file is 20 kB, and an index row pointing at a
 /// huge file (or a device) must not make the reader allocate its size.
-pub const MAX_FILE_BYTES: u64 = 256 << 20;
+const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// Reads a whole band file. Only regular files (or links to them) are read: opening a FIFO would block forever
 /// and a device such as /dev/zero would never end.
@@ -184,12 +184,6 @@ fn read_table_hdu(
     }
     f.require_data(row_bytes)?;
     f.read_column_row1(col, out)
-}
-
-/// Whether the linked cfitsio was built thread-safe (we open one file per thread in parallel loops).
-pub fn cfitsio_is_reentrant() -> bool {
-    // SAFETY: a pure query.
-    unsafe { sys::fits_is_reentrant() != 0 }
 }
 
 #[cfg(test)]

@@ -119,3 +119,9 @@ fn literal_file_names() {
 fn cfitsio_is_thread_safe() {
     assert!(cfitsio_is_reentrant(), "the linked cfitsio must be built with --enable-reentrant");
 }
+
+/// Whether the linked cfitsio was built thread-safe (we open one file per thread in parallel loops).
+fn cfitsio_is_reentrant() -> bool {
+    // SAFETY: a pure query.
+    unsafe { fitsio::sys::fits_is_reentrant() != 0 }
+}

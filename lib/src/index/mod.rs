@@ -50,7 +50,7 @@ pub enum RowError {
 }
 
 /// The index header, in this order.
-pub const HEADER: [&str; 8] = ["id", "label", "source", "g", "r", "i", "z", "y"];
+pub(crate) const HEADER: [&str; 8] = ["id", "label", "source", "g", "r", "i", "z", "y"];
 
 /// One object of the index.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,7 +61,7 @@ pub struct Evaluation {
 }
 
 /// The scores and labels of the objects of each source present, in input order.
-pub fn split_by_source(scores: &[f64], labels: &[u8], sources: &[Option<u8>]) -> BTreeMap<u8, (Vec<f64>, Vec<u8>)> {
+pub(crate) fn split_by_source(scores: &[f64], labels: &[u8], sources: &[Option<u8>]) -> BTreeMap<u8, (Vec<f64>, Vec<u8>)> {
     assert!(scores.len() == labels.len() && labels.len() == sources.len(), "one label and source per score");
     SOURCES
         .into_iter()

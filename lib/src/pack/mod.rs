@@ -71,11 +71,11 @@ pub enum PackError {
 }
 
 /// The format name in `pack.json`.
-pub const FORMAT: &str = "lensfind-pack";
+pub(crate) const FORMAT: &str = "lensfind-pack";
 /// The format version this code writes and reads. Bump it on any change a reader could misread.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// Rows per checksummed block of `images.npy`: `--verify` names the damaged block's rows.
-pub const BLOCK_ROWS: usize = 1024;
+pub(crate) const BLOCK_ROWS: usize = 1024;
 
 /// Size and CRC-32 of a whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,7 +43,7 @@ fn median(v: &mut [f32]) -> f32 {
 
 /// Sky level (median) and noise (1.4826 x median absolute deviation, the std for Gaussian noise) of a band's outer
 /// frame: a cutout is centred on its object, so the frame is mostly sky.
-pub fn sky(band: &[f32], h: usize, w: usize) -> (f32, f32) {
+pub(crate) fn sky(band: &[f32], h: usize, w: usize) -> (f32, f32) {
     let f = FRAME.min(h / 4).min(w / 4).max(1);
     let mut px: Vec<f32> = (0..h)
         .flat_map(|y| (0..w).map(move |x| (y, x)))
@@ -62,7 +62,7 @@ pub fn sky(band: &[f32], h: usize, w: usize) -> (f32, f32) {
 /// subtracted, so empty sky maps to black, and the values are divided by the sky noise (1.4826 x MAD of that
 /// frame, averaged over the bands shown; one unit for all of them so that colours are kept). `stretch` and
 /// `minimum` are therefore in noise sigmas, the same for every tile whatever its brightness.
-pub fn tile_rgb(row: &[f32], h: usize, w: usize, view: View, s: &Stretch) -> Vec<u8> {
+pub(crate) fn tile_rgb(row: &[f32], h: usize, w: usize, view: View, s: &Stretch) -> Vec<u8> {
     let plane = h * w;
     let bands = view.bands();
     let levels: Vec<(f32, f32)> = bands.iter().map(|&b| sky(&row[b * plane..(b + 1) * plane], h, w)).collect();

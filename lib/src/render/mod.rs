@@ -14,9 +14,9 @@ mod sheet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use lupton::{sky, tile_rgb, Stretch, View};
-pub use roc::{roc_curves, roc_png, Curve};
-pub use sheet::{contact_sheet, label, Grid, SheetOptions, BACKGROUND};
+pub use lupton::{Stretch, View};
+pub use roc::roc_plot;
+pub use sheet::{contact_sheet, Grid, SheetOptions};
 
 use crate::output::{write_whole, OutputError};
 
@@ -45,13 +45,13 @@ pub struct Canvas {
 
 impl Canvas {
     /// A canvas filled with `colour`.
-    pub fn new(width: usize, height: usize, colour: [u8; 3]) -> Canvas {
+    pub(crate) fn new(width: usize, height: usize, colour: [u8; 3]) -> Canvas {
         let pixels = colour.iter().copied().cycle().take(width * height * 3).collect();
         Canvas { width, height, pixels }
     }
 
     /// Copies an RGB image of `w` x `h` pixels to (x0, y0), each pixel as a `scale` x `scale` block.
-    pub fn blit(&mut self, src: &[u8], w: usize, h: usize, scale: usize, x0: usize, y0: usize) {
+    pub(crate) fn blit(&mut self, src: &[u8], w: usize, h: usize, scale: usize, x0: usize, y0: usize) {
         for y in 0..h * scale {
             for x in 0..w * scale {
                 let s = ((y / scale) * w + x / scale) * 3;

@@ -8,17 +8,31 @@ use super::{draw_error, font, Canvas, RenderError};
 use crate::metrics::{roc, split_by_source, Evaluation};
 
 /// One ROC curve to draw.
-pub struct Curve {
-    pub name: String,
-    pub auc: Option<f64>,
+struct Curve {
+    name: String,
+    auc: Option<f64>,
     /// (FPR, TPR) points.
-    pub points: Vec<(f64, f64)>,
+    points: Vec<(f64, f64)>,
+}
+
+/// Draws into `path` (PNG) the ROC curves of all objects and of each source (`scores`, `labels` and `sources` of
+/// the same objects that `eval` evaluated), labelled with their AUCs, down to the smallest false-positive rate the
+/// data can show.
+pub fn roc_plot(
+    path: &Path,
+    scores: &[f64],
+    labels: &[u8],
+    sources: &[Option<u8>],
+    eval: &Evaluation,
+) -> Result<(), RenderError> {
+    let (curves, min_fpr) = roc_curves(scores, labels, sources, eval);
+    roc_png(path, &curves, min_fpr)
 }
 
 /// The curves of all objects and of each source, named as lens-eval names the groups, with the AUCs of `eval`
 /// (the evaluation of the same objects); and the smallest FPR worth drawing: the smallest the data can show (one
 /// false positive), and at least 1e-4, halved.
-pub fn roc_curves(scores: &[f64], labels: &[u8], sources: &[Option<u8>], eval: &Evaluation) -> (Vec<Curve>, f64) {
+fn roc_curves(scores: &[f64], labels: &[u8], sources: &[Option<u8>], eval: &Evaluation) -> (Vec<Curve>, f64) {
     let negatives = labels.iter().filter(|&&l| l != 1).count().max(1);
     let min_fpr = (1.0 / negatives as f64).min(1e-4) / 2.0;
     let curve = |s: &[f64], l: &[u8]| roc(s, l).into_iter().map(|(f, t, _)| (f, t)).collect::<Vec<_>>();
@@ -31,7 +45,7 @@ pub fn roc_curves(scores: &[f64], labels: &[u8], sources: &[Option<u8>], eval: &
 }
 
 /// Draws the curves into `path` (PNG). FPRs below `min_fpr` (including 0) are drawn at `min_fpr`.
-pub fn roc_png(path: &Path, curves: &[Curve], min_fpr: f64) -> Result<(), RenderError> {
+fn roc_png(path: &Path, curves: &[Curve], min_fpr: f64) -> Result<(), RenderError> {
     font::register("--plot")?;
     let mut canvas = Canvas::new(900, 650, [255; 3]);
     draw(&mut canvas, curves, min_fpr)?;

@@ -10,7 +10,7 @@ use crate::pack::Pack;
 use crate::scores::Scores;
 
 /// Background of the sheet and of the labels.
-pub const BACKGROUND: [u8; 3] = [0, 0, 0];
+pub(crate) const BACKGROUND: [u8; 3] = [0, 0, 0];
 
 /// Where the tiles and labels of a sheet lie: `cols` tiles per row, each `tile_w` x `tile_h` pixels with a label
 /// of `label_h` pixels under it, `gap` pixels between cells and around the sheet.
@@ -54,7 +54,7 @@ impl Grid {
 
 /// Two lines of text, white then light grey, on the background, as RGB bytes of `w` x `h` pixels; what does not
 /// fit is cut off at the edges.
-pub fn label(lines: [&str; 2], w: usize, h: usize, font_px: usize) -> Result<Vec<u8>, RenderError> {
+pub(crate) fn label(lines: [&str; 2], w: usize, h: usize, font_px: usize) -> Result<Vec<u8>, RenderError> {
     font::register("lens-view")?;
     let mut buf: Vec<u8> = BACKGROUND.iter().copied().cycle().take(w * h * 3).collect();
     {

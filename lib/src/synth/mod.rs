@@ -1,7 +1,7 @@
 //! A challenge-format synthetic dataset: the same directory layout, file names and FITS encoding as the LSST
 //! Strong Lensing Data Challenge release, with images from [`render`].
 
-pub mod render;
+mod render;
 
 use std::fs;
 use std::io;
@@ -36,7 +36,7 @@ pub enum SynthError {
 
 /// The four kinds of training object, one directory each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
+pub(crate) enum Category {
     SlsimLens,
     SlsimNonlens,
     HscLens,
@@ -44,10 +44,10 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] =
+    pub(crate) const ALL: [Category; 4] =
         [Category::SlsimLens, Category::SlsimNonlens, Category::HscLens, Category::HscNonlens];
 
-    pub fn dir(self) -> &'static str {
+    pub(crate) fn dir(self) -> &'static str {
         match self {
             Category::SlsimLens => "slsim_lenses",
             Category::SlsimNonlens => "slsim_nonlenses",
@@ -56,14 +56,14 @@ impl Category {
         }
     }
 
-    pub fn source(self) -> u8 {
+    pub(crate) fn source(self) -> u8 {
         match self {
             Category::SlsimLens | Category::SlsimNonlens => 1,
             Category::HscLens | Category::HscNonlens => 2,
         }
     }
 
-    pub fn label(self) -> u8 {
+    pub(crate) fn label(self) -> u8 {
         match self {
             Category::SlsimLens | Category::HscLens => 1,
             Category::SlsimNonlens | Category::HscNonlens => 0,

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Parser;
 use lensfind::metrics::{evaluate, roc, Evaluation, Report};
 use lensfind::output::write_output;
-use lensfind::render::{roc_curves, roc_png};
+use lensfind::render::roc_plot;
 use lensfind::scores::{read_scores, read_truth, Joined};
 use serde::Serialize;
 
@@ -117,8 +117,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         })?;
     }
     if let Some(path) = &args.plot {
-        let (curves, min_fpr) = roc_curves(scores, labels, sources, &eval);
-        roc_png(path, &curves, min_fpr)?;
+        roc_plot(path, scores, labels, sources, &eval)?;
     }
     print_table(&eval)?;
     let out = Output {
