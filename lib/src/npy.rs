@@ -2,7 +2,7 @@
 //!
 //! Format 1.0: magic `\x93NUMPY`, version 1.0, a little-endian u16 header length, then a Python dict literal padded
 //! with spaces and a final newline so that the data starts at a multiple of 64 bytes. We always reserve
-//! [`HEADER_LEN`] bytes, enough for any shape we write, so the header can be rewritten in place at the end.
+//! `HEADER_LEN` (128) bytes, enough for any shape we write, so the header can be rewritten in place at the end.
 
 /// Why a `.npy` header could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -82,7 +82,8 @@ fn process_is_running(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// [`remove_stale_temps`], saying on stderr what it removed (`tool: removed ...`).
+/// Removes what killed runs left beside `target` (hidden `.NAME.tmp-HOST-PID` and `.NAME.old-HOST-PID` entries of
+/// this host's dead processes), saying on stderr what it removed (`tool: removed ...`).
 pub fn clean_stale_temps(target: &Path, tool: &str) {
     for (path, pid) in remove_stale_temps(target) {
         crate::progress::note(

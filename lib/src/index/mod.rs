@@ -58,7 +58,7 @@ pub struct IndexRow {
     pub id: String,
     pub label: Option<u8>,
     pub source: Option<u8>,
-    /// One file per band, in [`BANDS`] order.
+    /// One file per band, in [`BANDS`](crate::naming::BANDS) order.
     pub paths: [PathBuf; 5],
 }
 

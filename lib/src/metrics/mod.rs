@@ -1,6 +1,6 @@
 //! Classification metrics for a ranking where positives are rare: AUC (ties counted half, as sklearn's
 //! roc_auc_score), accuracy, precision and recall at a threshold, TPR at a fixed FPR, and the ROC curve; and
-//! ([`report`]) the report of all of them, overall and per source, that lens-eval prints and validation records.
+//! ([`Report`], [`evaluate`]) the report of all of them, overall and per source, that lens-eval prints and validation records.
 
 mod report;
 

@@ -64,7 +64,7 @@ impl Pack {
     }
 
     /// Checks the images of `rows` against their block checksums (each block of
-    /// [`BLOCK_ROWS`](super::BLOCK_ROWS) rows once): costs one read of the blocks concerned, so a tool that is
+    /// `block_rows` rows of the manifest once): costs one read of the blocks concerned, so a tool that is
     /// about to read those rows anyway can afford it. An error names the damaged rows.
     pub fn check_rows(&self, rows: impl IntoIterator<Item = usize>) -> Result<(), PackError> {
         let per_block = self.manifest.images.block_rows.max(1);

@@ -23,7 +23,7 @@ impl View {
 /// Lupton et al. (2004)'s mapping, as astropy's `make_lupton_rgb(minimum, stretch, Q)`: with I the mean of the
 /// bands after subtracting `minimum`, each band is multiplied by asinh(Q I / stretch) / (Q I), and a pixel whose
 /// brightest band exceeds 1 is scaled down as a whole, so colours stay true where the centre saturates.
-/// All three are in units of the tile's sky noise (see [`tile_rgb`]).
+/// All three are in units of the tile's sky noise (see `tile_rgb`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stretch {
     pub q: f32,

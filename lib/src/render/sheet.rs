@@ -82,7 +82,7 @@ pub struct SheetOptions {
 }
 
 /// Draws the pack rows `rows`, in order, as a contact sheet: each tile labelled with its id, then its score in
-/// `scores` (column name and value, or "no score") and its class in the pack ([L] lens, [N] non-lens) when known.
+/// `scores` (column name and value, or "no score") and its class in the pack (`[L]` lens, `[N]` non-lens) when known.
 pub fn contact_sheet(
     pack: &Pack,
     rows: &[usize],

@@ -1,5 +1,5 @@
 //! A challenge-format synthetic dataset: the same directory layout, file names and FITS encoding as the LSST
-//! Strong Lensing Data Challenge release, with images from [`render`].
+//! Strong Lensing Data Challenge release, with images from `render` (the physics of a cutout).
 
 mod render;
 
