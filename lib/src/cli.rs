@@ -2,11 +2,15 @@
 //!
 //! `lens-xxx: error: <what>` on stderr, then each cause on its own line, exit 2; a closed stdout (a pipe into
 //! `head`) is not an error and exits 0.
+//!
+//! This is the tools' side of the library, so it works with anyhow: a tool's body returns `anyhow::Result`, into
+//! which the library's typed errors convert with their cause chains.
+#![allow(clippy::print_stderr)] // printing the error report on stderr is this module's job
 
 use std::process::ExitCode;
 
 /// Exit status for errors, as ripgrep and clap use it.
-pub const EXIT_ERROR: u8 = 2;
+const EXIT_ERROR: u8 = 2;
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
@@ -26,7 +30,7 @@ pub fn main(tool: &str, body: impl FnOnce() -> anyhow::Result<ExitCode>) -> Exit
 }
 
 /// The whole cause chain, one line each.
-pub fn error_report(tool: &str, err: &anyhow::Error) -> String {
+fn error_report(tool: &str, err: &anyhow::Error) -> String {
     let mut out = format!("{tool}: error: {err}");
     for cause in err.chain().skip(1) {
         out.push_str(&format!("\n  caused by: {cause}"));

@@ -10,7 +10,7 @@ use std::fmt;
 pub const BANDS: [char; 5] = ['g', 'r', 'i', 'z', 'y'];
 
 /// Position of a band letter in [`BANDS`].
-pub fn band_index(band: char) -> Option<usize> {
+fn band_index(band: char) -> Option<usize> {
     BANDS.iter().position(|&b| b == band)
 }
 

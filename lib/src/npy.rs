@@ -2,12 +2,33 @@
 //!
 //! Format 1.0: magic `\x93NUMPY`, version 1.0, a little-endian u16 header length, then a Python dict literal padded
 //! with spaces and a final newline so that the data starts at a multiple of 64 bytes. We always reserve
-//! [`HEADER_LEN`] bytes, enough for any shape we write, so the header can be rewritten in place at the end.
+//! `HEADER_LEN` (128) bytes, enough for any shape we write, so the header can be rewritten in place at the end.
 
-use anyhow::{bail, Context, Result};
+/// Why a `.npy` header could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    #[error("not a .npy file (bad magic)")]
+    Magic,
+    #[error("unsupported .npy version {0}")]
+    Version(u8),
+    #[error("truncated .npy header")]
+    Truncated,
+    #[error(".npy header is not text")]
+    NotText(#[source] std::str::Utf8Error),
+    #[error(".npy header has no '{0}'")]
+    NoField(&'static str),
+    #[error(".npy dtype {0} is not <f4 or <f2")]
+    Dtype(String),
+    #[error(".npy array is in Fortran order")]
+    FortranOrder,
+    #[error(".npy shape is not a tuple")]
+    ShapeNotTuple,
+    #[error("bad .npy dimension {0:?}")]
+    Dimension(String, #[source] std::num::ParseIntError),
+}
 
 /// Total bytes before the data: magic, version, length field and the padded dict.
-pub const HEADER_LEN: usize = 128;
+pub(crate) const HEADER_LEN: usize = 128;
 
 /// Element types a pack stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -18,7 +39,7 @@ pub enum Dtype {
 }
 
 impl Dtype {
-    pub fn descr(self) -> &'static str {
+    pub(crate) fn descr(self) -> &'static str {
         match self {
             Dtype::Float32 => "<f4",
             Dtype::Float16 => "<f2",
@@ -32,8 +53,21 @@ impl Dtype {
     }
 }
 
+impl std::str::FromStr for Dtype {
+    type Err = String;
+
+    /// `f32`/`float32` or `f16`/`float16`, as lens-pack's --dtype takes them.
+    fn from_str(s: &str) -> Result<Dtype, String> {
+        match s {
+            "f32" | "float32" => Ok(Dtype::Float32),
+            "f16" | "float16" => Ok(Dtype::Float16),
+            _ => Err(format!("{s:?}: expected f32 or f16")),
+        }
+    }
+}
+
 /// The [`HEADER_LEN`] header bytes for a C-order array of `dtype` and `shape`.
-pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
+pub(crate) fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}", dtype.descr());
@@ -49,19 +83,19 @@ pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
 }
 
 /// Parses a header we wrote (or any version-1/2 header with a plain dict): returns dtype, shape and data offset.
-pub fn parse_header(bytes: &[u8]) -> Result<(Dtype, Vec<usize>, usize)> {
+pub fn parse_header(bytes: &[u8]) -> Result<(Dtype, Vec<usize>, usize), NpyError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!("not a .npy file (bad magic)");
+        return Err(NpyError::Magic);
     }
     let (len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
-        v => bail!("unsupported .npy version {v}"),
+        v => return Err(NpyError::Version(v)),
     };
-    let dict = bytes.get(start..start + len).context("truncated .npy header")?;
-    let dict = std::str::from_utf8(dict).context(".npy header is not text")?;
-    let field = |key: &str| -> Result<&str> {
-        let at = dict.find(&format!("'{key}':")).with_context(|| format!(".npy header has no '{key}'"))?;
+    let dict = bytes.get(start..start + len).ok_or(NpyError::Truncated)?;
+    let dict = std::str::from_utf8(dict).map_err(NpyError::NotText)?;
+    let field = |key: &'static str| -> Result<&str, NpyError> {
+        let at = dict.find(&format!("'{key}':")).ok_or(NpyError::NoField(key))?;
         Ok(dict[at + key.len() + 3..].trim_start())
     };
     let descr = field("descr")?;
@@ -70,20 +104,20 @@ pub fn parse_header(bytes: &[u8]) -> Result<(Dtype, Vec<usize>, usize)> {
     } else if descr.starts_with("'<f2'") {
         Dtype::Float16
     } else {
-        bail!(".npy dtype {} is not <f4 or <f2", descr.split(',').next().unwrap_or(""));
+        return Err(NpyError::Dtype(descr.split(',').next().unwrap_or("").to_string()));
     };
     if !field("fortran_order")?.starts_with("False") {
-        bail!(".npy array is in Fortran order");
+        return Err(NpyError::FortranOrder);
     }
     // Found by fuzzing: slicing `shape[1..close]` panicked on a shape that starts with ')' or a multi-byte char.
-    let shape = field("shape")?.strip_prefix('(').context(".npy shape is not a tuple")?;
-    let close = shape.find(')').context(".npy shape is not a tuple")?;
+    let shape = field("shape")?.strip_prefix('(').ok_or(NpyError::ShapeNotTuple)?;
+    let close = shape.find(')').ok_or(NpyError::ShapeNotTuple)?;
     let shape: Vec<usize> = shape[..close]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().with_context(|| format!("bad .npy dimension {s:?}")))
-        .collect::<Result<_>>()?;
+        .map(|s| s.parse::<usize>().map_err(|e| NpyError::Dimension(s.to_string(), e)))
+        .collect::<Result<_, _>>()?;
     Ok((dtype, shape, start + len))
 }
 
@@ -108,6 +142,6 @@ mod tests {
         let mut h = header(Dtype::Float32, &[1, 5, 41, 41]);
         let at = h.windows(3).position(|w| w == b"<f4").unwrap();
         h[at + 2] = b'8';
-        assert!(format!("{:#}", parse_header(&h).unwrap_err()).contains("<f8"));
+        assert!(parse_header(&h).unwrap_err().to_string().contains("<f8"));
     }
 }

@@ -5,7 +5,31 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+/// What the body of [`write_whole`] may fail with: whatever its caller's code returns (a CSV or JSON writer's
+/// error, an I/O error, an anyhow error); the chain of causes is kept.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an output could not be written or put in place.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("creating {}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    /// The caller's body failed while writing `path`.
+    #[error("writing {}", path.display())]
+    Body { path: PathBuf, source: BodyError },
+    #[error("writing {}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("writing to stdout")]
+    Stdout { source: BodyError },
+    #[error("renaming {} to {}", from.display(), to.display())]
+    Rename { from: PathBuf, to: PathBuf, source: io::Error },
+    #[error("syncing {}", path.display())]
+    Sync { path: PathBuf, source: io::Error },
+    #[error("moving the old {} aside", path.display())]
+    MoveAside { path: PathBuf, source: io::Error },
+    #[error("removing the old {}", path.display())]
+    RemoveOld { path: PathBuf, source: io::Error },
+}
 
 /// A temporary name beside `target`: same directory (so the rename is atomic), hidden, unique to this process on
 /// this host (the host matters on a cluster file system, where jobs on two nodes can have the same PID).
@@ -19,7 +43,7 @@ pub fn temp_beside(target: &Path, tag: &str) -> PathBuf {
 /// (files or directories) made on this host by a process that is no longer running. A SIGKILL (the OOM killer, a
 /// job past its time limit) gives a process no chance to clean up; the next run does it. Entries from other hosts
 /// are left alone: their processes may be alive, and we cannot tell. Returns what was removed, with its PID.
-pub fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
+pub(crate) fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let host = hostname();
@@ -58,10 +82,14 @@ fn process_is_running(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// [`remove_stale_temps`], saying on stderr what it removed (`tool: removed ...`).
+/// Removes what killed runs left beside `target` (hidden `.NAME.tmp-HOST-PID` and `.NAME.old-HOST-PID` entries of
+/// this host's dead processes), saying on stderr what it removed (`tool: removed ...`).
 pub fn clean_stale_temps(target: &Path, tool: &str) {
     for (path, pid) in remove_stale_temps(target) {
-        eprintln!("{tool}: removed {}, left by process {pid}, which is no longer running", path.display());
+        crate::progress::note(
+            tool,
+            &format!("removed {}, left by process {pid}, which is no longer running", path.display()),
+        );
     }
 }
 
@@ -76,31 +104,31 @@ fn hostname() -> String {
 }
 
 /// A file being written; becomes `target` on [`AtomicFile::commit`], vanishes if dropped before.
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     target: PathBuf,
     temp: PathBuf,
     writer: Option<BufWriter<File>>,
 }
 
 impl AtomicFile {
-    pub fn create(target: &Path) -> Result<AtomicFile> {
+    pub(crate) fn create(target: &Path) -> Result<AtomicFile, OutputError> {
         clean_stale_temps(target, &program_name());
         let temp = temp_beside(target, "tmp");
-        let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        let file = File::create(&temp).map_err(|source| OutputError::Create { path: temp.clone(), source })?;
         Ok(AtomicFile { target: target.to_path_buf(), temp, writer: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 
     /// Flushes, syncs and renames into place.
-    pub fn commit(mut self) -> Result<()> {
-        let writer = self.writer.take().expect("not yet committed");
-        let file = writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", self.temp.display()))?;
-        file.sync_all().with_context(|| format!("writing {}", self.temp.display()))?;
-        fs::rename(&self.temp, &self.target)
-            .with_context(|| format!("renaming {} to {}", self.temp.display(), self.target.display()))?;
-        Ok(())
+    pub(crate) fn commit(mut self) -> Result<(), OutputError> {
+        let writer = self.writer.take().expect("commit is called once, on an uncommitted file");
+        let write_error = |source| OutputError::Write { path: self.temp.clone(), source };
+        let file = writer.into_inner().map_err(|e| write_error(e.into_error()))?;
+        file.sync_all().map_err(write_error)?;
+        fs::rename(&self.temp, &self.target).map_err(|source| OutputError::Rename {
+            from: self.temp.clone(),
+            to: self.target.clone(),
+            source,
+        })
     }
 }
 
@@ -122,7 +150,7 @@ impl Drop for AtomicFile {
 }
 
 /// This program's file name (`lens-ensemble`), for messages from library code.
-pub fn program_name() -> String {
+pub(crate) fn program_name() -> String {
     std::env::args_os()
         .next()
         .as_deref()
@@ -132,40 +160,62 @@ pub fn program_name() -> String {
 
 /// Moves the finished directory `tmp` to `target`. An existing `target` is first moved aside, then removed, so a
 /// reader sees the old directory or the new one, never a mixture. Syncs the parent so the rename survives a crash.
-pub fn replace_dir(tmp: &Path, target: &Path) -> Result<()> {
-    File::open(tmp).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", tmp.display()))?;
+pub fn move_dir_into_place(tmp: &Path, target: &Path) -> Result<(), OutputError> {
+    let sync = |path: &Path| {
+        File::open(path).and_then(|f| f.sync_all()).map_err(|source| OutputError::Sync { path: path.into(), source })
+    };
+    let rename = |from: &Path, to: &Path| {
+        fs::rename(from, to).map_err(|source| OutputError::Rename { from: from.into(), to: to.into(), source })
+    };
+    sync(tmp)?;
     if fs::symlink_metadata(target).is_ok() {
         let old = temp_beside(target, "old");
-        fs::rename(target, &old).with_context(|| format!("moving the old {} aside", target.display()))?;
-        fs::rename(tmp, target).with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
-        fs::remove_dir_all(&old).with_context(|| format!("removing the old {}", old.display()))?;
+        fs::rename(target, &old).map_err(|source| OutputError::MoveAside { path: target.into(), source })?;
+        rename(tmp, target)?;
+        fs::remove_dir_all(&old).map_err(|source| OutputError::RemoveOld { path: old.clone(), source })?;
     } else {
-        fs::rename(tmp, target).with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
+        rename(tmp, target)?;
     }
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        File::open(parent).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", parent.display()))?;
+        sync(parent)?;
     }
     Ok(())
 }
 
+/// [`move_dir_into_place`] with an anyhow error, the form nn's callers return directly. (Goes once they use `?`.)
+pub fn replace_dir(tmp: &Path, target: &Path) -> anyhow::Result<()> {
+    Ok(move_dir_into_place(tmp, target)?)
+}
+
 /// Writes a whole output with `body`, to stdout when `path` is `None` or `-`, else atomically to the file.
-pub fn write_output(path: Option<&Path>, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+pub fn write_whole(
+    path: Option<&Path>,
+    body: impl FnOnce(&mut dyn Write) -> Result<(), BodyError>,
+) -> Result<(), OutputError> {
     match path {
         None => write_stdout(body),
         Some(p) if p == Path::new("-") => write_stdout(body),
         Some(p) => {
             let mut f = AtomicFile::create(p)?;
-            body(&mut f).with_context(|| format!("writing {}", p.display()))?;
+            body(&mut f).map_err(|source| OutputError::Body { path: p.into(), source })?;
             f.commit()
         }
     }
 }
 
-fn write_stdout(body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+/// [`write_whole`] with an anyhow error, the form nn's callers return directly. (Goes once they use `?`.)
+pub fn write_output(
+    path: Option<&Path>,
+    body: impl FnOnce(&mut dyn Write) -> Result<(), BodyError>,
+) -> anyhow::Result<()> {
+    Ok(write_whole(path, body)?)
+}
+
+fn write_stdout(body: impl FnOnce(&mut dyn Write) -> Result<(), BodyError>) -> Result<(), OutputError> {
     let stdout = io::stdout();
     let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-    body(&mut w).context("writing to stdout")?;
-    w.flush().context("writing to stdout")
+    body(&mut w).map_err(|source| OutputError::Stdout { source })?;
+    w.flush().map_err(|e| OutputError::Stdout { source: e.into() })
 }
 
 #[cfg(test)]
@@ -176,13 +226,13 @@ mod tests {
     fn all_or_nothing() {
         let t = tempfile::tempdir().unwrap();
         let target = t.path().join("out.csv");
-        let r = write_output(Some(&target), |w| {
+        let r = write_whole(Some(&target), |w| {
             w.write_all(b"half")?;
-            anyhow::bail!("failed midway")
+            Err("failed midway".into())
         });
         assert!(r.is_err());
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0, "no file, not even a temporary one");
-        write_output(Some(&target), |w| Ok(w.write_all(b"whole")?)).unwrap();
+        write_whole(Some(&target), |w| Ok(w.write_all(b"whole")?)).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"whole");
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
     }

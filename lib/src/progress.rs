@@ -1,5 +1,9 @@
 //! Progress reporting the way DESIGN.md asks: an indicatif bar when stderr is a terminal, otherwise a plain line
 //! every few seconds (what a Slurm log wants), and nothing at all with `--quiet`.
+//!
+//! This is the tools' stderr reporter, the one place in the library that prints (besides cli.rs, the tools' `main`).
+#![allow(clippy::print_stderr)] // reporting on stderr is this module's job
+
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +11,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// A line on stderr from library code on behalf of `tool` (`tool: message`), e.g. about leftovers it cleaned up.
+pub fn note(tool: &str, message: &str) {
+    eprintln!("{tool}: {message}");
+}
 
 /// How often the plain-line mode prints.
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -108,7 +117,7 @@ impl Progress {
     }
 
     /// Seconds since the progress started.
-    pub fn elapsed(&self) -> f64 {
+    pub(crate) fn elapsed(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
 }

@@ -1,12 +1,26 @@
 //! The `-j/--threads` option every parallel tool has.
 
-use anyhow::Context;
+/// Why the thread pool could not be sized.
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadsError {
+    #[error("--threads must be at least 1")]
+    Zero,
+    #[error("starting the thread pool")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+}
 
 /// Sizes rayon's global pool: `None` keeps rayon's default (all cores, or RAYON_NUM_THREADS).
-pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
+pub fn init_pool(threads: Option<usize>) -> Result<(), ThreadsError> {
     if let Some(n) = threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")?;
+        if n == 0 {
+            return Err(ThreadsError::Zero);
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
     }
     Ok(())
+}
+
+/// [`init_pool`] with an anyhow error, the form nn's callers return directly. (Goes once they use `?`.)
+pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
+    Ok(init_pool(threads)?)
 }

@@ -9,20 +9,73 @@ mod object;
 mod read;
 mod write;
 
-pub use object::{load_object, standardize, Standardize};
+pub use object::Standardize;
 pub use read::{parse_manifest, read_manifest, verify, MetaRow, Pack};
-pub use write::{write_pack, PackOptions, PackSummary};
+pub use write::{write_pack, PackOptions, PackSummary, WriteError};
+
+use std::io;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::npy::Dtype;
+use crate::npy::{Dtype, NpyError};
+
+/// Why a pack could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("reading {}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("opening {}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("mapping {}", path.display())]
+    Map { path: PathBuf, source: io::Error },
+    #[error("{} is not valid JSON", path.display())]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{} is not a lensfind pack manifest (format {format:?})", path.display())]
+    Format { path: PathBuf, format: String },
+    #[error(
+        "{} is pack format version {version}; this lensfind reads version {VERSION} only (repack with this \
+         version's lens-pack)",
+        path.display()
+    )]
+    Version { path: PathBuf, version: u64 },
+    #[error("{} has missing or malformed fields", path.display())]
+    Fields { path: PathBuf, source: serde_json::Error },
+    #[error("{} is {len} bytes, the manifest says {expected}: the pack is damaged or incomplete", path.display())]
+    Size { path: PathBuf, len: u64, expected: u64 },
+    #[error(
+        "{}: {len} bytes cannot hold {} rows of 5x{}x{} {:?} after a {}-byte header: the manifest is damaged",
+        path.display(), manifest.count, manifest.height, manifest.width, manifest.dtype, manifest.images.data_offset
+    )]
+    Geometry { path: PathBuf, len: u64, manifest: Box<Manifest> },
+    #[error("reading {}", path.display())]
+    Npy { path: PathBuf, source: NpyError },
+    #[error("{}: header says {dtype:?} {shape:?}, the manifest {expected_dtype:?} {expected_shape:?}", path.display())]
+    Header { path: PathBuf, dtype: Dtype, shape: Vec<usize>, expected_dtype: Dtype, expected_shape: [usize; 4] },
+    #[error("{} does not match its checksum in pack.json: it was edited or damaged", path.display())]
+    MetaSum { path: PathBuf },
+    #[error("{}, line {line}", path.display())]
+    MetaRow { path: PathBuf, line: usize, source: csv::Error },
+    #[error("{}: rows do not match the {count} images", path.display())]
+    MetaRows { path: PathBuf, count: usize },
+    #[error("{}: {sums} block checksums for {rows} rows", path.display())]
+    BlockCount { path: PathBuf, sums: usize, rows: usize },
+    #[error(
+        "{}: rows {first}-{last} do not match their checksum in pack.json: the images were edited or damaged \
+         (lens-pack --verify checks the whole pack)",
+        path.display()
+    )]
+    Block { path: PathBuf, first: usize, last: usize },
+    #[error("viewing {}", path.display())]
+    View { path: PathBuf, source: ndarray_npy::ViewNpyError },
+}
 
 /// The format name in `pack.json`.
-pub const FORMAT: &str = "lensfind-pack";
+pub(crate) const FORMAT: &str = "lensfind-pack";
 /// The format version this code writes and reads. Bump it on any change a reader could misread.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// Rows per checksummed block of `images.npy`: `--verify` names the damaged block's rows.
-pub const BLOCK_ROWS: usize = 1024;
+pub(crate) const BLOCK_ROWS: usize = 1024;
 
 /// Size and CRC-32 of a whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,10 +19,10 @@ pub enum Standardize {
 }
 
 /// Standard deviation below which an image is left unscaled, as the reference does.
-pub const MIN_STD: f64 = 1e-9;
+pub(crate) const MIN_STD: f64 = 1e-9;
 
 /// Standardises `pixels` (5 bands of `npix` values) in place.
-pub fn standardize(pixels: &mut [f64], npix: usize, mode: Standardize) {
+pub(crate) fn standardize(pixels: &mut [f64], npix: usize, mode: Standardize) {
     let groups: Vec<&mut [f64]> = match mode {
         Standardize::None => return,
         Standardize::Cube => vec![pixels],
@@ -42,14 +42,14 @@ pub fn standardize(pixels: &mut [f64], npix: usize, mode: Standardize) {
 }
 
 /// A loaded object: standardised pixels and how many input values were not finite.
-pub struct Loaded {
-    pub pixels: Vec<f64>,
-    pub nonfinite: u64,
+pub(crate) struct Loaded {
+    pub(crate) pixels: Vec<f64>,
+    pub(crate) nonfinite: u64,
 }
 
 /// Reads the five bands of `row`, replaces NaN/Inf by 0, rejects the object when more than `max_nonfinite` of its
 /// values were not finite, and standardises. The error is the reason that goes into `rejected.csv`.
-pub fn load_object(
+pub(crate) fn load_object(
     row: &IndexRow,
     height: usize,
     width: usize,

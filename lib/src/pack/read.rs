@@ -3,12 +3,11 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use ndarray::ArrayView4;
 use ndarray_npy::ViewNpyExt;
 
-use super::{hex, FileSum, Manifest, FORMAT, VERSION};
+use super::{hex, FileSum, Manifest, PackError, FORMAT, VERSION};
 use crate::npy::{self, Dtype};
 
 /// One row of `meta.csv`.
@@ -29,83 +28,34 @@ pub struct Pack {
 }
 
 /// Reads and checks `pack.json`: the format and a version this code understands.
-pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+pub fn read_manifest(dir: &Path) -> Result<Manifest, PackError> {
     let path = dir.join("pack.json");
-    let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = fs::read(&path).map_err(|source| PackError::Read { path: path.clone(), source })?;
     parse_manifest(&text, &path)
 }
 
 /// Parses and checks the text of a `pack.json`; `path` names it in errors.
-pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
+pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest, PackError> {
     let value: serde_json::Value =
-        serde_json::from_slice(text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        serde_json::from_slice(text).map_err(|source| PackError::Json { path: path.into(), source })?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != FORMAT {
-        bail!("{} is not a lensfind pack manifest (format {format:?})", path.display());
+        return Err(PackError::Format { path: path.into(), format: format.to_string() });
     }
     let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
     if version != u64::from(VERSION) {
-        bail!(
-            "{} is pack format version {version}; this lensfind reads version {VERSION} only (repack with this \
-             version's lens-pack)",
-            path.display()
-        );
+        return Err(PackError::Version { path: path.into(), version });
     }
-    serde_json::from_value(value).with_context(|| format!("{} has missing or malformed fields", path.display()))
+    serde_json::from_value(value).map_err(|source| PackError::Fields { path: path.into(), source })
 }
 
 impl Pack {
     /// Opens a pack. Checks what is cheap to check: the manifest, the .npy header against it, the file size
     /// against the row count, and meta.csv's rows. Use [`verify`] for the checksums.
-    pub fn open(dir: &Path) -> Result<Pack> {
+    pub fn open(dir: &Path) -> Result<Pack, PackError> {
         let manifest = read_manifest(dir)?;
-        let images_path = dir.join("images.npy");
-        let file = File::open(&images_path).with_context(|| format!("opening {}", images_path.display()))?;
-        let len = file.metadata()?.len();
-        if len != manifest.images.bytes {
-            bail!(
-                "{} is {len} bytes, the manifest says {}: the pack is damaged or incomplete",
-                images_path.display(),
-                manifest.images.bytes
-            );
-        }
-        let data_bytes = [manifest.count, 5, manifest.height, manifest.width, manifest.dtype.size()]
-            .into_iter()
-            .try_fold(1u64, |acc, d| acc.checked_mul(d as u64));
-        if data_bytes.and_then(|d| d.checked_add(manifest.images.data_offset)) != Some(len) {
-            bail!(
-                "{}: {len} bytes cannot hold {} rows of 5x{}x{} {:?} after a {}-byte header: the manifest is damaged",
-                images_path.display(),
-                manifest.count,
-                manifest.height,
-                manifest.width,
-                manifest.dtype,
-                manifest.images.data_offset
-            );
-        }
-        // SAFETY: the pack is written once and renamed into place, never modified in place by lensfind; a user
-        // editing it while we read is outside what any reader can guard against.
-        let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", images_path.display()))?;
-        let (dtype, shape, offset) =
-            npy::parse_header(&mmap).with_context(|| format!("reading {}", images_path.display()))?;
-        let want = [manifest.count, 5, manifest.height, manifest.width];
-        if dtype != manifest.dtype || shape != want || offset as u64 != manifest.images.data_offset {
-            bail!(
-                "{}: header says {:?} {shape:?}, the manifest {:?} {want:?}",
-                images_path.display(),
-                dtype,
-                manifest.dtype
-            );
-        }
-        let meta_path = dir.join("meta.csv");
-        let meta_bytes = fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?;
-        if sum_mismatch(&meta_bytes, &manifest.meta).is_some() {
-            bail!("{} does not match its checksum in pack.json: it was edited or damaged", meta_path.display());
-        }
-        let meta = read_meta_from(&meta_bytes[..], &meta_path)?;
-        if meta.len() != manifest.count || meta.iter().enumerate().any(|(i, m)| m.row != i) {
-            bail!("{}: rows do not match the {} images", meta_path.display(), manifest.count);
-        }
+        let mmap = map_images(dir, &manifest)?;
+        let meta = read_meta(dir, &manifest)?;
         let pack = Pack { dir: dir.to_path_buf(), manifest, meta, mmap };
         // A cheap sample of the images: the first and the last checksum block (at most 2 x 1024 rows).
         let blocks = pack.manifest.images.block_crc32.len();
@@ -114,9 +64,9 @@ impl Pack {
     }
 
     /// Checks the images of `rows` against their block checksums (each block of
-    /// [`BLOCK_ROWS`](super::BLOCK_ROWS) rows once): costs one read of the blocks concerned, so a tool that is
+    /// `block_rows` rows of the manifest once): costs one read of the blocks concerned, so a tool that is
     /// about to read those rows anyway can afford it. An error names the damaged rows.
-    pub fn check_rows(&self, rows: impl IntoIterator<Item = usize>) -> Result<()> {
+    pub fn check_rows(&self, rows: impl IntoIterator<Item = usize>) -> Result<(), PackError> {
         let per_block = self.manifest.images.block_rows.max(1);
         let mut blocks: Vec<usize> = rows.into_iter().map(|r| r / per_block).collect();
         blocks.sort_unstable();
@@ -124,13 +74,14 @@ impl Pack {
         self.check_blocks(blocks)
     }
 
-    fn check_blocks(&self, blocks: impl IntoIterator<Item = usize>) -> Result<()> {
+    fn check_blocks(&self, blocks: impl IntoIterator<Item = usize>) -> Result<(), PackError> {
         let images = &self.manifest.images;
         let per_block = images.block_rows.max(1);
         let row_bytes = self.row_len() * self.manifest.dtype.size();
         let sums = &images.block_crc32;
         if sums.len() != self.len().div_ceil(per_block) {
-            bail!("{}: {} block checksums for {} rows", self.dir.join("pack.json").display(), sums.len(), self.len());
+            let path = self.dir.join("pack.json");
+            return Err(PackError::BlockCount { path, sums: sums.len(), rows: self.len() });
         }
         for b in blocks {
             let first = b * per_block;
@@ -138,12 +89,7 @@ impl Pack {
             let start = images.data_offset as usize + first * row_bytes;
             let data = &self.mmap[start..start + (last - first) * row_bytes];
             if hex(crc32fast::hash(data)) != sums[b] {
-                bail!(
-                    "{}: rows {first}-{} do not match their checksum in pack.json: the images were edited or \
-                     damaged (lens-pack --verify checks the whole pack)",
-                    self.dir.join("images.npy").display(),
-                    last - 1
-                );
+                return Err(PackError::Block { path: self.dir.join("images.npy"), first, last: last - 1 });
             }
         }
         Ok(())
@@ -163,13 +109,12 @@ impl Pack {
     }
 
     /// The whole float32 array as an `[N, 5, H, W]` view (None for a float16 pack).
-    pub fn images_f32(&self) -> Result<Option<ArrayView4<'_, f32>>> {
+    pub fn images_f32(&self) -> Result<Option<ArrayView4<'_, f32>>, PackError> {
         if self.manifest.dtype != Dtype::Float32 {
             return Ok(None);
         }
         let view = ArrayView4::<f32>::view_npy(&self.mmap)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("viewing {}", self.dir.join("images.npy").display()))?;
+            .map_err(|source| PackError::View { path: self.dir.join("images.npy"), source })?;
         Ok(Some(view))
     }
 
@@ -195,12 +140,59 @@ impl Pack {
     }
 }
 
+/// Maps `images.npy` after checking its size and .npy header against the manifest.
+fn map_images(dir: &Path, manifest: &Manifest) -> Result<Mmap, PackError> {
+    let path = dir.join("images.npy");
+    let file = File::open(&path).map_err(|source| PackError::Open { path: path.clone(), source })?;
+    let len = file.metadata().map_err(|source| PackError::Read { path: path.clone(), source })?.len();
+    if len != manifest.images.bytes {
+        return Err(PackError::Size { path, len, expected: manifest.images.bytes });
+    }
+    let data_bytes = [manifest.count, 5, manifest.height, manifest.width, manifest.dtype.size()]
+        .into_iter()
+        .try_fold(1u64, |acc, d| acc.checked_mul(d as u64));
+    if data_bytes.and_then(|d| d.checked_add(manifest.images.data_offset)) != Some(len) {
+        return Err(PackError::Geometry { path, len, manifest: Box::new(manifest.clone()) });
+    }
+    // SAFETY: the pack is written once and renamed into place, never modified in place by lensfind; a user
+    // editing it while we read is outside what any reader can guard against.
+    let mmap = unsafe { Mmap::map(&file) }.map_err(|source| PackError::Map { path: path.clone(), source })?;
+    let (dtype, shape, offset) =
+        npy::parse_header(&mmap).map_err(|source| PackError::Npy { path: path.clone(), source })?;
+    let want = [manifest.count, 5, manifest.height, manifest.width];
+    if dtype != manifest.dtype || shape != want || offset as u64 != manifest.images.data_offset {
+        return Err(PackError::Header {
+            path,
+            dtype,
+            shape,
+            expected_dtype: manifest.dtype,
+            expected_shape: want,
+        });
+    }
+    Ok(mmap)
+}
+
+/// Reads `meta.csv`, checked against its checksum and the row count.
+fn read_meta(dir: &Path, manifest: &Manifest) -> Result<Vec<MetaRow>, PackError> {
+    let path = dir.join("meta.csv");
+    let bytes = fs::read(&path).map_err(|source| PackError::Read { path: path.clone(), source })?;
+    if sum_mismatch(&bytes, &manifest.meta).is_some() {
+        return Err(PackError::MetaSum { path });
+    }
+    let meta = read_meta_from(&bytes[..], &path)?;
+    if meta.len() != manifest.count || meta.iter().enumerate().any(|(i, m)| m.row != i) {
+        return Err(PackError::MetaRows { path, count: manifest.count });
+    }
+    Ok(meta)
+}
+
 /// Reads `meta.csv` from any reader; `path` names it in errors.
-pub fn read_meta_from<R: std::io::Read>(input: R, path: &Path) -> Result<Vec<MetaRow>> {
+fn read_meta_from<R: std::io::Read>(input: R, path: &Path) -> Result<Vec<MetaRow>, PackError> {
     let mut r = csv::Reader::from_reader(input);
     let mut rows = Vec::new();
     for (i, rec) in r.deserialize().enumerate() {
-        let row: MetaRow = rec.with_context(|| format!("{}, line {}", path.display(), i + 2))?;
+        let row: MetaRow =
+            rec.map_err(|source| PackError::MetaRow { path: path.to_path_buf(), line: i + 2, source })?;
         rows.push(row);
     }
     Ok(rows)
@@ -229,7 +221,7 @@ fn check_sum(path: &Path, want: &FileSum, problems: &mut Vec<String>) {
 
 /// Checks every file of a pack against the manifest's sizes and checksums. Returns the problems found (empty for
 /// a sound pack); an error only when the manifest itself cannot be read.
-pub fn verify(dir: &Path) -> Result<Vec<String>> {
+pub fn verify(dir: &Path) -> Result<Vec<String>, PackError> {
     let manifest = read_manifest(dir)?;
     let mut problems = Vec::new();
     check_sum(&dir.join("meta.csv"), &manifest.meta, &mut problems);
@@ -242,30 +234,36 @@ pub fn verify(dir: &Path) -> Result<Vec<String>> {
             return Ok(problems);
         }
     };
-    let len = file.metadata()?.len();
+    let len = file.metadata().map_err(|source| PackError::Read { path: images_path.clone(), source })?.len();
     if len != manifest.images.bytes {
         problems.push(format!("{}: {len} bytes, manifest says {}", images_path.display(), manifest.images.bytes));
         return Ok(problems);
     }
     // SAFETY: read-only map of a file we only read.
-    let mmap = unsafe { Mmap::map(&file) }?;
-    if hex(crc32fast::hash(&mmap)) != manifest.images.crc32 {
-        problems.push(format!("{}: checksum mismatch", images_path.display()));
-        let offset = manifest.images.data_offset as usize;
-        let row_bytes = 5 * manifest.height * manifest.width * manifest.dtype.size();
-        let block_bytes = manifest.images.block_rows * row_bytes;
-        let data = mmap.get(offset..).unwrap_or(&[]);
-        for (k, (block, want)) in data.chunks(block_bytes.max(1)).zip(&manifest.images.block_crc32).enumerate() {
-            if hex(crc32fast::hash(block)) != *want {
-                let first = k * manifest.images.block_rows;
-                let last = (first + block.len() / row_bytes.max(1)).saturating_sub(1);
-                problems.push(format!("{}: rows {first}-{last} are damaged", images_path.display()));
-            }
-        }
-        let header = npy::header(manifest.dtype, &[manifest.count, 5, manifest.height, manifest.width]);
-        if mmap.get(..offset) != Some(&header[..]) {
-            problems.push(format!("{}: the .npy header is damaged", images_path.display()));
+    let mmap = unsafe { Mmap::map(&file) }.map_err(|source| PackError::Map { path: images_path.clone(), source })?;
+    check_images(&mmap, &manifest, &images_path, &mut problems);
+    Ok(problems)
+}
+
+/// Checks the bytes of `images.npy` against the whole-file checksum, and on a mismatch names the damaged blocks.
+fn check_images(mmap: &[u8], manifest: &Manifest, images_path: &Path, problems: &mut Vec<String>) {
+    if hex(crc32fast::hash(mmap)) == manifest.images.crc32 {
+        return;
+    }
+    problems.push(format!("{}: checksum mismatch", images_path.display()));
+    let offset = manifest.images.data_offset as usize;
+    let row_bytes = 5 * manifest.height * manifest.width * manifest.dtype.size();
+    let block_bytes = manifest.images.block_rows * row_bytes;
+    let data = mmap.get(offset..).unwrap_or(&[]);
+    for (k, (block, want)) in data.chunks(block_bytes.max(1)).zip(&manifest.images.block_crc32).enumerate() {
+        if hex(crc32fast::hash(block)) != *want {
+            let first = k * manifest.images.block_rows;
+            let last = (first + block.len() / row_bytes.max(1)).saturating_sub(1);
+            problems.push(format!("{}: rows {first}-{last} are damaged", images_path.display()));
         }
     }
-    Ok(problems)
+    let header = npy::header(manifest.dtype, &[manifest.count, 5, manifest.height, manifest.width]);
+    if mmap.get(..offset) != Some(&header[..]) {
+        problems.push(format!("{}: the .npy header is damaged", images_path.display()));
+    }
 }

@@ -4,20 +4,48 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use super::object::{load_object, Standardize, MIN_STD};
+use super::object::{load_object, Loaded, Standardize, MIN_STD};
 use super::{hex, FileSum, ImagesSum, Manifest, NonFinite, Standardization, BLOCK_ROWS, FORMAT, VERSION};
 use crate::index::IndexRow;
 use crate::naming::BANDS;
 use crate::npy::{self, Dtype};
-use crate::output::temp_beside;
+use crate::output::{temp_beside, OutputError};
 use crate::progress::Progress;
+use crate::text::{csv_io_error, opt_u8};
+
+/// Why a pack was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("image size must be positive")]
+    EmptyImage,
+    #[error("checking {}", path.display())]
+    Check { path: PathBuf, source: io::Error },
+    #[error("{} exists and is not a pack; refusing to replace it", path.display())]
+    NotAPack { path: PathBuf },
+    #[error("{} exists and is not a directory; refusing to replace it", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("creating {}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    /// An I/O failure on one of the pack's files, named as in the pack (`action`: creating, writing, syncing).
+    #[error("{action} {file}")]
+    File { action: &'static str, file: &'static str, source: io::Error },
+    #[error("reading back {}", path.display())]
+    ReadBack { path: PathBuf, source: io::Error },
+    #[error("syncing {}", path.display())]
+    Sync { path: PathBuf, source: io::Error },
+    #[error("interrupted; no pack written")]
+    Interrupted,
+    #[error("{count} objects rejected, more than --max-rejected {max}; no pack written (first: {id}: {reason})")]
+    TooManyRejected { count: usize, max: usize, id: String, reason: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
 
 /// How to build a pack.
 #[derive(Debug, Clone)]
@@ -59,15 +87,6 @@ pub struct PackSummary {
     pub seconds: f64,
 }
 
-/// A CRC-32 over bytes as they are written, whole-file and per block of rows.
-struct Sums {
-    file: crc32fast::Hasher,
-    data: crc32fast::Hasher,
-    block: crc32fast::Hasher,
-    rows_in_block: usize,
-    blocks: Vec<String>,
-}
-
 /// A temporary directory that is removed unless it is kept.
 struct TempDir {
     path: PathBuf,
@@ -82,58 +101,127 @@ impl Drop for TempDir {
     }
 }
 
-fn csv_sum(path: &Path) -> Result<FileSum> {
-    let bytes = fs::read(path).with_context(|| format!("reading back {}", path.display()))?;
-    Ok(FileSum { bytes: bytes.len() as u64, crc32: hex(crc32fast::hash(&bytes)) })
+fn file_error(action: &'static str, file: &'static str) -> impl FnOnce(io::Error) -> WriteError {
+    move |source| WriteError::File { action, file, source }
 }
 
-fn sync(path: &Path) -> Result<()> {
-    File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", path.display()))
+/// CRC-32s of `images.npy` as it is written: of the data, and of each block of [`BLOCK_ROWS`] rows.
+struct Sums {
+    data: crc32fast::Hasher,
+    block: crc32fast::Hasher,
+    rows_in_block: usize,
+    blocks: Vec<String>,
 }
 
-/// Builds the pack for `rows` at `out`. `interrupted` is polled between chunks (set it from a signal handler):
-/// when it is set, the temporary directory is removed and an error returned.
-pub fn write_pack(
-    rows: &[IndexRow],
-    out: &Path,
-    opts: &PackOptions,
-    tool: &str,
-    interrupted: &AtomicBool,
-) -> Result<PackSummary> {
-    if opts.height == 0 || opts.width == 0 {
-        bail!("image size must be positive");
+impl Sums {
+    fn add_row(&mut self, bytes: &[u8]) {
+        self.data.update(bytes);
+        self.block.update(bytes);
+        self.rows_in_block += 1;
+        if self.rows_in_block == BLOCK_ROWS {
+            let block = std::mem::replace(&mut self.block, crc32fast::Hasher::new());
+            self.blocks.push(hex(block.finalize()));
+            self.rows_in_block = 0;
+        }
     }
-    check_target(out)?;
-    crate::output::clean_stale_temps(out, tool.split(' ').next().unwrap_or(tool));
-    let tmp = TempDir { path: temp_beside(out, "tmp"), keep: false };
-    fs::create_dir(&tmp.path).with_context(|| format!("creating {}", tmp.path.display()))?;
-    let npix = opts.height * opts.width;
-    let row_bytes = 5 * npix * opts.dtype.size();
+}
 
-    let images_path = tmp.path.join("images.npy");
-    let mut images = BufWriter::with_capacity(4 << 20, File::create(&images_path).context("creating images.npy")?);
-    let placeholder = npy::header(opts.dtype, &[0, 5, opts.height, opts.width]);
-    images.write_all(&placeholder).context("writing images.npy")?;
-    let mut meta = csv::Writer::from_path(tmp.path.join("meta.csv")).context("creating meta.csv")?;
-    meta.write_record(["row", "id", "label", "source"])?;
+/// `images.npy` and `meta.csv` being written in the temporary directory, and the counts for the manifest.
+struct Writer {
+    images: BufWriter<File>,
+    meta: csv::Writer<File>,
+    dtype: Dtype,
+    bytes: Vec<u8>,
+    sums: Sums,
+    count: usize,
+    lenses: usize,
+    nonlenses: usize,
+    nonfinite: NonFinite,
+}
 
-    let progress = Progress::new(tool.split(' ').next().unwrap_or(tool), "objects", rows.len() as u64, opts.quiet);
-    let mut sums = Sums {
-        file: crc32fast::Hasher::new(),
-        data: crc32fast::Hasher::new(),
-        block: crc32fast::Hasher::new(),
-        rows_in_block: 0,
-        blocks: Vec::new(),
-    };
+impl Writer {
+    fn create(dir: &Path, opts: &PackOptions) -> Result<Writer, WriteError> {
+        let file = File::create(dir.join("images.npy")).map_err(file_error("creating", "images.npy"))?;
+        let mut images = BufWriter::with_capacity(4 << 20, file);
+        let placeholder = npy::header(opts.dtype, &[0, 5, opts.height, opts.width]);
+        images.write_all(&placeholder).map_err(file_error("writing", "images.npy"))?;
+        let file = File::create(dir.join("meta.csv")).map_err(file_error("creating", "meta.csv"))?;
+        let mut meta = csv::Writer::from_writer(file);
+        meta.write_record(["row", "id", "label", "source"])
+            .map_err(|e| file_error("writing", "meta.csv")(csv_io_error(e)))?;
+        Ok(Writer {
+            images,
+            meta,
+            dtype: opts.dtype,
+            bytes: vec![0u8; 5 * opts.height * opts.width * opts.dtype.size()],
+            sums: Sums { data: crc32fast::Hasher::new(), block: crc32fast::Hasher::new(), rows_in_block: 0, blocks: vec![] },
+            count: 0,
+            lenses: 0,
+            nonlenses: 0,
+            nonfinite: NonFinite { values_replaced: 0, objects_affected: 0 },
+        })
+    }
+
+    /// Appends one object: its pixels to `images.npy`, its row to `meta.csv`.
+    fn push(&mut self, row: &IndexRow, obj: &Loaded) -> Result<(), WriteError> {
+        if obj.nonfinite > 0 {
+            self.nonfinite.values_replaced += obj.nonfinite;
+            self.nonfinite.objects_affected += 1;
+        }
+        encode(&obj.pixels, self.dtype, &mut self.bytes);
+        self.images.write_all(&self.bytes).map_err(file_error("writing", "images.npy"))?;
+        self.sums.add_row(&self.bytes);
+        self.meta
+            .write_record([self.count.to_string().as_str(), &row.id, &opt_u8(row.label), &opt_u8(row.source)])
+            .map_err(|e| file_error("writing", "meta.csv")(csv_io_error(e)))?;
+        match row.label {
+            Some(1) => self.lenses += 1,
+            Some(_) => self.nonlenses += 1,
+            None => {}
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes the real `.npy` header, now that the row count is known (same length as the placeholder, rewritten
+    /// in place), and syncs both files. Returns the sums of `images.npy` for the manifest.
+    fn finish(mut self, opts: &PackOptions) -> Result<ImagesSum, WriteError> {
+        if self.sums.rows_in_block > 0 {
+            self.sums.blocks.push(hex(self.sums.block.clone().finalize()));
+        }
+        let header = npy::header(opts.dtype, &[self.count, 5, opts.height, opts.width]);
+        let mut file = self.images.into_inner().map_err(|e| file_error("writing", "images.npy")(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(file_error("writing", "images.npy"))?;
+        file.write_all(&header).map_err(file_error("writing", "images.npy"))?;
+        file.sync_all().map_err(file_error("syncing", "images.npy"))?;
+        let mut whole = crc32fast::Hasher::new();
+        whole.update(&header);
+        whole.combine(&self.sums.data);
+        self.meta.flush().map_err(file_error("writing", "meta.csv"))?;
+        Ok(ImagesSum {
+            bytes: (header.len() + self.count * self.bytes.len()) as u64,
+            data_offset: header.len() as u64,
+            crc32: hex(whole.finalize()),
+            block_rows: BLOCK_ROWS,
+            block_crc32: self.sums.blocks,
+        })
+    }
+}
+
+/// Loads every object of `rows` (a chunk at a time, in parallel) and appends the good ones in index order.
+/// Returns the (id, reason) of every object set aside.
+fn load_all(
+    rows: &[IndexRow],
+    writer: &mut Writer,
+    opts: &PackOptions,
+    progress: &Progress,
+    interrupted: &AtomicBool,
+) -> Result<Vec<(String, String)>, WriteError> {
     let mut rejected: Vec<(String, String)> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
-    let (mut count, mut lenses, mut nonlenses) = (0usize, 0usize, 0usize);
-    let mut nonfinite = NonFinite { values_replaced: 0, objects_affected: 0 };
-    let mut bytes = vec![0u8; row_bytes];
-
     for chunk in rows.chunks(opts.chunk.max(1)) {
         if interrupted.load(Ordering::Relaxed) {
-            bail!("interrupted; no pack written");
+            return Err(WriteError::Interrupted);
         }
         let loaded: Vec<_> = chunk
             .par_iter()
@@ -148,72 +236,66 @@ pub fn write_pack(
                 rejected.push((row.id.clone(), "duplicate id in the index; only its first row is used".into()));
                 continue;
             }
-            let obj = match result {
-                Ok(obj) => obj,
-                Err(reason) => {
-                    rejected.push((row.id.clone(), reason));
-                    continue;
-                }
-            };
-            if obj.nonfinite > 0 {
-                nonfinite.values_replaced += obj.nonfinite;
-                nonfinite.objects_affected += 1;
+            match result {
+                Ok(obj) => writer.push(row, &obj)?,
+                Err(reason) => rejected.push((row.id.clone(), reason)),
             }
-            encode(&obj.pixels, opts.dtype, &mut bytes);
-            images.write_all(&bytes).context("writing images.npy")?;
-            sums.data.update(&bytes);
-            sums.block.update(&bytes);
-            sums.rows_in_block += 1;
-            if sums.rows_in_block == BLOCK_ROWS {
-                let block = std::mem::replace(&mut sums.block, crc32fast::Hasher::new());
-                sums.blocks.push(hex(block.finalize()));
-                sums.rows_in_block = 0;
-            }
-            let label = row.label.map_or_else(String::new, |l| l.to_string());
-            let source = row.source.map_or_else(String::new, |s| s.to_string());
-            meta.write_record([count.to_string().as_str(), &row.id, &label, &source])?;
-            match row.label {
-                Some(1) => lenses += 1,
-                Some(_) => nonlenses += 1,
-                None => {}
-            }
-            count += 1;
         }
     }
+    Ok(rejected)
+}
+
+fn write_rejected(path: &Path, rejected: &[(String, String)]) -> Result<(), WriteError> {
+    let csv_error = |e| file_error("writing", "rejected.csv")(csv_io_error(e));
+    let file = File::create(path).map_err(file_error("creating", "rejected.csv"))?;
+    let mut rej = csv::Writer::from_writer(file);
+    rej.write_record(["id", "reason"]).map_err(csv_error)?;
+    for (id, reason) in rejected {
+        rej.write_record([id, reason]).map_err(csv_error)?;
+    }
+    rej.flush().map_err(file_error("writing", "rejected.csv"))
+}
+
+fn csv_sum(path: &Path) -> Result<FileSum, WriteError> {
+    let bytes = fs::read(path).map_err(|source| WriteError::ReadBack { path: path.into(), source })?;
+    Ok(FileSum { bytes: bytes.len() as u64, crc32: hex(crc32fast::hash(&bytes)) })
+}
+
+fn sync(path: &Path) -> Result<(), WriteError> {
+    File::open(path).and_then(|f| f.sync_all()).map_err(|source| WriteError::Sync { path: path.into(), source })
+}
+
+/// Builds the pack for `rows` at `out`. `interrupted` is polled between chunks (set it from a signal handler):
+/// when it is set, the temporary directory is removed and an error returned.
+pub fn write_pack(
+    rows: &[IndexRow],
+    out: &Path,
+    opts: &PackOptions,
+    tool: &str,
+    interrupted: &AtomicBool,
+) -> Result<PackSummary, WriteError> {
+    if opts.height == 0 || opts.width == 0 {
+        return Err(WriteError::EmptyImage);
+    }
+    check_target(out)?;
+    let tool_name = tool.split(' ').next().unwrap_or(tool);
+    crate::output::clean_stale_temps(out, tool_name);
+    let mut tmp = TempDir { path: temp_beside(out, "tmp"), keep: false };
+    fs::create_dir(&tmp.path).map_err(|source| WriteError::CreateDir { path: tmp.path.clone(), source })?;
+
+    let mut writer = Writer::create(&tmp.path, opts)?;
+    let progress = Progress::new(tool_name, "objects", rows.len() as u64, opts.quiet);
+    let rejected = load_all(rows, &mut writer, opts, &progress, interrupted)?;
     progress.finish();
-    if sums.rows_in_block > 0 {
-        sums.blocks.push(hex(sums.block.clone().finalize()));
+    if let Some(max) = opts.max_rejected.filter(|&max| rejected.len() > max) {
+        let (id, reason) = rejected[0].clone();
+        return Err(WriteError::TooManyRejected { count: rejected.len(), max, id, reason });
     }
-    if let Some(max) = opts.max_rejected {
-        if rejected.len() > max {
-            bail!(
-                "{} objects rejected, more than --max-rejected {max}; no pack written (first: {}: {})",
-                rejected.len(),
-                rejected[0].0,
-                rejected[0].1
-            );
-        }
-    }
-
-    // The real header, now that the row count is known: same length as the placeholder, rewritten in place.
-    let header = npy::header(opts.dtype, &[count, 5, opts.height, opts.width]);
-    let mut file = images.into_inner().map_err(|e| e.into_error()).context("writing images.npy")?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(&header).context("writing images.npy")?;
-    file.sync_all().context("syncing images.npy")?;
-    sums.file.update(&header);
-    sums.file.combine(&sums.data);
-    meta.flush().context("writing meta.csv")?;
-    drop(meta);
-
+    let (count, lenses, nonlenses) = (writer.count, writer.lenses, writer.nonlenses);
+    let nonfinite = writer.nonfinite.clone();
+    let images = writer.finish(opts)?;
     let rejected_path = tmp.path.join("rejected.csv");
-    let mut rej = csv::Writer::from_path(&rejected_path).context("creating rejected.csv")?;
-    rej.write_record(["id", "reason"])?;
-    for (id, reason) in &rejected {
-        rej.write_record([id, reason])?;
-    }
-    rej.flush().context("writing rejected.csv")?;
-    drop(rej);
+    write_rejected(&rejected_path, &rejected)?;
 
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -229,25 +311,18 @@ pub fn write_pack(
         lenses,
         nonlenses,
         tool: tool.to_string(),
-        images: ImagesSum {
-            bytes: (header.len() + count * row_bytes) as u64,
-            data_offset: header.len() as u64,
-            crc32: hex(sums.file.finalize()),
-            block_rows: BLOCK_ROWS,
-            block_crc32: sums.blocks,
-        },
+        images,
         meta: csv_sum(&tmp.path.join("meta.csv"))?,
         rejected_list: csv_sum(&rejected_path)?,
     };
-    let manifest_path = tmp.path.join("pack.json");
-    fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)? + "\n").context("writing pack.json")?;
+    let text = serde_json::to_string_pretty(&manifest).expect("a manifest has only string keys and finite numbers");
+    fs::write(tmp.path.join("pack.json"), text + "\n").map_err(file_error("writing", "pack.json"))?;
     for f in ["meta.csv", "rejected.csv", "pack.json"] {
         sync(&tmp.path.join(f))?;
     }
     if interrupted.load(Ordering::Relaxed) {
-        bail!("interrupted; no pack written");
+        return Err(WriteError::Interrupted);
     }
-    let mut tmp = tmp;
     put_in_place(&tmp.path, out)?;
     tmp.keep = true;
     Ok(PackSummary { manifest, rejected, seconds: progress.elapsed() })
@@ -270,27 +345,28 @@ fn encode(pixels: &[f64], dtype: Dtype, out: &mut [u8]) {
 }
 
 /// A target may be replaced only if it is absent, an empty directory, or a pack (it has a pack.json).
-fn check_target(out: &Path) -> Result<()> {
+fn check_target(out: &Path) -> Result<(), WriteError> {
+    let checking = |source| WriteError::Check { path: out.into(), source };
     match fs::symlink_metadata(out) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("checking {}", out.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(checking(e)),
         Ok(m) if m.is_dir() => {
-            let empty = fs::read_dir(out)?.next().is_none();
+            let empty = fs::read_dir(out).map_err(checking)?.next().is_none();
             if empty || out.join("pack.json").is_file() {
                 Ok(())
             } else {
-                bail!("{} exists and is not a pack; refusing to replace it", out.display())
+                Err(WriteError::NotAPack { path: out.into() })
             }
         }
-        Ok(_) => bail!("{} exists and is not a directory; refusing to replace it", out.display()),
+        Ok(_) => Err(WriteError::NotADirectory { path: out.into() }),
     }
 }
 
 /// Renames the finished temporary directory to `out`, replacing an existing pack there (checked again, in case
 /// something else appeared at `out` while we worked).
-fn put_in_place(tmp: &Path, out: &Path) -> Result<()> {
+fn put_in_place(tmp: &Path, out: &Path) -> Result<(), WriteError> {
     if fs::symlink_metadata(out).is_ok() {
         check_target(out)?;
     }
-    crate::output::replace_dir(tmp, out)
+    Ok(crate::output::move_dir_into_place(tmp, out)?)
 }

@@ -1,12 +1,12 @@
 //! A challenge-format synthetic dataset: the same directory layout, file names and FITS encoding as the LSST
-//! Strong Lensing Data Challenge release, with images from [`render`].
+//! Strong Lensing Data Challenge release, with images from `render` (the physics of a cutout).
 
-pub mod render;
+mod render;
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::fits;
@@ -15,9 +15,28 @@ use crate::progress::Progress;
 use crate::rng::Rng;
 use render::{Instrument, Scene, DP0, HSC};
 
+/// Why a dataset could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("--size {0} is too small (at least 8 pixels)")]
+    Size(usize),
+    #[error("output directory {} is not empty; remove it or choose another", path.display())]
+    NotEmpty { path: PathBuf },
+    #[error("--corrupt {corrupt} is more than the {files} files to write")]
+    Corrupt { corrupt: usize, files: usize },
+    #[error("reading {}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("creating {}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("writing {}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("writing {}", path.display())]
+    Fits { path: PathBuf, source: fitsio::errors::Error },
+}
+
 /// The four kinds of training object, one directory each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
+pub(crate) enum Category {
     SlsimLens,
     SlsimNonlens,
     HscLens,
@@ -25,10 +44,10 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] =
+    pub(crate) const ALL: [Category; 4] =
         [Category::SlsimLens, Category::SlsimNonlens, Category::HscLens, Category::HscNonlens];
 
-    pub fn dir(self) -> &'static str {
+    pub(crate) fn dir(self) -> &'static str {
         match self {
             Category::SlsimLens => "slsim_lenses",
             Category::SlsimNonlens => "slsim_nonlenses",
@@ -37,14 +56,14 @@ impl Category {
         }
     }
 
-    pub fn source(self) -> u8 {
+    pub(crate) fn source(self) -> u8 {
         match self {
             Category::SlsimLens | Category::SlsimNonlens => 1,
             Category::HscLens | Category::HscNonlens => 2,
         }
     }
 
-    pub fn label(self) -> u8 {
+    pub(crate) fn label(self) -> u8 {
         match self {
             Category::SlsimLens | Category::HscLens => 1,
             Category::SlsimNonlens | Category::HscNonlens => 0,
@@ -146,7 +165,7 @@ struct Drawn {
     companion: bool,
 }
 
-fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn> {
+fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn, SynthError> {
     let inst = Category::instrument(job.source);
     let mut rng = Rng::new(opts.seed, job.stream);
     let scene = Scene::draw(&mut rng, job.label == 1, inst);
@@ -163,7 +182,7 @@ fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn> {
             let id_column = if job.source == 2 && job.label == 1 { "Lens ID" } else { "Object ID" };
             fits::write_table_file(&path, id_column, &job.id, b, img, (opts.size, opts.size), job.source == 2)
         };
-        written.with_context(|| format!("writing {}", path.display()))?;
+        written.map_err(|source| SynthError::Fits { path, source })?;
     }
     Ok(Drawn {
         theta_e: scene.lens_mass.map_or(0.0, |m| m.theta_e),
@@ -174,7 +193,7 @@ fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn> {
 
 /// Damages `k` of the written files, chosen by the seed: even picks are truncated inside their data, odd picks get
 /// a garbage first header card, the two kinds of damage the real release showed.
-fn corrupt(jobs: &[Job], opts: &SynthOptions) -> Result<Vec<(PathBuf, String)>> {
+fn corrupt(jobs: &[Job], opts: &SynthOptions) -> Result<Vec<(PathBuf, String)>, SynthError> {
     let total = jobs.len() * 5;
     let mut rng = Rng::new(opts.seed, u64::MAX - 1);
     let mut picked: Vec<usize> = Vec::with_capacity(opts.corrupt);
@@ -188,7 +207,7 @@ fn corrupt(jobs: &[Job], opts: &SynthOptions) -> Result<Vec<(PathBuf, String)>> 
     for (n, f) in picked.into_iter().enumerate() {
         let job = &jobs[f / 5];
         let path = job.dir.join(format!("{}_{}.fits", job.id, BANDS[f % 5]));
-        let mut bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut bytes = fs::read(&path).map_err(|source| SynthError::Read { path: path.clone(), source })?;
         let what = if n % 2 == 0 {
             // Cut somewhere before the last 2880-byte block, which always holds the end of the image data.
             let cut = rng.below((bytes.len() - 2880) as u64) as usize;
@@ -200,42 +219,47 @@ fn corrupt(jobs: &[Job], opts: &SynthOptions) -> Result<Vec<(PathBuf, String)>> 
             }
             "garbage in the first header card".to_string()
         };
-        fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        fs::write(&path, &bytes).map_err(|source| SynthError::Write { path: path.clone(), source })?;
         out.push((path, what));
     }
     Ok(out)
 }
 
-fn write_csv<P: AsRef<Path>>(path: P, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+fn write_csv<P: AsRef<Path>>(
+    path: P,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<(), SynthError> {
     let path = path.as_ref();
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
-    w.write_record(header)?;
+    let file = fs::File::create(path).map_err(|source| SynthError::Create { path: path.into(), source })?;
+    let mut w = csv::Writer::from_writer(file);
+    let write_error = |e| SynthError::Write { path: path.into(), source: crate::text::csv_io_error(e) };
+    w.write_record(header).map_err(write_error)?;
     for r in rows {
-        w.write_record(&r)?;
+        w.write_record(&r).map_err(write_error)?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    w.flush().map_err(|source| SynthError::Write { path: path.into(), source })
 }
 
 /// Writes the dataset. Refuses a non-empty output directory, so that two datasets never mix.
-pub fn generate(opts: &SynthOptions) -> Result<SynthReport> {
+pub fn generate(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
     if opts.size < 8 {
-        bail!("--size {} is too small (at least 8 pixels)", opts.size);
+        return Err(SynthError::Size(opts.size));
     }
     if opts.out.exists() {
-        let mut entries = fs::read_dir(&opts.out).with_context(|| format!("reading {}", opts.out.display()))?;
-        if entries.next().is_some() {
-            bail!("output directory {} is not empty; remove it or choose another", opts.out.display());
+        let reading = |source| SynthError::Read { path: opts.out.clone(), source };
+        if fs::read_dir(&opts.out).map_err(reading)?.next().is_some() {
+            return Err(SynthError::NotEmpty { path: opts.out.clone() });
         }
     }
     let jobs = jobs(opts);
     if opts.corrupt > jobs.len() * 5 {
-        bail!("--corrupt {} is more than the {} files to write", opts.corrupt, jobs.len() * 5);
+        return Err(SynthError::Corrupt { corrupt: opts.corrupt, files: jobs.len() * 5 });
     }
     let mut dirs: Vec<&PathBuf> = jobs.iter().map(|j| &j.dir).collect();
     dirs.dedup();
     for d in dirs.iter().chain(std::iter::once(&&opts.out)) {
-        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        fs::create_dir_all(d).map_err(|source| SynthError::Create { path: d.to_path_buf(), source })?;
     }
     let progress = Progress::new("lens-synth", "objects", jobs.len() as u64, opts.quiet);
     let drawn: Vec<Drawn> = jobs
@@ -245,7 +269,7 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthReport> {
             progress.inc(1);
             d
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
     progress.finish();
 
     let mut order: Vec<usize> = (0..jobs.len()).collect();

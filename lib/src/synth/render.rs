@@ -7,24 +7,24 @@ use crate::rng::Rng;
 
 /// Instrument settings of one source of data (SLSim/DP0 = LSST-like, HSC).
 #[derive(Debug, Clone, Copy)]
-pub struct Instrument {
+pub(crate) struct Instrument {
     /// Arcseconds per pixel.
-    pub pixel_scale: f64,
+    pub(crate) pixel_scale: f64,
     /// Range of PSF FWHM (arcsec) per band g,r,i,z,y; each object draws a seeing inside it.
-    pub psf_fwhm: [(f64, f64); 5],
+    pub(crate) psf_fwhm: [(f64, f64); 5],
     /// Sky noise standard deviation per band.
-    pub sky_sigma: [f64; 5],
+    pub(crate) sky_sigma: [f64; 5],
 }
 
 /// LSST DP0-like: 0.2"/px, ~0.7-0.9" seeing, deep coadd noise.
-pub const DP0: Instrument = Instrument {
+pub(crate) const DP0: Instrument = Instrument {
     pixel_scale: 0.2,
     psf_fwhm: [(0.80, 1.00), (0.70, 0.90), (0.65, 0.85), (0.65, 0.85), (0.65, 0.90)],
     sky_sigma: [0.6, 0.5, 0.6, 0.9, 1.6],
 };
 
 /// HSC-like, degraded to the LSST grid as the challenge did: sharper PSF, noisier.
-pub const HSC: Instrument = Instrument {
+pub(crate) const HSC: Instrument = Instrument {
     pixel_scale: 0.2,
     psf_fwhm: [(0.65, 0.85), (0.60, 0.80), (0.55, 0.70), (0.60, 0.75), (0.60, 0.85)],
     sky_sigma: [1.0, 1.1, 1.3, 1.8, 2.8],
@@ -36,16 +36,16 @@ const BLUE: [f64; 5] = [1.00, 0.90, 0.75, 0.62, 0.55];
 
 /// An elliptical Sersic profile.
 #[derive(Debug, Clone, Copy)]
-pub struct Sersic {
-    pub x: f64,
-    pub y: f64,
+pub(crate) struct Sersic {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
     /// Effective (half-light) radius along the intermediate axis, arcsec.
-    pub r_eff: f64,
-    pub n: f64,
+    pub(crate) r_eff: f64,
+    pub(crate) n: f64,
     /// Axis ratio b/a in (0, 1].
-    pub q: f64,
+    pub(crate) q: f64,
     /// Position angle, radians.
-    pub phi: f64,
+    pub(crate) phi: f64,
 }
 
 impl Sersic {
@@ -71,7 +71,7 @@ impl Sersic {
     }
 
     /// Surface brightness at (x, y), normalised to unit total flux.
-    pub fn at(&self, x: f64, y: f64) -> f64 {
+    pub(crate) fn at(&self, x: f64, y: f64) -> f64 {
         let (s, c) = self.phi.sin_cos();
         let dx = x - self.x;
         let dy = y - self.y;
@@ -116,22 +116,22 @@ fn gamma(x: f64) -> f64 {
 
 /// A singular isothermal ellipsoid with external shear.
 #[derive(Debug, Clone, Copy)]
-pub struct Sie {
-    pub x: f64,
-    pub y: f64,
+pub(crate) struct Sie {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
     /// Einstein radius, arcsec.
-    pub theta_e: f64,
+    pub(crate) theta_e: f64,
     /// Axis ratio of the isodensity contours, (0, 1].
-    pub q: f64,
-    pub phi: f64,
+    pub(crate) q: f64,
+    pub(crate) phi: f64,
     /// External shear components.
-    pub gamma1: f64,
-    pub gamma2: f64,
+    pub(crate) gamma1: f64,
+    pub(crate) gamma2: f64,
 }
 
 impl Sie {
     /// Deflection angle at image-plane position (x, y) (Kormann, Schneider & Bartelmann 1994).
-    pub fn deflection(&self, x: f64, y: f64) -> (f64, f64) {
+    pub(crate) fn deflection(&self, x: f64, y: f64) -> (f64, f64) {
         let (s, c) = self.phi.sin_cos();
         let dx = x - self.x;
         let dy = y - self.y;
@@ -155,15 +155,15 @@ impl Sie {
 
 /// Everything drawn for one object: the scene, before pixels.
 #[derive(Debug, Clone)]
-pub struct Scene {
-    pub lens_light: Sersic,
-    pub lens_flux: [f64; 5],
+pub(crate) struct Scene {
+    pub(crate) lens_light: Sersic,
+    pub(crate) lens_flux: [f64; 5],
     /// For lenses: the mass model and the lensed background source.
-    pub lens_mass: Option<Sie>,
-    pub source: Option<(Sersic, [f64; 5])>,
+    pub(crate) lens_mass: Option<Sie>,
+    pub(crate) source: Option<(Sersic, [f64; 5])>,
     /// An unlensed companion (a blue interloper or a satellite), on lenses and non-lenses alike.
-    pub companion: Option<(Sersic, [f64; 5])>,
-    pub psf_fwhm: [f64; 5],
+    pub(crate) companion: Option<(Sersic, [f64; 5])>,
+    pub(crate) psf_fwhm: [f64; 5],
 }
 
 /// Per-band fluxes: a total drawn log-uniformly in `flux`, shaped by `base` with 15% jitter per band.
@@ -179,7 +179,7 @@ fn sed(rng: &mut Rng, base: &[f64; 5], flux: (f64, f64)) -> [f64; 5] {
 impl Scene {
     /// Draws a scene. Lenses and non-lenses share every distribution of the foreground galaxy and companions, so
     /// only the lensed source, its arcs, rings and counter-images, tells them apart.
-    pub fn draw(rng: &mut Rng, lens: bool, inst: &Instrument) -> Scene {
+    pub(crate) fn draw(rng: &mut Rng, lens: bool, inst: &Instrument) -> Scene {
         let lens_light = Sersic {
             x: rng.range(-0.1, 0.1),
             y: rng.range(-0.1, 0.1),
@@ -220,7 +220,7 @@ impl Scene {
     }
 
     /// Renders the scene into `out` (5 bands of `size x size`, row-major, band-major) with PSF and noise.
-    pub fn render(&self, rng: &mut Rng, inst: &Instrument, size: usize, out: &mut [f64]) {
+    pub(crate) fn render(&self, rng: &mut Rng, inst: &Instrument, size: usize, out: &mut [f64]) {
         const SUB: usize = 3; // 3x3 sub-pixel samples: resolves the arcs' width at 0.2"/px
         assert_eq!(out.len(), 5 * size * size);
         let npix = size * size;

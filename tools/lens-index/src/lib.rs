@@ -122,7 +122,7 @@ pub fn run(args: Args, roots: Result<Vec<Root>>) -> Result<ExitCode> {
         }
     }
     if let Some(path) = &args.problems {
-        write_output(Some(path), |w| write_problems(&scan.problems, w))?;
+        write_output(Some(path), |w| Ok(write_problems(&scan.problems, w)?))?;
     }
     let counts = scan.problem_counts();
     let summary = if counts.is_empty() {
@@ -137,7 +137,7 @@ pub fn run(args: Args, roots: Result<Vec<Root>>) -> Result<ExitCode> {
             bail!("{} problems, more than --max-problems {max}; no index written", scan.problems.len());
         }
     }
-    write_output(args.output.as_deref(), |w| write_index(&scan.rows, w))?;
+    write_output(args.output.as_deref(), |w| Ok(write_index(&scan.rows, w)?))?;
     Ok(ExitCode::SUCCESS)
 }
 

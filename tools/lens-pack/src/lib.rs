@@ -1,6 +1,5 @@
 //! lens-pack's command line.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -8,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use lensfind::index::read_index;
+use lensfind::index::read_index_input;
 use lensfind::npy::Dtype;
-use lensfind::pack::{verify, write_pack, PackOptions, Standardize};
+use lensfind::pack::{verify, write_pack, PackOptions, PackSummary, Standardize};
 
 /// Pack the objects of an index into NAME.pack/, one memory-mappable array that training and inference read.
 ///
@@ -61,7 +60,7 @@ pub struct Args {
     pub standardize: Standardize,
 
     /// Stored element type: f32, or f16 to halve the size.
-    #[arg(long, value_name = "f32|f16", default_value = "f32", value_parser = parse_dtype)]
+    #[arg(long, value_name = "f32|f16", default_value = "f32", value_parser = str::parse::<Dtype>)]
     pub dtype: Dtype,
 
     /// Fail (exit 2, no pack written) when more than N objects are rejected.
@@ -95,14 +94,6 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
     size.ok_or_else(|| format!("{s:?} is not S or HxW with positive integers"))
 }
 
-fn parse_dtype(s: &str) -> Result<Dtype, String> {
-    match s {
-        "f32" | "float32" => Ok(Dtype::Float32),
-        "f16" | "float16" => Ok(Dtype::Float16),
-        _ => Err(format!("{s:?}: expected f32 or f16")),
-    }
-}
-
 /// How many rejections to print one by one before summarising.
 const SHOW_REJECTED: usize = 20;
 
@@ -126,14 +117,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.max_nonfinite) {
         bail!("--max-nonfinite {} is not a fraction between 0 and 1", args.max_nonfinite);
     }
-    lensfind::threads::init(args.threads)?;
-    let (rows, name) = match args.index.as_deref().filter(|p| *p != Path::new("-")) {
-        None => (read_index(std::io::stdin().lock(), "<stdin>")?, "<stdin>".to_string()),
-        Some(p) => {
-            let f = File::open(p).with_context(|| format!("opening index {}", p.display()))?;
-            (read_index(std::io::BufReader::new(f), &p.display().to_string())?, p.display().to_string())
-        }
-    };
+    lensfind::threads::init_pool(args.threads)?;
+    let (rows, name) = read_index_input(args.index.as_deref())?;
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("installing the signal handler")?;
@@ -151,13 +136,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let tool = format!("lens-pack {}", env!("CARGO_PKG_VERSION"));
     // An I/O failure (a full disk, a vanished directory) names the pack it was writing.
     let summary = write_pack(&rows, out, &opts, &tool, &interrupted).map_err(|e| {
+        let e = anyhow::Error::new(e);
         if e.chain().any(|c| c.is::<std::io::Error>()) {
             e.context(format!("writing {}", out.display()))
         } else {
             e
         }
     })?;
-    let m = &summary.manifest;
     if !args.quiet {
         for (id, reason) in summary.rejected.iter().take(SHOW_REJECTED) {
             eprintln!("lens-pack: warning: set aside {id}: {reason}");
@@ -166,28 +151,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
             eprintln!("lens-pack: warning: ... and {} more", summary.rejected.len() - SHOW_REJECTED);
         }
     }
+    eprintln!("lens-pack: {}", summary_line(&summary, rows.len(), &name, out));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What was packed, from where, into where, how fast, and what was set aside.
+fn summary_line(summary: &PackSummary, objects: usize, name: &str, out: &Path) -> String {
+    let m = &summary.manifest;
     let rate = m.count as f64 / summary.seconds.max(1e-9);
-    eprintln!(
-        "lens-pack: packed {} of {} objects from {name} ({} lenses, {} non-lenses) into {} in {:.1}s ({rate:.0} objects/s); \
-         set aside {}{}{}",
+    let listed =
+        if m.rejected > 0 { format!(" (listed in {})", out.join("rejected.csv").display()) } else { String::new() };
+    let nonfinite = if m.nonfinite.objects_affected > 0 {
+        format!("; {} NaN/Inf values in {} objects set to 0", m.nonfinite.values_replaced, m.nonfinite.objects_affected)
+    } else {
+        String::new()
+    };
+    format!(
+        "packed {} of {objects} objects from {name} ({} lenses, {} non-lenses) into {} in {:.1}s ({rate:.0} objects/s); \
+         set aside {}{listed}{nonfinite}",
         m.count,
-        rows.len(),
         m.lenses,
         m.nonlenses,
         out.display(),
         summary.seconds,
         m.rejected,
-        if m.rejected > 0 { format!(" (listed in {})", out.join("rejected.csv").display()) } else { String::new() },
-        if m.nonfinite.objects_affected > 0 {
-            format!(
-                "; {} NaN/Inf values in {} objects set to 0",
-                m.nonfinite.values_replaced, m.nonfinite.objects_affected
-            )
-        } else {
-            String::new()
-        }
-    );
-    Ok(ExitCode::SUCCESS)
+    )
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    lensfind::threads::init(args.threads)?;
+    lensfind::threads::init_pool(args.threads)?;
     let opts = SynthOptions {
         out: args.out,
         objects: args.objects,

@@ -1,15 +1,8 @@
-//! Pixels of a contact sheet: the asinh colour composite of Lupton et al. (2004) on sky-subtracted tiles, the
-//! grid, and the labels.
-
-use std::sync::OnceLock;
-
-use anyhow::Result;
-use plotters::prelude::*;
+//! One object's tile: the asinh colour composite of Lupton et al. (2004), as astropy's make_lupton_rgb, on bands
+//! whose sky level is subtracted and whose values are in units of the sky noise.
 
 /// Width of the outer frame of a tile whose pixels estimate the sky level and noise.
 const FRAME: usize = 4;
-/// Background of the sheet and of the labels.
-pub const BACKGROUND: [u8; 3] = [0, 0, 0];
 
 /// What one tile shows: a colour composite of three bands (pack band indices for R, G, B) or one band in grey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +12,8 @@ pub enum View {
 }
 
 impl View {
-    fn bands(&self) -> Vec<usize> {
-        match *self {
+    fn bands(self) -> Vec<usize> {
+        match self {
             View::Colour(b) => b.to_vec(),
             View::Grey(b) => vec![b],
         }
@@ -30,7 +23,7 @@ impl View {
 /// Lupton et al. (2004)'s mapping, as astropy's `make_lupton_rgb(minimum, stretch, Q)`: with I the mean of the
 /// bands after subtracting `minimum`, each band is multiplied by asinh(Q I / stretch) / (Q I), and a pixel whose
 /// brightest band exceeds 1 is scaled down as a whole, so colours stay true where the centre saturates.
-/// All three are in units of the tile's sky noise (see [`tile_rgb`]).
+/// All three are in units of the tile's sky noise (see `tile_rgb`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stretch {
     pub q: f32,
@@ -50,7 +43,7 @@ fn median(v: &mut [f32]) -> f32 {
 
 /// Sky level (median) and noise (1.4826 x median absolute deviation, the std for Gaussian noise) of a band's outer
 /// frame: a cutout is centred on its object, so the frame is mostly sky.
-pub fn sky(band: &[f32], h: usize, w: usize) -> (f32, f32) {
+pub(crate) fn sky(band: &[f32], h: usize, w: usize) -> (f32, f32) {
     let f = FRAME.min(h / 4).min(w / 4).max(1);
     let mut px: Vec<f32> = (0..h)
         .flat_map(|y| (0..w).map(move |x| (y, x)))
@@ -69,7 +62,7 @@ pub fn sky(band: &[f32], h: usize, w: usize) -> (f32, f32) {
 /// subtracted, so empty sky maps to black, and the values are divided by the sky noise (1.4826 x MAD of that
 /// frame, averaged over the bands shown; one unit for all of them so that colours are kept). `stretch` and
 /// `minimum` are therefore in noise sigmas, the same for every tile whatever its brightness.
-pub fn tile_rgb(row: &[f32], h: usize, w: usize, view: View, s: &Stretch) -> Vec<u8> {
+pub(crate) fn tile_rgb(row: &[f32], h: usize, w: usize, view: View, s: &Stretch) -> Vec<u8> {
     let plane = h * w;
     let bands = view.bands();
     let levels: Vec<(f32, f32)> = bands.iter().map(|&b| sky(&row[b * plane..(b + 1) * plane], h, w)).collect();
@@ -115,102 +108,6 @@ pub fn tile_rgb(row: &[f32], h: usize, w: usize, view: View, s: &Stretch) -> Vec
     out
 }
 
-/// Where the tiles and labels of a sheet lie: `cols` tiles per row, each `tile_w` x `tile_h` pixels with a label
-/// of `label_h` pixels under it, `gap` pixels between cells and around the sheet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grid {
-    pub count: usize,
-    pub cols: usize,
-    pub rows: usize,
-    pub tile_w: usize,
-    pub tile_h: usize,
-    pub label_h: usize,
-    pub font_px: usize,
-    pub gap: usize,
-}
-
-impl Grid {
-    /// The grid for `count` images of `h` x `w` pixels, each pixel drawn `scale` x `scale`; at most `cols` columns
-    /// (fewer when there are fewer images).
-    pub fn new(count: usize, cols: usize, h: usize, w: usize, scale: usize) -> Grid {
-        let cols = cols.clamp(1, count.max(1));
-        let (tile_w, tile_h) = (w * scale, h * scale);
-        // Two lines of text (id; score and label), readable at scale 4 (a 164-pixel tile) and not too big above.
-        let font_px = (tile_w / 11).clamp(10, 16);
-        Grid { count, cols, rows: count.div_ceil(cols), tile_w, tile_h, label_h: 2 * font_px + 6, font_px, gap: 4 }
-    }
-
-    /// Width and height of the sheet in pixels.
-    pub fn size(&self) -> (usize, usize) {
-        (
-            self.cols * self.tile_w + (self.cols + 1) * self.gap,
-            self.rows * (self.tile_h + self.label_h) + (self.rows + 1) * self.gap,
-        )
-    }
-
-    /// Top-left pixel of tile `k` (row-major: left to right, then down); its label starts `tile_h` below.
-    pub fn tile_origin(&self, k: usize) -> (usize, usize) {
-        let (row, col) = (k / self.cols, k % self.cols);
-        (self.gap + col * (self.tile_w + self.gap), self.gap + row * (self.tile_h + self.label_h + self.gap))
-    }
-}
-
-/// An RGB image being assembled.
-pub struct Canvas {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: Vec<u8>,
-}
-
-impl Canvas {
-    pub fn new(width: usize, height: usize) -> Canvas {
-        let pixels = BACKGROUND.iter().copied().cycle().take(width * height * 3).collect();
-        Canvas { width, height, pixels }
-    }
-
-    /// Copies an RGB image of `w` x `h` pixels to (x0, y0), each pixel as a `scale` x `scale` block.
-    pub fn blit(&mut self, src: &[u8], w: usize, h: usize, scale: usize, x0: usize, y0: usize) {
-        for y in 0..h * scale {
-            for x in 0..w * scale {
-                let s = ((y / scale) * w + x / scale) * 3;
-                let d = ((y0 + y) * self.width + x0 + x) * 3;
-                self.pixels[d..d + 3].copy_from_slice(&src[s..s + 3]);
-            }
-        }
-    }
-}
-
-static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-
-fn register_font() -> Result<()> {
-    FONT.get_or_init(|| {
-        let (path, bytes) = lensfind::font::truetype_font("lens-view").map_err(|e| format!("{e:#}"))?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| format!("{} is not a usable TrueType font", path.display()))
-    })
-    .clone()
-    .map_err(anyhow::Error::msg)
-}
-
-/// Two lines of text, white then light grey, on the background, as RGB bytes of `w` x `h` pixels; what does not
-/// fit is cut off at the edges.
-pub fn label(lines: [&str; 2], w: usize, h: usize, font_px: usize) -> Result<Vec<u8>> {
-    register_font()?;
-    let mut buf: Vec<u8> = BACKGROUND.iter().copied().cycle().take(w * h * 3).collect();
-    {
-        let area = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
-        let draw = |e: DrawingAreaErrorKind<_>| anyhow::anyhow!("drawing a label: {e:?}");
-        let colours = [RGBColor(255, 255, 255), RGBColor(200, 200, 200)];
-        for (k, (text, colour)) in lines.iter().zip(colours).enumerate() {
-            let style = ("sans-serif", font_px as f64).into_font().color(&colour);
-            area.draw(&Text::new(text.to_string(), (2, (2 + k * (font_px + 2)) as i32), style)).map_err(draw)?;
-        }
-        area.present().map_err(draw)?;
-    }
-    Ok(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,16 +148,5 @@ mod tests {
         let s = Stretch { q: 8.0, stretch: 0.5, minimum: 0.0 };
         let px = tile_rgb(&row, h, w, View::Colour([2, 1, 0]), &s);
         assert_eq!(&px[p * 3..p * 3 + 3], &[255, 128, 0]);
-    }
-
-    #[test]
-    fn grid_geometry() {
-        let g = Grid::new(7, 3, 41, 41, 4);
-        assert_eq!((g.cols, g.rows), (3, 3));
-        let (w, h) = g.size();
-        assert_eq!(w, 3 * 164 + 4 * 4);
-        assert_eq!(h, 3 * (164 + g.label_h) + 4 * 4);
-        assert_eq!(g.tile_origin(4), (4 + 168, 4 + 164 + g.label_h + 4));
-        assert_eq!(Grid::new(2, 6, 41, 41, 1).cols, 2);
     }
 }

@@ -1,5 +1,11 @@
 //! Classification metrics for a ranking where positives are rare: AUC (ties counted half, as sklearn's
-//! roc_auc_score), accuracy, precision and recall at a threshold, TPR at a fixed FPR, and the ROC curve.
+//! roc_auc_score), accuracy, precision and recall at a threshold, TPR at a fixed FPR, and the ROC curve; and
+//! ([`Report`], [`evaluate`]) the report of all of them, overall and per source, that lens-eval prints and validation records.
+
+mod report;
+
+pub(crate) use report::split_by_source;
+pub use report::{evaluate, Evaluation, Report, SOURCES};
 
 /// ROC AUC by the rank-sum (Mann-Whitney) formula, with tied scores given their average rank. `None` when a class
 /// is missing.
@@ -62,7 +68,7 @@ pub fn tpr_at_fpr(scores: &[f64], labels: &[u8], max_fpr: f64) -> Option<f64> {
 /// The highest TPR reachable with at most `max_fp` false positives (TPR0: `max_fp` = 0, the TPR before the first
 /// false positive; TPR10 of the Bologna lens-finding challenge: fewer than 10, `max_fp` = 9). Positives tied with
 /// a negative count only once that negative is counted too. `None` without positives.
-pub fn tpr_at_fp_count(scores: &[f64], labels: &[u8], max_fp: u64) -> Option<f64> {
+pub(crate) fn tpr_at_fp_count(scores: &[f64], labels: &[u8], max_fp: u64) -> Option<f64> {
     let neg = labels.iter().filter(|&&l| l != 1).count() as f64;
     labels.contains(&1).then(|| {
         roc(scores, labels)
