@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use lensfind_nn::layers::{to_channels_last, vars_to_channels_last};
+use lensfind_nn::models::layers::{to_channels_last, vars_to_channels_last};
 use lensfind_nn::shim::{autocast, inference_mode, AutocastDtype};
 use lensfind_nn::ModelConfig;
 use tch::nn::{ModuleT, VarStore};

@@ -1,97 +1,17 @@
-//! Inference with test-time augmentation: each image is seen through several of the 8 symmetries of the square
-//! (the dihedral group D4) and the logits are averaged.
+//! Inference: a trained run loaded from its directory, and the logits of pack rows under test-time views. Training's
+//! validation (the identity view alone) and lens-infer share this path, so both see the same numbers.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use tch::nn::{ModuleT, VarStore};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
-use crate::registry::Model;
+use crate::batch::Batcher;
+use crate::device::{in_precision, to_model_input, ExecSettings};
+use crate::models::layers::{to_channels_last, vars_to_channels_last};
+use crate::models::Model;
+use crate::run_dir::{RunDir, TrainConfig};
 use crate::shim::inference_mode;
-use crate::train::data::Batcher;
-use crate::train::{in_precision, to_model_input, RunSettings, TrainConfig};
-
-/// One element of D4: rotate by `quarter_turns` x 90 degrees (counter-clockwise in array terms, torch.rot90 on
-/// dims (H, W)), then flip horizontally if `flip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct View {
-    pub quarter_turns: u8,
-    pub flip: bool,
-}
-
-impl View {
-    pub const IDENTITY: View = View { quarter_turns: 0, flip: false };
-
-    /// Applies the view to a batch [B, C, H, W].
-    pub fn apply(self, x: &Tensor) -> Tensor {
-        let r = if self.quarter_turns % 4 == 0 {
-            x.shallow_clone()
-        } else {
-            x.rot90(i64::from(self.quarter_turns), [2, 3])
-        };
-        if self.flip {
-            r.flip([3])
-        } else {
-            r
-        }
-    }
-
-    /// The view that applying `self` then `then` gives (the group law; used by the tests to check closure).
-    pub fn then(self, then: View) -> View {
-        // A view is F^f R^a (rotate, then flip). With R^b F = F R^-b:
-        //   (F^g R^b)(F^f R^a) = F^(g xor f) R^(a + (f ? -b : b)).
-        let a = i16::from(self.quarter_turns);
-        let b = i16::from(then.quarter_turns);
-        let k = (a + if self.flip { -b } else { b }).rem_euclid(4);
-        View { quarter_turns: k as u8, flip: self.flip ^ then.flip }
-    }
-
-    pub fn name(self) -> String {
-        let flip = if self.flip { "_flip" } else { "" };
-        format!("rot{}{flip}", 90 * u16::from(self.quarter_turns))
-    }
-}
-
-/// The test-time augmentation sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tta {
-    None,
-    /// Original, horizontal flip, vertical flip: the reference's default.
-    Flips,
-    /// All 8 rotations and reflections.
-    D4,
-}
-
-impl std::str::FromStr for Tta {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Tta::None),
-            "flips" => Ok(Tta::Flips),
-            "d4" => Ok(Tta::D4),
-            _ => Err(format!("{s:?}: expected none, flips or d4")),
-        }
-    }
-}
-
-impl Tta {
-    pub fn views(self) -> Vec<View> {
-        match self {
-            Tta::None => vec![View::IDENTITY],
-            // A vertical flip is a horizontal flip after a half turn.
-            Tta::Flips => {
-                vec![View::IDENTITY, View { quarter_turns: 0, flip: true }, View { quarter_turns: 2, flip: true }]
-            }
-            Tta::D4 => (0..4).flat_map(|k| [false, true].map(|flip| View { quarter_turns: k, flip })).collect(),
-        }
-    }
-
-    pub fn view_names(self) -> Vec<String> {
-        match self {
-            Tta::Flips => vec!["orig".into(), "hflip".into(), "vflip".into()],
-            _ => self.views().into_iter().map(View::name).collect(),
-        }
-    }
-}
+use crate::tta::View;
 
 /// A trained run, loaded for inference.
 pub struct Predictor {
@@ -102,28 +22,13 @@ pub struct Predictor {
 
 impl Predictor {
     /// Loads RUN/config.json and RUN/model.safetensors onto `device`.
-    pub fn load(run: &std::path::Path, device: Device, channels_last: bool) -> Result<Predictor> {
-        let config_path = run.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .with_context(|| format!("reading {} (is {} a lens-train run?)", config_path.display(), run.display()))?;
-        let config: TrainConfig =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    pub fn load(run: &RunDir, device: Device, channels_last: bool) -> Result<Predictor> {
+        let config = run.read_config()?;
         let mut vs = VarStore::new(device);
         let model = config.model_config.build(&vs.root());
-        let weights = run.join("model.safetensors");
-        if !weights.exists() {
-            bail!("{} does not exist: the run has not finished an epoch yet", weights.display());
-        }
-        vs.load(&weights).with_context(|| {
-            format!(
-                "loading {} into a {} built from {}: they do not match",
-                weights.display(),
-                config.model,
-                config_path.display()
-            )
-        })?;
+        run.load_weights(&mut vs, &config.model)?;
         if channels_last {
-            crate::layers::vars_to_channels_last(&vs);
+            vars_to_channels_last(&vs);
         }
         Ok(Predictor { config, model, _vs: vs })
     }
@@ -134,32 +39,31 @@ impl Predictor {
         batcher: &mut Batcher,
         rows: &[usize],
         views: &[View],
-        run: RunSettings,
+        exec: ExecSettings,
     ) -> Vec<Vec<f64>> {
-        predict_views(&self.model, batcher, rows, views, run)
+        predict_views(&self.model, batcher, rows, views, exec)
     }
 }
 
-/// Logits of `model` per view ([rows][views]) for pack rows, in batches, in inference mode. Training's validation
-/// (the identity view alone) and lens-infer share this path, so both see the same numbers.
+/// Logits of `model` per view ([rows][views]) for pack rows, in batches, in inference mode.
 pub fn predict_views(
     model: &Model,
     batcher: &mut Batcher,
     rows: &[usize],
     views: &[View],
-    run: RunSettings,
+    exec: ExecSettings,
 ) -> Vec<Vec<f64>> {
     let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(run.batch.max(1)) {
+    for chunk in rows.chunks(exec.batch.max(1)) {
         let (x, _) = batcher.batch(chunk);
         let per_view: Vec<Vec<f64>> = inference_mode(|| {
-            let x = to_model_input(x, run.size, false);
+            let x = to_model_input(x, exec.size, false);
             views
                 .iter()
                 .map(|v| {
                     let xv = v.apply(&x);
-                    let xv = if run.channels_last { crate::layers::to_channels_last(&xv) } else { xv };
-                    let logits = in_precision(run.precision, run.device, || model.forward_t(&xv, false));
+                    let xv = if exec.channels_last { to_channels_last(&xv) } else { xv };
+                    let logits = in_precision(exec.precision, exec.device, || model.forward_t(&xv, false));
                     Vec::<f64>::try_from(logits.to_kind(Kind::Double).to_device(Device::Cpu).view([-1]))
                         .expect("f64 logits")
                 })
@@ -172,9 +76,16 @@ pub fn predict_views(
     out
 }
 
+/// Logits of the model on pack rows (the identity view alone), in batches, in inference mode.
+pub fn predict(model: &Model, batcher: &mut Batcher, rows: &[usize], exec: ExecSettings) -> Vec<f64> {
+    predict_views(model, batcher, rows, &[View::IDENTITY], exec).into_iter().map(|v| v[0]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tta::Tta;
+    use tch::Tensor;
 
     #[test]
     fn flips_of_a_symmetric_image_give_equal_logits() {
@@ -187,31 +98,5 @@ mod tests {
         let logits: Vec<Tensor> =
             Tta::Flips.views().iter().map(|v| tch::no_grad(|| model.forward_t(&v.apply(&sym), false))).collect();
         assert!(logits[0].equal(&logits[1]) && logits[0].equal(&logits[2]));
-    }
-
-    fn all() -> Vec<View> {
-        Tta::D4.views()
-    }
-
-    #[test]
-    fn d4_is_closed_and_the_law_matches_the_tensors() {
-        let x = Tensor::arange(2 * 3 * 5 * 5, (Kind::Float, Device::Cpu)).view([2, 3, 5, 5]);
-        for a in all() {
-            for b in all() {
-                let composed = b.apply(&a.apply(&x));
-                let c = a.then(b);
-                assert!(all().contains(&c));
-                assert!(composed.equal(&c.apply(&x)), "{a:?} then {b:?} should be {c:?}");
-            }
-        }
-        // The 8 views of an asymmetric image are all different.
-        let images: Vec<Tensor> = all().iter().map(|v| v.apply(&x)).collect();
-        for i in 0..8 {
-            for j in i + 1..8 {
-                assert!(!images[i].equal(&images[j]));
-            }
-        }
-        let flips = Tta::Flips.views();
-        assert!(flips[1].apply(&x).equal(&x.flip([3])) && flips[2].apply(&x).equal(&x.flip([2])));
     }
 }

@@ -3,20 +3,23 @@
 //! A crate of its own rather than a feature of `lensfind`: cargo unifies features across a workspace build, so a
 //! `torch` feature switched on by lens-train would link libtorch into lens-pack and lens-index too. Tools that need
 //! no model depend on `lensfind` alone and never load libtorch.
+//!
+//! Modules depend one way: `models` -> `device`, `batch`, `run_dir` -> `infer` -> `train`; `shim`, `optim` and
+//! `dist` are the libtorch plumbing underneath.
 
-pub mod convnext;
+pub mod batch;
+pub mod device;
 pub mod dist;
-pub mod import;
 pub mod infer;
-pub mod layers;
+pub mod models;
 pub mod optim;
-pub mod registry;
+pub mod run_dir;
 pub mod shim;
 pub mod train;
+pub mod tta;
 pub mod version;
-pub mod vit;
 
-pub use registry::{registry, Model, ModelConfig, ModelSpec};
+pub use models::{registry, Model, ModelConfig, ModelSpec};
 
 /// The `-j/--threads` option of the torch tools: libtorch's intra-op threads and the rayon pool that gathers
 /// batches (both default to all cores).

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use lensfind_nn::convnext::ConvNextConfig;
-use lensfind_nn::import::import_timm;
+use lensfind_nn::models::convnext::ConvNextConfig;
+use lensfind_nn::models::import::import_timm;
+use lensfind_nn::models::vit::VitConfig;
 use lensfind_nn::optim::AdamW;
-use lensfind_nn::vit::VitConfig;
 use lensfind_nn::ModelConfig;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::scaler::GradScaler;
-use super::MetricsRow;
 use crate::optim::AdamW;
+use crate::run_dir::MetricsRow;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainState {
@@ -58,6 +58,16 @@ impl TrainState {
             stopped_early: false,
             world_size: 1,
         }
+    }
+}
+
+impl TrainState {
+    /// Moves on to the next epoch, from its first batch, with a fresh training-loss sum.
+    pub fn next_epoch(&mut self) {
+        self.epoch += 1;
+        self.batch_in_epoch = 0;
+        self.loss_sum = 0.0;
+        self.loss_count = 0;
     }
 }
 

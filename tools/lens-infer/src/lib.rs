@@ -2,15 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lensfind::output::write_output;
 use lensfind::pack::Pack;
 use lensfind::progress::Progress;
-use lensfind_nn::infer::{Predictor, Tta};
-use lensfind_nn::train::data::Batcher;
-use lensfind_nn::train::{parse_device, Precision, RunSettings};
+use lensfind_nn::batch::Batcher;
+use lensfind_nn::device::{parse_device, ExecSettings, Precision};
+use lensfind_nn::infer::Predictor;
+use lensfind_nn::run_dir::RunDir;
+use lensfind_nn::tta::Tta;
 
 /// Score the objects of a pack with a trained run: one logit per object, averaged over test-time views.
 ///
@@ -90,8 +93,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     lensfind_nn::init_threads(args.threads)?;
     let device = parse_device(&args.device)?;
     let channels_last = !args.no_channels_last;
-    let predictor = Predictor::load(&args.run, device, channels_last)?;
-    let pack = Pack::open(&args.pack).with_context(|| format!("opening {}", args.pack.display()))?;
+    let predictor = Predictor::load(&RunDir::new(&args.run), device, channels_last)?;
+    let pack = Arc::new(Pack::open(&args.pack).with_context(|| format!("opening {}", args.pack.display()))?);
     // The training pack may be gone by now; when it is there, its standardisation must match.
     if let Ok(trained) = lensfind::pack::read_manifest(&predictor.config.pack) {
         if trained.standardization.mode != pack.manifest.standardization.mode {
@@ -112,14 +115,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // edited or damaged images.npy is an error naming the rows, never a wrong score.
     pack.check_rows(rows.iter().copied()).with_context(|| format!("checking {}", args.pack.display()))?;
     let views = args.tta.views();
-    let settings = RunSettings {
+    let settings = ExecSettings {
         size: predictor.config.model_config.input_size(),
         precision: args.precision,
         channels_last,
         device,
         batch: args.batch_size,
     };
-    let mut batcher = Batcher::new(&pack, device, false)?;
+    let mut batcher = Batcher::new(Arc::clone(&pack), device, false)?;
     let progress = Progress::new("lens-infer", "objects", rows.len() as u64, args.quiet);
     let mut logits = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(args.batch_size.max(1) * 4) {

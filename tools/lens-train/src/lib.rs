@@ -1,5 +1,7 @@
 //! lens-train's command line.
 
+mod report;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,9 +10,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use lensfind::output::write_output;
-use lensfind_nn::dist::{self, Backend, Env, ProcessGroup};
-use lensfind_nn::train::{parse_device, rank_device, train, Outcome, Precision, TrainConfig};
+use lensfind_nn::device::{parse_device, rank_device, Precision};
+use lensfind_nn::dist::{Backend, Env, ProcessGroup};
+use lensfind_nn::run_dir::{RunDir, TrainConfig};
+use lensfind_nn::train::{train, Outcome};
 use lensfind_nn::{registry, ModelConfig};
 
 /// Train a lens classifier on a pack: ConvNeXt or ViT with 5-channel input and one logit, timm-compatible.
@@ -161,29 +164,10 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Options that --resume takes from config.json and therefore refuses on the command line.
-const FIXED_BY_RUN: [&str; 20] = [
-    "pack",
-    "val_pack",
-    "model",
-    "input_size",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "warmup_steps",
-    "grad_clip",
-    "drop_path",
-    "no_decay_norm_bias",
-    "pos_weight",
-    "precision",
-    "no_channels_last",
-    "seed",
-    "val_split",
-    "patience",
-    "pretrained",
-    "data_on_device",
-];
+/// The options `--resume` may change: where and how the run continues, not what it computes. Every other option
+/// is taken from config.json and refused on the command line.
+const RESUME_MAY_CHANGE: [&str; 8] =
+    ["out", "resume", "device", "checkpoint_every", "dist_backend", "dist_timeout", "threads", "quiet"];
 
 pub fn parse() -> (Args, ArgMatches) {
     let matches = Args::command().get_matches();
@@ -244,18 +228,6 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
     })
 }
 
-/// The backend of --dist-backend for a process on `device_name` with local rank `local_rank`.
-fn choose_backend(arg: &str, device_name: &str, local_rank: usize) -> Result<Backend> {
-    let on_gpu = rank_device(device_name, local_rank)?.is_cuda();
-    Ok(match arg {
-        "gloo" => Backend::Gloo,
-        "nccl" if !on_gpu => bail!("--dist-backend nccl needs GPUs; this process runs on the CPU (--device)"),
-        "nccl" => Backend::Nccl,
-        _ if on_gpu && dist::nccl_available() => Backend::Nccl,
-        _ => Backend::Gloo,
-    })
-}
-
 pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
     if args.list_models {
         list_models();
@@ -267,7 +239,7 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
     let cfg = resolve_config(&args, matches);
     let Some(env) = Env::from_env()? else { return run_process(&args, cfg?, None) };
     let device = cfg.as_ref().map_or(args.device.as_str(), |c| c.device.as_str());
-    let backend = choose_backend(&args.dist_backend, device, env.local_rank)?;
+    let backend = Backend::choose(&args.dist_backend, rank_device(device, env.local_rank)?)?;
     let pg = ProcessGroup::init(&env, backend, std::time::Duration::from_secs(args.dist_timeout))?;
     if let (0, false, Ok(cfg)) = (env.rank, args.quiet, &cfg) {
         eprintln!(
@@ -293,26 +265,23 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
 /// The settings of the run: config.json's with --resume (plus --device and --checkpoint-every when given), else
 /// the command line's. Writes nothing.
 fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
-    let out = args.out.as_ref().expect("clap requires --out");
-    let config_path = out.join("config.json");
+    let run = RunDir::new(args.out.clone().expect("clap requires --out"));
     if !args.resume {
         let cfg = config_from_args(args)?;
         parse_device(&cfg.device)?;
         return Ok(cfg);
     }
-    let given: Vec<&str> =
-        FIXED_BY_RUN.iter().copied().filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine)).collect();
+    let given: Vec<String> = Args::command()
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| !RESUME_MAY_CHANGE.contains(id))
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|id| id.replace('_', "-"))
+        .collect();
     if !given.is_empty() {
-        bail!(
-            "--resume takes every setting from {}; drop --{}",
-            config_path.display(),
-            given.iter().map(|g| g.replace('_', "-")).collect::<Vec<_>>().join(", --")
-        );
+        bail!("--resume takes every setting from {}; drop --{}", run.config_path().display(), given.join(", --"));
     }
-    let text = std::fs::read_to_string(&config_path)
-        .with_context(|| format!("reading {} (is {} a lens-train run?)", config_path.display(), out.display()))?;
-    let mut cfg: TrainConfig =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let mut cfg = run.read_config()?;
     if matches.value_source("device") == Some(ValueSource::CommandLine) {
         cfg.device = args.device.clone();
     }
@@ -325,14 +294,9 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
 /// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
 /// config.json of a new run.
 fn run_process(args: &Args, cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
-    let out = args.out.clone().expect("clap requires --out");
-    let config_path = out.join("config.json");
+    let run = RunDir::new(args.out.clone().expect("clap requires --out"));
     if !args.resume && pg.is_none_or(|p| p.rank == 0) {
-        if config_path.exists() {
-            bail!("{} already holds a run; continue it with --resume or choose another --out", out.display());
-        }
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        write_output(Some(&config_path), |w| Ok(serde_json::to_writer_pretty(w, &cfg)?))?;
+        run.create(&cfg)?;
     }
     let term = Arc::new(AtomicBool::new(false));
     let int = Arc::new(AtomicBool::new(false));
@@ -341,7 +305,8 @@ fn run_process(args: &Args, cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Resu
         signal_hook::flag::register(sig, Arc::clone(flag))?;
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    match train(&cfg, &out, args.resume, args.quiet, &stop, pg)? {
+    let mut reporter = report::Reporter::new(&run, args.quiet);
+    match train(&cfg, &run, args.resume, &stop, pg, &mut |e| reporter.event(e))? {
         Outcome::Finished | Outcome::StoppedEarly => Ok(ExitCode::SUCCESS),
         // A process stopped because another rank was signalled counts as terminated.
         Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),

@@ -1,8 +1,10 @@
-//! Training data: the validation split, the shuffled order of each epoch, batches gathered from the memory-mapped
-//! pack, and the random flips and rotations applied on the device.
+//! Batches: pack rows gathered from the memory-mapped pack into a reused buffer and handed to the device, and the
+//! random flips and rotations of training applied on the device.
 
-use anyhow::{bail, Result};
-use lensfind::pack::{MetaRow, Pack};
+use std::sync::Arc;
+
+use anyhow::Result;
+use lensfind::pack::Pack;
 use lensfind::rng::Rng;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
@@ -15,67 +17,17 @@ pub mod streams {
     pub const TORCH: u64 = 4 << 60;
 }
 
-/// A validation split stratified by label and source: `fraction` of each (label, source) group, drawn with the
-/// seed. Returns (train rows, validation rows), each in pack order. Rows without a label cannot be used.
-pub fn stratified_split(meta: &[MetaRow], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
-    if !(0.0..1.0).contains(&fraction) || fraction == 0.0 {
-        bail!("--val-split {fraction} must be in (0, 1) when there is no --val-pack");
-    }
-    let mut groups: std::collections::BTreeMap<(u8, u8), Vec<usize>> = Default::default();
-    for m in meta {
-        let label = m.label.ok_or_else(|| anyhow::anyhow!("object {} has no label; training needs labels", m.id))?;
-        groups.entry((label, m.source.unwrap_or(0))).or_default().push(m.row);
-    }
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for ((label, source), mut rows) in groups {
-        let mut rng = Rng::new(seed, streams::SPLIT ^ (u64::from(label) << 8) ^ u64::from(source));
-        for i in (1..rows.len()).rev() {
-            rows.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        let n_val = (rows.len() as f64 * fraction).round() as usize;
-        val.extend_from_slice(&rows[..n_val]);
-        train.extend_from_slice(&rows[n_val..]);
-    }
-    train.sort_unstable();
-    val.sort_unstable();
-    Ok((train, val))
-}
-
-/// Both classes must be present, or training and AUC mean nothing.
-pub fn check_classes(meta: &[MetaRow], rows: &[usize], what: &str) -> Result<()> {
-    let pos = rows.iter().filter(|&&r| meta[r].label == Some(1)).count();
-    if pos == 0 || pos == rows.len() {
-        bail!(
-            "the {what} set has {pos} lenses among {} objects: both classes are needed (use a larger pack or \
-             another --val-split)",
-            rows.len()
-        );
-    }
-    Ok(())
-}
-
-/// The order of the training rows in `epoch`: a Fisher-Yates shuffle seeded by (seed, epoch), so a resumed run
-/// replays it exactly.
-pub fn epoch_order(rows: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order = rows.to_vec();
-    let mut rng = Rng::new(seed, streams::EPOCH ^ epoch as u64);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
-    order
-}
-
 /// Gathers pack rows into a reused host buffer, in parallel, and hands them to the device.
-pub struct Batcher<'a> {
-    pack: &'a Pack,
+pub struct Batcher {
+    pack: Arc<Pack>,
     buf: Vec<f32>,
     /// The whole pack on the device (--data-on-device), gathered with index_select instead.
     on_device: Option<Tensor>,
     device: Device,
 }
 
-impl<'a> Batcher<'a> {
-    pub fn new(pack: &'a Pack, device: Device, data_on_device: bool) -> Result<Batcher<'a>> {
+impl Batcher {
+    pub fn new(pack: Arc<Pack>, device: Device, data_on_device: bool) -> Result<Batcher> {
         let on_device = if data_on_device {
             let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
             let mut all = vec![0f32; pack.len() * pack.row_len()];
@@ -97,7 +49,7 @@ impl<'a> Batcher<'a> {
         }
         let n = self.pack.row_len();
         self.buf.resize(rows.len() * n, 0.0);
-        let pack = self.pack;
+        let pack = &self.pack;
         self.buf.par_chunks_mut(n).zip(rows).for_each(|(dst, &r)| pack.row_f32(r, dst));
         let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
         let host = Tensor::from_slice(&self.buf).view([rows.len() as i64, 5, h, w]);
@@ -154,35 +106,6 @@ pub fn augment(x: &Tensor, augs: &[Aug]) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn meta(labels: &[(u8, u8)]) -> Vec<MetaRow> {
-        labels
-            .iter()
-            .enumerate()
-            .map(|(i, &(l, s))| MetaRow { row: i, id: format!("o{i}"), label: Some(l), source: Some(s) })
-            .collect()
-    }
-
-    #[test]
-    fn split_is_stratified_and_reproducible() {
-        let mut labels = vec![(1, 1); 40];
-        labels.extend(vec![(0, 1); 60]);
-        labels.extend(vec![(1, 2); 10]);
-        labels.extend(vec![(0, 2); 90]);
-        let m = meta(&labels);
-        let (train, val) = stratified_split(&m, 0.1, 3).unwrap();
-        assert_eq!(val.len(), 4 + 6 + 1 + 9);
-        assert_eq!(train.len() + val.len(), 200);
-        let count =
-            |rows: &[usize], l, s| rows.iter().filter(|&&r| m[r].label == Some(l) && m[r].source == Some(s)).count();
-        assert_eq!((count(&val, 1, 1), count(&val, 0, 1), count(&val, 1, 2), count(&val, 0, 2)), (4, 6, 1, 9));
-        assert_eq!(stratified_split(&m, 0.1, 3).unwrap().1, val);
-        assert_ne!(stratified_split(&m, 0.1, 4).unwrap().1, val);
-        assert!(check_classes(&m, &val, "validation").is_ok());
-        let tiny = meta(&[(1, 1), (0, 1), (0, 1)]);
-        let (_, v) = stratified_split(&tiny, 0.2, 0).unwrap();
-        assert!(check_classes(&tiny, &v, "validation").is_err(), "a split leaving a class empty is an error");
-    }
 
     #[test]
     fn augmentations_are_d4_elements() {

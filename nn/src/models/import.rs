@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::registry::ModelConfig;
+use super::ModelConfig;
 
 /// What an import did, key by key.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -2,12 +2,15 @@
 //! Slurm's environment, a TCPStore rendezvous, and a Gloo (CPU or CUDA tensors) or NCCL (CUDA) process group with
 //! all-reduce, broadcast, all-gather and barrier, each bounded by a timeout.
 //!
-//! Faults: every rank runs a heartbeat thread that bumps a counter in the store every second, and a rank that
+//! Faults: every rank runs a heartbeat thread that bumps a counter in the store every 500 ms, and a rank that
 //! fails with an error leaves its message there. When a collective fails or times out, the rank reads both and
 //! names the culprit ("rank 1 stopped responding", "rank 1 failed: ...") instead of hanging until the job's
 //! time limit. A group whose peer died is never freed: its threads may be blocked on the dead peer.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+mod env;
+mod store;
+
+use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,34 +19,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Tensor};
 
+pub use env::Env;
+use store::{c_string, err_buf, err_text, timeout_ms, Store, ERR_LEN};
+
 extern "C" {
-    fn lensfind_store_new(
-        host: *const c_char,
-        port: c_int,
-        is_server: c_int,
-        world: c_int,
-        timeout_ms: c_int,
-        err: *mut c_char,
-        err_len: c_int,
-    ) -> *mut c_void;
-    fn lensfind_store_free(store: *mut c_void);
-    fn lensfind_store_set(
-        store: *mut c_void,
-        key: *const c_char,
-        value: *const u8,
-        len: c_int,
-        err: *mut c_char,
-        err_len: c_int,
-    ) -> c_int;
-    fn lensfind_store_check(store: *mut c_void, key: *const c_char, err: *mut c_char, err_len: c_int) -> c_int;
-    fn lensfind_store_get(
-        store: *mut c_void,
-        key: *const c_char,
-        out: *mut u8,
-        cap: c_int,
-        err: *mut c_char,
-        err_len: c_int,
-    ) -> c_int;
     fn lensfind_pg_new(
         store: *mut c_void,
         backend: c_int,
@@ -81,62 +60,27 @@ pub fn nccl_available() -> bool {
     unsafe { lensfind_nccl_available() != 0 }
 }
 
-/// Where this process sits among the processes of a run, as the launcher described it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Env {
-    pub rank: usize,
-    pub world: usize,
-    /// The rank on this node: the index of the GPU this process uses.
-    pub local_rank: usize,
-    pub master_addr: String,
-    pub master_port: u16,
-    /// "torchrun" or "slurm".
-    pub launcher: &'static str,
-}
-
-impl Env {
-    /// Reads torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or else Slurm's
-    /// (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, with MASTER_ADDR and MASTER_PORT from the batch script). None
-    /// when neither describes more than one process: a plain single-process run.
-    pub fn from_env() -> Result<Option<Env>> {
-        Env::from_vars(|k| std::env::var(k).ok())
-    }
-
-    /// As from_env, with the variables from `var`.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Env>> {
-        let num = |k: &str| -> Result<Option<usize>> {
-            var(k).map(|v| v.trim().parse::<usize>().with_context(|| format!("{k}={v:?} is not a number"))).transpose()
-        };
-        let (launcher, rank, world, local_rank) = if let Some(world) = num("WORLD_SIZE")? {
-            let rank = num("RANK")?.ok_or_else(|| anyhow!("WORLD_SIZE is set but RANK is not"))?;
-            ("torchrun", rank, world, num("LOCAL_RANK")?.unwrap_or(0))
-        } else if let (Some(rank), Some(world)) = (num("SLURM_PROCID")?, num("SLURM_NTASKS")?) {
-            ("slurm", rank, world, num("SLURM_LOCALID")?.unwrap_or(0))
-        } else {
-            return Ok(None);
-        };
-        if world <= 1 {
-            return Ok(None);
-        }
-        if rank >= world {
-            bail!("rank {rank} is not below the world size {world} ({launcher}'s variables)");
-        }
-        let master_addr = var("MASTER_ADDR").ok_or_else(|| {
-            anyhow!("{world} processes ({launcher}) but MASTER_ADDR is not set; export MASTER_ADDR and MASTER_PORT (see scripts/slurm/)")
-        })?;
-        let master_port = match var("MASTER_PORT") {
-            Some(p) => p.trim().parse::<u16>().with_context(|| format!("MASTER_PORT={p:?} is not a port"))?,
-            None => bail!("{world} processes ({launcher}) but MASTER_PORT is not set"),
-        };
-        Ok(Some(Env { rank, world, local_rank, master_addr, master_port, launcher }))
-    }
-}
-
 /// The collective backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Gloo,
     Nccl,
+}
+
+impl Backend {
+    /// The backend that `--dist-backend` (auto, gloo or nccl) means for a process whose tensors live on `device`:
+    /// auto is NCCL on GPUs when this build has it, Gloo otherwise.
+    pub fn choose(arg: &str, device: Device) -> Result<Backend> {
+        let on_gpu = device.is_cuda();
+        Ok(match arg {
+            "gloo" => Backend::Gloo,
+            "nccl" if !on_gpu => bail!("--dist-backend nccl needs GPUs; this process runs on the CPU (--device)"),
+            "nccl" => Backend::Nccl,
+            "auto" if on_gpu && nccl_available() => Backend::Nccl,
+            "auto" => Backend::Gloo,
+            other => bail!("--dist-backend {other:?}: expected auto, gloo or nccl"),
+        })
+    }
 }
 
 impl std::fmt::Display for Backend {
@@ -145,111 +89,6 @@ impl std::fmt::Display for Backend {
             Backend::Gloo => "gloo",
             Backend::Nccl => "nccl",
         })
-    }
-}
-
-const ERR_LEN: usize = 1024;
-
-fn err_buf() -> Vec<c_char> {
-    vec![0; ERR_LEN]
-}
-
-fn err_text(buf: &[c_char]) -> String {
-    // SAFETY: the shim NUL-terminates within the buffer (it was zeroed and has ERR_LEN bytes).
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
-}
-
-fn c_string(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).expect("no NUL left")
-}
-
-fn timeout_ms(d: Duration) -> c_int {
-    c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX)
-}
-
-/// A client of the rendezvous key-value store (rank 0's also serves it).
-struct Store(*mut c_void);
-
-// SAFETY: c10d's TCPStore serialises its operations internally; each Store has one owner at a time.
-unsafe impl Send for Store {}
-
-impl Store {
-    fn connect(env: &Env, server: bool, timeout: Duration) -> Result<Store> {
-        let host = c_string(&env.master_addr);
-        let mut err = err_buf();
-        // SAFETY: valid C strings and an error buffer of ERR_LEN bytes.
-        let p = unsafe {
-            lensfind_store_new(
-                host.as_ptr(),
-                c_int::from(env.master_port),
-                c_int::from(server),
-                env.world as c_int,
-                timeout_ms(timeout),
-                err.as_mut_ptr(),
-                ERR_LEN as c_int,
-            )
-        };
-        if p.is_null() {
-            bail!("rendezvous at {}:{} failed: {}", env.master_addr, env.master_port, err_text(&err));
-        }
-        Ok(Store(p))
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        let k = c_string(key);
-        let mut err = err_buf();
-        // SAFETY: a live store, a C string, a byte slice and its length, an error buffer.
-        let rc = unsafe {
-            lensfind_store_set(
-                self.0,
-                k.as_ptr(),
-                value.as_ptr(),
-                value.len() as c_int,
-                err.as_mut_ptr(),
-                ERR_LEN as c_int,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(err_text(&err))
-        }
-    }
-
-    /// The value of `key`, None when it is not set; Err when the store is gone.
-    fn try_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let k = c_string(key);
-        let mut err = err_buf();
-        // SAFETY: as above.
-        match unsafe { lensfind_store_check(self.0, k.as_ptr(), err.as_mut_ptr(), ERR_LEN as c_int) } {
-            0 => return Ok(None),
-            1 => {}
-            _ => return Err(err_text(&err)),
-        }
-        let mut out = vec![0u8; 4096];
-        // SAFETY: out has the capacity passed.
-        let n = unsafe {
-            lensfind_store_get(
-                self.0,
-                k.as_ptr(),
-                out.as_mut_ptr(),
-                out.len() as c_int,
-                err.as_mut_ptr(),
-                ERR_LEN as c_int,
-            )
-        };
-        if n < 0 {
-            return Err(err_text(&err));
-        }
-        out.truncate((n as usize).min(4096));
-        Ok(Some(out))
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        // SAFETY: created by lensfind_store_new, freed once.
-        unsafe { lensfind_store_free(self.0) }
     }
 }
 
@@ -542,45 +381,5 @@ mod tests {
             assert_eq!(root, 8, "rank 1's value everywhere");
             assert_eq!(gathered, vec![vec![0.0], vec![1.0, 1.0]], "uneven lengths, rank order");
         }
-    }
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: std::collections::HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn ranks_from_torchrun_or_slurm() {
-        assert_eq!(Env::from_vars(vars(&[])).unwrap(), None);
-        let torchrun = [
-            ("RANK", "3"),
-            ("WORLD_SIZE", "8"),
-            ("LOCAL_RANK", "1"),
-            ("MASTER_ADDR", "node1"),
-            ("MASTER_PORT", "29500"),
-            ("SLURM_PROCID", "0"),
-            ("SLURM_NTASKS", "2"),
-        ];
-        let e = Env::from_vars(vars(&torchrun)).unwrap().unwrap();
-        assert_eq!((e.rank, e.world, e.local_rank, e.launcher), (3, 8, 1, "torchrun"), "torchrun wins");
-        assert_eq!((e.master_addr.as_str(), e.master_port), ("node1", 29500));
-        let slurm = [
-            ("SLURM_PROCID", "5"),
-            ("SLURM_NTASKS", "8"),
-            ("SLURM_LOCALID", "1"),
-            ("MASTER_ADDR", "n"),
-            ("MASTER_PORT", "1"),
-        ];
-        let e = Env::from_vars(vars(&slurm)).unwrap().unwrap();
-        assert_eq!((e.rank, e.world, e.local_rank, e.launcher), (5, 8, 1, "slurm"));
-        // One task is a plain run, whatever the launcher.
-        assert_eq!(Env::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")])).unwrap(), None);
-        let no_master = Env::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "2")])).unwrap_err();
-        assert!(no_master.to_string().contains("MASTER_ADDR"), "{no_master}");
-        let bad =
-            Env::from_vars(vars(&[("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "a"), ("MASTER_PORT", "1")]));
-        assert!(bad.unwrap_err().to_string().contains("not below"));
-        assert!(Env::from_vars(vars(&[("RANK", "x"), ("WORLD_SIZE", "2")])).is_err());
     }
 }

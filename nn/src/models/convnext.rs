@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use crate::layers::{conv2d, drop_path, drop_path_rates, gelu, layer_norm, linear, LayerNorm2d};
+use super::layers::{conv2d, drop_path, drop_path_rates, gelu, layer_norm, linear, LayerNorm2d};
 
 /// The numbers that define a ConvNeXt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,24 +57,48 @@ impl ConvNextConfig {
     }
 }
 
+/// The norm and MLP of a block, which come in pairs: a LayerNorm2d and 1x1 convolutions on NCHW (timm's
+/// conv_mlp), or a channels-last LayerNorm and linear layers.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // two small layer structs; boxing buys nothing
-enum Mlp {
-    Linear(nn::Linear, nn::Linear),
-    Conv(nn::Conv2D, nn::Conv2D),
+#[allow(clippy::large_enum_variant)] // one per block, built once: boxing buys nothing
+enum Mixer {
+    Conv { norm: LayerNorm2d, fc1: nn::Conv2D, fc2: nn::Conv2D },
+    Linear { norm: nn::LayerNorm, fc1: nn::Linear, fc2: nn::Linear },
 }
 
-#[derive(Debug)]
-enum Norm {
-    Channels(LayerNorm2d),
-    Last(nn::LayerNorm),
+impl Mixer {
+    fn new(p: &nn::Path, dim: i64, conv_mlp: bool) -> Self {
+        let norm = p / "norm";
+        let (fc1, fc2) = (p / "mlp" / "fc1", p / "mlp" / "fc2");
+        if conv_mlp {
+            Mixer::Conv {
+                norm: LayerNorm2d::new(norm, dim),
+                fc1: conv2d(fc1, dim, 4 * dim, 1, 1, 0, 1),
+                fc2: conv2d(fc2, 4 * dim, dim, 1, 1, 0, 1),
+            }
+        } else {
+            Mixer::Linear {
+                norm: layer_norm(norm, dim),
+                fc1: linear(fc1, dim, 4 * dim),
+                fc2: linear(fc2, 4 * dim, dim),
+            }
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Mixer::Conv { norm, fc1, fc2 } => gelu(&x.apply(norm).apply(fc1)).apply(fc2),
+            Mixer::Linear { norm, fc1, fc2 } => {
+                gelu(&x.permute([0, 2, 3, 1]).apply(norm).apply(fc1)).apply(fc2).permute([0, 3, 1, 2])
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Block {
     conv_dw: nn::Conv2D,
-    norm: Norm,
-    mlp: Mlp,
+    mixer: Mixer,
     gamma: Tensor,
     drop_path: f64,
 }
@@ -82,29 +106,13 @@ struct Block {
 impl Block {
     fn new(p: nn::Path, dim: i64, conv_mlp: bool, ls_init: f64, drop_path: f64) -> Self {
         let conv_dw = conv2d(&p / "conv_dw", dim, dim, 7, 1, 3, dim);
-        let (norm, mlp) = if conv_mlp {
-            let fc1 = conv2d(&p / "mlp" / "fc1", dim, 4 * dim, 1, 1, 0, 1);
-            let fc2 = conv2d(&p / "mlp" / "fc2", 4 * dim, dim, 1, 1, 0, 1);
-            (Norm::Channels(LayerNorm2d::new(&p / "norm", dim)), Mlp::Conv(fc1, fc2))
-        } else {
-            let fc1 = linear(&p / "mlp" / "fc1", dim, 4 * dim);
-            let fc2 = linear(&p / "mlp" / "fc2", 4 * dim, dim);
-            (Norm::Last(layer_norm(&p / "norm", dim)), Mlp::Linear(fc1, fc2))
-        };
+        let mixer = Mixer::new(&p, dim, conv_mlp);
         let gamma = p.var("gamma", &[dim], nn::Init::Const(ls_init));
-        Block { conv_dw, norm, mlp, gamma, drop_path }
+        Block { conv_dw, mixer, gamma, drop_path }
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let x = xs.apply(&self.conv_dw);
-        let x = match (&self.norm, &self.mlp) {
-            (Norm::Channels(norm), Mlp::Conv(fc1, fc2)) => gelu(&x.apply(norm).apply(fc1)).apply(fc2),
-            (Norm::Last(norm), Mlp::Linear(fc1, fc2)) => {
-                gelu(&x.permute([0, 2, 3, 1]).apply(norm).apply(fc1)).apply(fc2).permute([0, 3, 1, 2])
-            }
-            _ => unreachable!("norm and mlp are built together"),
-        };
-        let x = x * self.gamma.reshape([1, -1, 1, 1]);
+        let x = self.mixer.forward(&xs.apply(&self.conv_dw)) * self.gamma.reshape([1, -1, 1, 1]);
         drop_path(x, self.drop_path, train) + xs
     }
 }

@@ -1,4 +1,10 @@
-//! The models by name, the reference's `--model-name` values, with the input size each expects.
+//! The models: ConvNeXt and ViT with timm's variable names, the registry of their names (the reference's
+//! `--model-name` values) with the input size each expects, and the import of timm checkpoints.
+
+pub mod convnext;
+pub mod import;
+pub mod layers;
+pub mod vit;
 
 use std::fmt;
 
@@ -7,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use crate::convnext::{ConvNext, ConvNextConfig};
 use crate::shim::without_autocast;
-use crate::vit::{Vit, VitConfig};
+use convnext::{ConvNext, ConvNextConfig};
+use vit::{Vit, VitConfig};
 
 /// Side of the challenge cutouts: ConvNeXt runs on them natively.
 pub const NATIVE_SIZE: i64 = 41;
@@ -26,33 +32,21 @@ impl ModelConfig {
     /// The registered model `name`. `input_size` matters to ViT only (its position embeddings depend on it;
     /// default 224, the reference's upsampled input); ConvNeXt takes any size and runs at the native 41.
     pub fn from_name(name: &str, input_size: Option<i64>) -> Result<ModelConfig> {
-        let convnext =
-            |depths: &[i64], dims: &[i64], conv_mlp| ModelConfig::ConvNext(ConvNextConfig::new(depths, dims, conv_mlp));
-        let size = input_size.unwrap_or(224);
-        let vit = |d, depth, heads| ModelConfig::Vit(VitConfig::new(size, 16, d, depth, heads));
-        let cfg = match name {
-            "convnext_atto" => convnext(&[2, 2, 6, 2], &[40, 80, 160, 320], true),
-            "convnext_femto" => convnext(&[2, 2, 6, 2], &[48, 96, 192, 384], true),
-            "convnext_pico" => convnext(&[2, 2, 6, 2], &[64, 128, 256, 512], true),
-            "convnext_nano" => convnext(&[2, 2, 8, 2], &[80, 160, 320, 640], true),
-            "convnext_tiny" => convnext(&[3, 3, 9, 3], &[96, 192, 384, 768], false),
-            "convnext_small" => convnext(&[3, 3, 27, 3], &[96, 192, 384, 768], false),
-            "convnext_base" => convnext(&[3, 3, 27, 3], &[128, 256, 512, 1024], false),
-            "vit_tiny_patch16_224" => vit(192, 12, 3),
-            "vit_small_patch16_224" => vit(384, 12, 6),
-            "vit_base_patch16_224" => vit(768, 12, 12),
-            _ => bail!("unknown model {name:?}; known: {}", NAMES.join(", ")),
+        let Some((_, arch)) = MODELS.iter().find(|(n, _)| *n == name) else {
+            bail!("unknown model {name:?}; known: {}", names().collect::<Vec<_>>().join(", "));
         };
-        if let ModelConfig::Vit(v) = &cfg {
-            if v.img_size < v.patch_size || v.img_size % v.patch_size != 0 {
-                bail!(
-                    "{name}: input size {} is not a positive multiple of the patch size {}",
-                    v.img_size,
-                    v.patch_size
-                );
+        Ok(match *arch {
+            Arch::ConvNext { depths, dims, conv_mlp } => {
+                ModelConfig::ConvNext(ConvNextConfig::new(&depths, &dims, conv_mlp))
             }
-        }
-        Ok(cfg)
+            Arch::Vit { patch, embed_dim, depth, heads } => {
+                let size = input_size.unwrap_or(224);
+                if size < patch || size % patch != 0 {
+                    bail!("{name}: input size {size} is not a positive multiple of the patch size {patch}");
+                }
+                ModelConfig::Vit(VitConfig::new(size, patch, embed_dim, depth, heads))
+            }
+        })
     }
 
     /// The square input side the model is run at.
@@ -101,19 +95,39 @@ impl ModelConfig {
     }
 }
 
-/// The registered names, in the order `--list-models` shows them.
-pub const NAMES: [&str; 10] = [
-    "convnext_atto",
-    "convnext_femto",
-    "convnext_pico",
-    "convnext_nano",
-    "convnext_tiny",
-    "convnext_small",
-    "convnext_base",
-    "vit_tiny_patch16_224",
-    "vit_small_patch16_224",
-    "vit_base_patch16_224",
+/// The numbers that tell the registered models of a family apart.
+enum Arch {
+    ConvNext { depths: [i64; 4], dims: [i64; 4], conv_mlp: bool },
+    Vit { patch: i64, embed_dim: i64, depth: i64, heads: i64 },
+}
+
+const fn convnext(depths: [i64; 4], dims: [i64; 4], conv_mlp: bool) -> Arch {
+    Arch::ConvNext { depths, dims, conv_mlp }
+}
+
+const fn vit16(embed_dim: i64, depth: i64, heads: i64) -> Arch {
+    Arch::Vit { patch: 16, embed_dim, depth, heads }
+}
+
+/// The registered models (timm's names and numbers), in the order `--list-models` shows them: the one table that
+/// names, constructors and parameter counts derive from.
+const MODELS: [(&str, Arch); 10] = [
+    ("convnext_atto", convnext([2, 2, 6, 2], [40, 80, 160, 320], true)),
+    ("convnext_femto", convnext([2, 2, 6, 2], [48, 96, 192, 384], true)),
+    ("convnext_pico", convnext([2, 2, 6, 2], [64, 128, 256, 512], true)),
+    ("convnext_nano", convnext([2, 2, 8, 2], [80, 160, 320, 640], true)),
+    ("convnext_tiny", convnext([3, 3, 9, 3], [96, 192, 384, 768], false)),
+    ("convnext_small", convnext([3, 3, 27, 3], [96, 192, 384, 768], false)),
+    ("convnext_base", convnext([3, 3, 27, 3], [128, 256, 512, 1024], false)),
+    ("vit_tiny_patch16_224", vit16(192, 12, 3)),
+    ("vit_small_patch16_224", vit16(384, 12, 6)),
+    ("vit_base_patch16_224", vit16(768, 12, 12)),
 ];
+
+/// The registered model names, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    MODELS.iter().map(|(name, _)| *name)
+}
 
 /// A registry entry as listed to users.
 #[derive(Debug, Clone)]
@@ -139,10 +153,7 @@ impl fmt::Display for ModelSpec {
 
 /// Every registered model at its default input size, 5 channels in, one logit out.
 pub fn registry() -> Vec<ModelSpec> {
-    NAMES
-        .iter()
-        .map(|&name| ModelSpec { name, config: ModelConfig::from_name(name, None).expect("registered") })
-        .collect()
+    names().map(|name| ModelSpec { name, config: ModelConfig::from_name(name, None).expect("registered") }).collect()
 }
 
 /// A built model of either family.

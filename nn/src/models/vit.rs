@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use crate::layers::{conv2d, drop_path, drop_path_rates, gelu, layer_norm, linear};
+use super::layers::{conv2d, drop_path, drop_path_rates, gelu, layer_norm, linear};
 
 /// The numbers that define a ViT.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

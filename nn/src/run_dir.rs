@@ -1,0 +1,185 @@
+//! A run directory, lens-train's `--out`: config.json (every setting of the run, written first), model.safetensors
+//! (the best epoch's weights under timm's names), metrics.csv (one row per epoch), timing.csv, val_predictions.csv
+//! and checkpoint/. lens-train writes it, `--resume` continues it and lens-infer reads it, all through here.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use lensfind::output::write_output;
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use crate::device::Precision;
+use crate::models::ModelConfig;
+
+/// Every setting of a run; written to RUN/config.json at the start and read back by --resume and lens-infer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub pack: PathBuf,
+    pub val_pack: Option<PathBuf>,
+    pub model: String,
+    pub model_config: ModelConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: usize,
+    pub grad_clip: Option<f64>,
+    /// No weight decay on 1-D tensors (norms, biases, layer scales) and on position embeddings / class token.
+    pub no_decay_norm_bias: bool,
+    pub pos_weight: Option<f64>,
+    pub precision: Precision,
+    pub channels_last: bool,
+    pub seed: u64,
+    pub val_split: f64,
+    pub patience: usize,
+    pub pretrained: Option<PathBuf>,
+    pub checkpoint_every: Option<usize>,
+    pub data_on_device: bool,
+    pub device: String,
+    /// The tool and version that made the run.
+    pub tool: String,
+}
+
+/// One line of metrics.csv: the epoch's training loss and validation metrics. Timings live in timing.csv, so
+/// that two runs with the same seed give the same metrics.csv.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub epoch: usize,
+    pub step: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_auc: f64,
+    pub val_accuracy: f64,
+    pub val_precision: f64,
+    pub val_recall: f64,
+    pub val_tpr_at_fpr_1e2: f64,
+    pub val_tpr_at_fpr_1e3: f64,
+    pub val_auc_source1: f64,
+    pub val_auc_source2: f64,
+    pub skipped_steps: usize,
+}
+
+/// One validation object's prediction, a row of val_predictions.csv.
+#[derive(Debug, Clone, Copy)]
+pub struct ValPrediction<'a> {
+    pub id: &'a str,
+    pub label: Option<u8>,
+    pub source: Option<u8>,
+    pub logit: f64,
+}
+
+/// The files of a run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("config.json")
+    }
+
+    pub fn weights_path(&self) -> PathBuf {
+        self.path.join("model.safetensors")
+    }
+
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.path.join("checkpoint")
+    }
+
+    /// The settings of the run, from config.json.
+    pub fn read_config(&self) -> Result<TrainConfig> {
+        let path = self.config_path();
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("reading {} (is {} a lens-train run?)", path.display(), self.path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Starts a new run: creates the directory and writes config.json (whole or not at all). A directory that
+    /// already holds a run is refused.
+    pub fn create(&self, cfg: &TrainConfig) -> Result<()> {
+        if self.config_path().exists() {
+            bail!("{} already holds a run; continue it with --resume or choose another --out", self.path.display());
+        }
+        fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
+        write_output(Some(&self.config_path()), |w| Ok(serde_json::to_writer_pretty(w, cfg)?))
+    }
+
+    /// Saves the weights as model.safetensors, sorted by name, whole or not at all.
+    pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
+        let path = self.weights_path();
+        let mut vars: Vec<(String, Tensor)> =
+            vs.variables().into_iter().map(|(k, v)| (k, v.detach().to_device(Device::Cpu).contiguous())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let tmp = self.path.join(format!(".model.safetensors.tmp-{}.safetensors", std::process::id()));
+        Tensor::write_safetensors(&vars, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+    }
+
+    /// Loads model.safetensors into the variables of `vs` (a model built from config.json's `model`).
+    pub fn load_weights(&self, vs: &mut VarStore, model: &str) -> Result<()> {
+        let weights = self.weights_path();
+        if !weights.exists() {
+            bail!("{} does not exist: the run has not finished an epoch yet", weights.display());
+        }
+        vs.load(&weights).with_context(|| {
+            format!(
+                "loading {} into a {model} built from {}: they do not match",
+                weights.display(),
+                self.config_path().display()
+            )
+        })
+    }
+
+    /// Writes metrics.csv with every epoch so far.
+    pub fn write_metrics(&self, history: &[MetricsRow]) -> Result<()> {
+        write_output(Some(&self.path.join("metrics.csv")), |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            for row in history {
+                csv.serialize(row)?;
+            }
+            csv.flush()?;
+            Ok(())
+        })
+    }
+
+    /// Appends an epoch's wall time and speed to timing.csv.
+    pub fn append_timing(&self, epoch: usize, seconds: f64, images: usize) -> Result<()> {
+        let path = self.path.join("timing.csv");
+        let new = !path.exists();
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        // One write per append: writeln! on a File issues a write per formatted piece, and a SIGKILL between them
+        // left half a row that the resumed run then continued.
+        let mut text = if new { String::from("epoch,seconds,images_per_s\n") } else { String::new() };
+        text.push_str(&format!("{epoch},{seconds:.3},{:.1}\n", images as f64 / seconds.max(1e-9)));
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Writes val_predictions.csv (id,label,source,logit), whole or not at all.
+    pub fn write_val_predictions<'a>(&self, rows: impl IntoIterator<Item = ValPrediction<'a>>) -> Result<()> {
+        let opt = |v: Option<u8>| v.map_or_else(String::new, |v| v.to_string());
+        write_output(Some(&self.path.join("val_predictions.csv")), |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            csv.write_record(["id", "label", "source", "logit"])?;
+            for p in rows {
+                csv.write_record([p.id, &opt(p.label), &opt(p.source), &format!("{:.6}", p.logit)])?;
+            }
+            csv.flush()?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! What training tells its caller: the library prints nothing; lens-train turns these into progress bars and log
+//! lines. Only the process that writes the run (rank 0, or the only one) receives them.
+
+use std::path::Path;
+
+use crate::models::import::ImportReport;
+use crate::run_dir::MetricsRow;
+
+/// Something that happened during training.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Weights imported from a timm checkpoint before the first step.
+    Pretrained { path: &'a Path, report: &'a ImportReport },
+    /// Continuing from a checkpoint at `epoch` (0-based), after `batch` of its batches, at global `step`.
+    Resumed { epoch: usize, batch: usize, step: usize },
+    /// The checkpoint was written by `from` processes and `to` continue it; `repeated` objects before it are trained
+    /// on again because the position in the epoch does not divide into the new step size.
+    WorldChanged { from: usize, to: usize, repeated: usize },
+    /// The run had already ended (all epochs, or early stopping); nothing was done.
+    AlreadyComplete,
+    /// An epoch (1-based `epoch` of `epochs`) starts with `done` of its `images` already trained (after a resume).
+    EpochStarted { epoch: usize, epochs: usize, images: u64, done: u64 },
+    /// A step trained `images` more; `loss` is the epoch's mean training loss so far.
+    Step { images: u64, loss: f64 },
+    /// The epoch's training steps are done (validation comes next).
+    EpochTrained,
+    /// Validation of an epoch; `images_per_s` is the training speed of the epoch over all processes.
+    Validated { row: &'a MetricsRow, epochs: usize, images_per_s: f64 },
+    /// No validation AUC improvement for `patience` epochs: the run ends.
+    StoppedEarly { patience: usize, best_epoch: usize },
+    /// A signal asked to stop: the checkpoint after (1-based) `epoch`'s step `step` is saved.
+    Interrupted { epoch: usize, step: usize },
+}

@@ -1,0 +1,138 @@
+//! What one optimisation step needs besides the model: the parameter groups, the global gradient norm and its
+//! clipping, the loss-scaled AdamW step, and the validation loss.
+
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use super::scaler::GradScaler;
+use crate::optim::AdamW;
+
+/// The parameters to optimise, sorted by name, with their weight decay: `weight_decay`, or 0 for 1-D tensors
+/// (norms, biases, layer scales) and the ViT position embedding and class token when `no_decay_norm_bias`.
+pub fn param_groups(vs: &VarStore, weight_decay: f64, no_decay_norm_bias: bool) -> Vec<(String, Tensor, f64)> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.into_iter()
+        .map(|(name, t)| {
+            let no_decay = no_decay_norm_bias && (t.dim() <= 1 || name == "pos_embed" || name == "cls_token");
+            let wd = if no_decay { 0.0 } else { weight_decay };
+            (name, t, wd)
+        })
+        .collect()
+}
+
+/// Global gradient norm clipping; returns the norm before clipping (inf/NaN when a gradient is not finite). One
+/// host synchronisation for all tensors: per-tensor norms are stacked and reduced on the device.
+fn grad_norm_and_clip(opt: &AdamW, max_norm: Option<f64>, unscale: f64) -> f64 {
+    tch::no_grad(|| {
+        let mut grads: Vec<Tensor> = opt.slots.iter().map(|s| s.param.grad()).filter(Tensor::defined).collect();
+        if grads.is_empty() {
+            return 0.0;
+        }
+        if unscale != 1.0 {
+            for g in &mut grads {
+                let _ = g.g_mul_scalar_(1.0 / unscale);
+            }
+        }
+        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+        let norm = Tensor::stack(&norms, 0).norm().double_value(&[]);
+        if let Some(max) = max_norm {
+            if norm.is_finite() && norm > max {
+                let factor = max / (norm + 1e-6);
+                for g in &mut grads {
+                    let _ = g.g_mul_scalar_(factor);
+                }
+            }
+        }
+        norm
+    })
+}
+
+/// Unscales (fp16), checks, clips and applies the gradients in the parameters. With a loss scaler, a non-finite
+/// gradient skips the step and lowers the scale, as GradScaler does. Returns whether the step was taken.
+pub fn optimizer_step(opt: &mut AdamW, scaler: Option<&mut GradScaler>, clip: Option<f64>, lr: f64) -> bool {
+    let scale = scaler.as_ref().map_or(1.0, |s| s.scale);
+    let norm = grad_norm_and_clip(opt, clip, scale);
+    let take = match scaler {
+        Some(s) => s.update(norm.is_finite()),
+        None => norm.is_finite(),
+    };
+    if take {
+        opt.step(lr);
+    }
+    take
+}
+
+/// The mean binary cross-entropy of logits against labels, with the positive class weighted by `pos_weight`, as
+/// torch's binary_cross_entropy_with_logits computes it.
+pub fn bce_mean(logits: &[f64], labels: &[u8], pos_weight: f64) -> f64 {
+    let sum: f64 = logits
+        .iter()
+        .zip(labels)
+        .map(|(&x, &y)| {
+            let log1p_exp_neg_abs = (-x.abs()).exp().ln_1p();
+            // -[w y log s(x) + (1-y) log(1-s(x))], written without overflow.
+            let log_sig = -(log1p_exp_neg_abs + (-x).max(0.0));
+            let log_one_minus = -(log1p_exp_neg_abs + x.max(0.0));
+            -(pos_weight * f64::from(y) * log_sig + (1.0 - f64::from(y)) * log_one_minus)
+        })
+        .sum();
+    sum / logits.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Kind, Reduction};
+
+    #[test]
+    fn fp16_loss_scaling_skips_a_step_with_an_inf_gradient() {
+        let w = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        let mut opt = AdamW::new(vec![("w".into(), w.shallow_clone(), 0.0)], 0.9, 0.999, 1e-8);
+        let mut scaler = GradScaler::default();
+        // A scaled loss whose gradient overflows: d/dw (w * inf).sum() = inf.
+        (&w * f64::INFINITY).sum(Kind::Float).backward();
+        assert!(!optimizer_step(&mut opt, Some(&mut scaler), None, 0.1), "step skipped");
+        assert_eq!(Vec::<f32>::try_from(&w).unwrap(), [1.0, 2.0], "weights untouched");
+        assert_eq!(scaler.scale, 32768.0, "scale halved");
+        assert_eq!(opt.step, 0);
+        // A finite, scaled gradient is unscaled before the update: the step equals the unscaled one.
+        opt.zero_grad();
+        (&w * scaler.scale).sum(Kind::Float).backward();
+        assert!(optimizer_step(&mut opt, Some(&mut scaler), None, 0.1));
+        let got = Vec::<f32>::try_from(&w).unwrap();
+        // First AdamW step moves each weight by lr * sign(grad) (m/sqrt(v) = 1 after bias correction); the
+        // gradient here is exactly 1 per weight, far from rounding level, so 1e-5 is float32 rounding of 0.9/1.9.
+        assert!((got[0] - 0.9).abs() < 1e-5 && (got[1] - 1.9).abs() < 1e-5, "{got:?}");
+    }
+
+    #[test]
+    fn validation_loss_matches_torch() {
+        let logits = [2.0, -1.0, 0.5, -30.0, 40.0];
+        let labels = [1u8, 0, 0, 1, 0];
+        let t = Tensor::from_slice(&logits).binary_cross_entropy_with_logits::<Tensor>(
+            &Tensor::from_slice(&labels.map(f64::from)),
+            None,
+            None,
+            Reduction::Mean,
+        );
+        // Both in float64 with the same formula up to summation order: 1e-12 is a few ulps of a loss of ~20.
+        assert!((bce_mean(&logits, &labels, 1.0) - t.double_value(&[])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn norms_and_biases_skip_decay_only_when_asked() {
+        let vs = VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let _w = (&root / "fc").var("weight", &[3, 2], tch::nn::Init::Const(0.0));
+        let _b = (&root / "fc").var("bias", &[3], tch::nn::Init::Const(0.0));
+        let _p = root.var("pos_embed", &[1, 5, 2], tch::nn::Init::Const(0.0));
+        let decay =
+            |groups: Vec<(String, Tensor, f64)>| groups.into_iter().map(|(n, _, wd)| (n, wd)).collect::<Vec<_>>();
+        assert_eq!(
+            decay(param_groups(&vs, 0.05, true)),
+            [("fc.bias".to_string(), 0.0), ("fc.weight".to_string(), 0.05), ("pos_embed".to_string(), 0.0)]
+        );
+        assert!(decay(param_groups(&vs, 0.05, false)).iter().all(|(_, wd)| *wd == 0.05));
+    }
+}

@@ -1,0 +1,74 @@
+//! What lens-train says on stderr about training's events: a progress bar (a terminal) or a line every few seconds
+//! (a log), one summary line per epoch, and the resume, early-stopping and signal messages.
+
+use lensfind::progress::Progress;
+use lensfind_nn::run_dir::RunDir;
+use lensfind_nn::train::Event;
+
+pub(crate) struct Reporter<'a> {
+    run: &'a RunDir,
+    quiet: bool,
+    progress: Option<Progress>,
+}
+
+impl<'a> Reporter<'a> {
+    pub(crate) fn new(run: &'a RunDir, quiet: bool) -> Self {
+        Reporter { run, quiet, progress: None }
+    }
+
+    pub(crate) fn event(&mut self, event: Event) {
+        match event {
+            Event::Pretrained { path, report } if !self.quiet => {
+                let adapted: Vec<String> = report.adapted.iter().map(|(k, w)| format!("{k}: {w}")).collect();
+                eprintln!(
+                    "lens-train: pretrained {}: {} loaded, {} adapted ({}), {} fresh ({}), {} unused",
+                    path.display(),
+                    report.loaded.len(),
+                    report.adapted.len(),
+                    adapted.join("; "),
+                    report.missing.len(),
+                    report.missing.join(", "),
+                    report.unexpected.len()
+                );
+            }
+            Event::Resumed { epoch, batch, step } if !self.quiet => eprintln!(
+                "lens-train: resuming {} at epoch {}, batch {batch} (step {step})",
+                self.run.path().display(),
+                epoch + 1
+            ),
+            Event::WorldChanged { from, to, repeated } => eprintln!(
+                "lens-train: resuming with {to} processes a checkpoint of {from}: the last {repeated} objects before \
+                 it are trained on again"
+            ),
+            Event::AlreadyComplete => eprintln!("lens-train: {} is already complete", self.run.path().display()),
+            Event::EpochStarted { images, done, .. } => {
+                let progress = Progress::new("lens-train", "images", images, self.quiet);
+                progress.inc(done);
+                self.progress = Some(progress);
+            }
+            Event::Step { images, loss } => {
+                if let Some(p) = &self.progress {
+                    p.inc(images);
+                    p.set_message(format!("loss {loss:.4}"));
+                }
+            }
+            Event::EpochTrained => {
+                if let Some(p) = self.progress.take() {
+                    p.finish();
+                }
+            }
+            Event::Validated { row, epochs, images_per_s } => eprintln!(
+                "lens-train: epoch {}/{epochs}: train loss {:.4}, val loss {:.4}, val AUC {:.4}, acc {:.4}, \
+                 TPR@FPR1e-2 {:.3}; {images_per_s:.0} images/s",
+                row.epoch, row.train_loss, row.val_loss, row.val_auc, row.val_accuracy, row.val_tpr_at_fpr_1e2
+            ),
+            Event::StoppedEarly { patience, best_epoch } => eprintln!(
+                "lens-train: no AUC improvement for {patience} epochs; stopping early (best epoch {best_epoch})"
+            ),
+            Event::Interrupted { epoch, step } => eprintln!(
+                "lens-train: stopped by a signal at epoch {epoch}, step {step}; checkpoint saved, resume with --resume"
+            ),
+            Event::Pretrained { .. } | Event::Resumed { .. } => {}
+        }
+    }
+}
