@@ -23,7 +23,7 @@ _lens__infer() {
 
     case "${cmd}" in
         lens__infer)
-            opts="-o -j -q -h -V --run --pack --output --tta --per-view --precision --no-channels-last --batch-size --shard --device --threads --quiet --help --version"
+            opts="-o -j -q -h -V --run --pack --output --tta --per-view --batch-size --shard --precision --memory-format --no-channels-last --no-autotune-cache --device --threads --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -49,15 +49,19 @@ _lens__infer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --precision)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --batch-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --precision)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

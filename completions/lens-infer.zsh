@@ -20,14 +20,16 @@ _lens-infer() {
 '-o+[Write the logits to FILE (whole or not at all) instead of stdout]:FILE:_files' \
 '--output=[Write the logits to FILE (whole or not at all) instead of stdout]:FILE:_files' \
 '--tta=[Test-time augmentation\: none, flips or d4]:TTA:_default' \
-'--precision=[fp32, bf16 (autocast) or fp16 (autocast)]:PRECISION:_default' \
 '--batch-size=[]:BATCH_SIZE:_default' \
 '--shard=[Score only rows with row % N == K (K from 0)]:K/N:_default' \
+'--precision=[auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)]:PRECISION:_default' \
+'--memory-format=[auto (timed with --precision), contiguous (NCHW) or channels-last]:FORMAT:_default' \
 '--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
 '-j+[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
 '--threads=[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
 '--per-view[Add one logit column per view]' \
-'--no-channels-last[Keep images and weights in contiguous NCHW instead of channels-last]' \
+'(--memory-format)--no-channels-last[The same as --memory-format contiguous]' \
+'--no-autotune-cache[Time the auto settings now, without reading or writing the cache of earlier choices (\$XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json)]' \
 '-q[No progress output]' \
 '--quiet[No progress output]' \
 '-h[Print help (see more with '\''--help'\'')]' \

@@ -23,7 +23,7 @@ _lens__train() {
 
     case "${cmd}" in
         lens__train)
-            opts="-o -j -q -h -V --list-models --pack --val-pack --out --resume --model --input-size --epochs --batch-size --lr --weight-decay --warmup-steps --grad-clip --drop-path --no-decay-norm-bias --pos-weight --precision --no-channels-last --seed --val-split --patience --pretrained --checkpoint-every --data-on-device --device --dist-backend --dist-timeout --threads --quiet --help --version"
+            opts="-o -j -q -h -V --list-models --pack --val-pack --out --resume --model --input-size --epochs --batch-size --lr --weight-decay --warmup-steps --grad-clip --drop-path --no-decay-norm-bias --pos-weight --seed --val-split --patience --pretrained --checkpoint-every --data-on-device --precision --memory-format --no-channels-last --no-autotune-cache --device --threads --dist-backend --dist-timeout --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,10 +85,6 @@ _lens__train() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --precision)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --seed)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -109,15 +105,15 @@ _lens__train() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --device)
+                --precision)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --dist-backend)
-                    COMPREPLY=($(compgen -W "auto gloo nccl" -- "${cur}"))
+                --memory-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --dist-timeout)
+                --device)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -126,6 +122,14 @@ _lens__train() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dist-backend)
+                    COMPREPLY=($(compgen -W "auto gloo nccl" -- "${cur}"))
+                    return 0
+                    ;;
+                --dist-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -11,23 +11,25 @@ complete -c lens-train -l warmup-steps -d 'Linear warm-up steps before the cosin
 complete -c lens-train -l grad-clip -d 'Clip the global gradient norm to this value' -r
 complete -c lens-train -l drop-path -d 'Stochastic depth rate of the last block (timm\'s drop_path_rate)' -r
 complete -c lens-train -l pos-weight -d 'Weight of the positive class in the loss (BCE pos_weight)' -r
-complete -c lens-train -l precision -d 'fp32, bf16 (autocast) or fp16 (autocast with loss scaling)' -r
 complete -c lens-train -l seed -r
 complete -c lens-train -l val-split -d 'Fraction of each (label, source) group held out for validation when there is no --val-pack' -r
 complete -c lens-train -l patience -d 'Stop after this many epochs without a better validation AUC' -r
 complete -c lens-train -l pretrained -d 'Start from a timm ImageNet checkpoint (safetensors): first conv adapted to 5 channels, fresh head' -r -F
 complete -c lens-train -l checkpoint-every -d 'Also write a checkpoint every N steps (one is always written after each epoch)' -r
+complete -c lens-train -l precision -d 'auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)' -r
+complete -c lens-train -l memory-format -d 'auto (timed with --precision), contiguous (NCHW) or channels-last' -r
 complete -c lens-train -l device -d 'auto (the first GPU if any), cpu, cuda or cuda:N' -r
+complete -c lens-train -s j -l threads -d 'CPU threads for libtorch and batch gathering (default: all cores)' -r
 complete -c lens-train -l dist-backend -d 'Collectives between processes: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl' -r -f -a "auto\t''
 gloo\t''
 nccl\t''"
 complete -c lens-train -l dist-timeout -d 'Seconds a process waits for the others (rendezvous, each collective) before it stops with an error' -r
-complete -c lens-train -s j -l threads -d 'CPU threads for libtorch and batch gathering (default: all cores)' -r
 complete -c lens-train -l list-models -d 'List the models (name, family, input size, parameters) and exit'
 complete -c lens-train -l resume -d 'Continue the run in --out from its checkpoint, with the settings of its config.json'
 complete -c lens-train -l no-decay-norm-bias -d 'No weight decay on norms, biases, layer scales, position embeddings and the class token'
-complete -c lens-train -l no-channels-last -d 'Keep images and weights in contiguous NCHW instead of channels-last'
 complete -c lens-train -l data-on-device -d 'Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file'
+complete -c lens-train -l no-channels-last -d 'The same as --memory-format contiguous'
+complete -c lens-train -l no-autotune-cache -d 'Time the auto settings now, without reading or writing the cache of earlier choices ($XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json)'
 complete -c lens-train -s q -l quiet -d 'No progress bar or log lines; epoch summaries only'
 complete -c lens-train -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lens-train -s V -l version -d 'Print version'

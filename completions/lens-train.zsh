@@ -29,22 +29,24 @@ _lens-train() {
 '--grad-clip=[Clip the global gradient norm to this value]:NORM:_default' \
 '--drop-path=[Stochastic depth rate of the last block (timm'\''s drop_path_rate)]:DROP_PATH:_default' \
 '--pos-weight=[Weight of the positive class in the loss (BCE pos_weight)]:W:_default' \
-'--precision=[fp32, bf16 (autocast) or fp16 (autocast with loss scaling)]:PRECISION:_default' \
 '--seed=[]:SEED:_default' \
 '--val-split=[Fraction of each (label, source) group held out for validation when there is no --val-pack]:VAL_SPLIT:_default' \
 '--patience=[Stop after this many epochs without a better validation AUC]:PATIENCE:_default' \
 '--pretrained=[Start from a timm ImageNet checkpoint (safetensors)\: first conv adapted to 5 channels, fresh head]:FILE:_files' \
 '--checkpoint-every=[Also write a checkpoint every N steps (one is always written after each epoch)]:N:_default' \
+'--precision=[auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)]:PRECISION:_default' \
+'--memory-format=[auto (timed with --precision), contiguous (NCHW) or channels-last]:FORMAT:_default' \
 '--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
-'--dist-backend=[Collectives between processes\: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl]:BACKEND:(auto gloo nccl)' \
-'--dist-timeout=[Seconds a process waits for the others (rendezvous, each collective) before it stops with an error]:SECONDS:_default' \
 '-j+[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
 '--threads=[CPU threads for libtorch and batch gathering (default\: all cores)]:N:_default' \
+'--dist-backend=[Collectives between processes\: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl]:BACKEND:(auto gloo nccl)' \
+'--dist-timeout=[Seconds a process waits for the others (rendezvous, each collective) before it stops with an error]:SECONDS:_default' \
 '--list-models[List the models (name, family, input size, parameters) and exit]' \
 '--resume[Continue the run in --out from its checkpoint, with the settings of its config.json]' \
 '--no-decay-norm-bias[No weight decay on norms, biases, layer scales, position embeddings and the class token]' \
-'--no-channels-last[Keep images and weights in contiguous NCHW instead of channels-last]' \
 '--data-on-device[Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file]' \
+'(--memory-format)--no-channels-last[The same as --memory-format contiguous]' \
+'--no-autotune-cache[Time the auto settings now, without reading or writing the cache of earlier choices (\$XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json)]' \
 '-q[No progress bar or log lines; epoch summaries only]' \
 '--quiet[No progress bar or log lines; epoch summaries only]' \
 '-h[Print help (see more with '\''--help'\'')]' \

@@ -16,7 +16,11 @@ pub fn bin_dir() -> PathBuf {
 pub fn tool(name: &str) -> Command {
     let path = bin_dir().join(name);
     assert!(path.exists(), "{} not found: build the tools first (cargo build --bins, or make test)", path.display());
-    Command::new(path)
+    let mut cmd = Command::new(path);
+    // The autotune cache of the tests, apart from the user's (~/.cache/lensfind): tests that compare runs give
+    // --precision and --memory-format, the others may share measured choices.
+    cmd.env("XDG_CACHE_HOME", bin_dir().join("test-cache"));
+    cmd
 }
 
 /// Runs a command and returns its output, panicking with stderr if it fails.

@@ -150,7 +150,7 @@ fn sigkilled_lens_train_and_lens_infer_leave_whole_files_and_rerun() {
     let train = |out: &Path| {
         let mut c = tool("lens-train");
         c.args(["-q", "-j", "2", "--model", "convnext_atto", "--epochs", "2", "--batch-size", "16"])
-            .args(["--precision", "fp32", "--checkpoint-every", "1", "--pack"])
+            .args(["--precision", "fp32", "--memory-format", "contiguous", "--checkpoint-every", "1", "--pack"])
             .arg(&p)
             .arg("--out")
             .arg(out);
@@ -198,7 +198,12 @@ fn sigkilled_lens_train_and_lens_infer_leave_whole_files_and_rerun() {
     ok(tool("lens-pack").arg("-q").arg(&long).arg("-o").arg(&big));
     let infer = |out: &Path| {
         let mut c = tool("lens-infer");
-        c.args(["-q", "-j", "2", "--tta", "d4", "--run"]).arg(&run).arg("--pack").arg(&big).arg("-o").arg(out);
+        c.args(["-q", "-j", "2", "--tta", "d4", "--precision", "fp32", "--memory-format", "contiguous", "--run"])
+            .arg(&run)
+            .arg("--pack")
+            .arg(&big)
+            .arg("-o")
+            .arg(out);
         c
     };
     let reference = t.path().join("ref.logits.csv");

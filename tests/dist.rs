@@ -15,10 +15,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Default precision (bf16, channels-last) unless a test asks for fp32 (EXACT).
+/// Auto settings (rank 0 measures and every rank takes its choice) unless a test asks for fixed ones (EXACT).
 const COMMON: [&str; 7] = ["--model", "convnext_atto", "--seed", "3", "-q", "-j", "1"];
 
-const EXACT: [&str; 3] = ["--precision", "fp32", "--no-channels-last"];
+const EXACT: [&str; 4] = ["--precision", "fp32", "--memory-format", "contiguous"];
 
 /// lens-train as rank `rank` of `world` (torchrun's variables) with `args`.
 fn rank_cmd(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {

@@ -356,13 +356,15 @@ fn edited_packs_are_caught_when_opened_read_and_verified() {
     let run = t.path().join("run");
     ok(tool("lens-train")
         .args(["-q", "--model", "convnext_atto", "--epochs", "1", "--batch-size", "16", "--precision", "fp32"])
+        .args(["--memory-format", "contiguous"])
         .arg("--pack")
         .arg(&small)
         .arg("--out")
         .arg(&run));
     let infer = |pack: &Path, extra: &[&str]| {
         let mut c = tool("lens-infer");
-        c.args(["-q", "--tta", "none"]).args(extra).arg("--run").arg(&run).arg("--pack").arg(pack);
+        c.args(["-q", "--tta", "none", "--precision", "fp32", "--memory-format", "contiguous"]);
+        c.args(extra).arg("--run").arg(&run).arg("--pack").arg(pack);
         c
     };
     ok(&mut infer(&big, &[]));

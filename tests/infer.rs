@@ -17,20 +17,23 @@ fn read_logits(text: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
+/// Fixed settings, so that the outputs compared here come from the same arithmetic.
+const FIXED: [&str; 4] = ["--precision", "fp32", "--memory-format", "channels-last"];
+
 #[test]
 fn infer_matches_validation_and_shards_add_up() {
     let (t, p) = packed_dataset(20, 8);
     let run = t.path().join("run");
     ok(tool("lens-train")
         .args(["-q", "--model", "convnext_atto", "--epochs", "1", "--batch-size", "16"])
-        .args(["--precision", "fp32", "--pack"])
+        .args(["--precision", "fp32", "--memory-format", "contiguous", "--pack"])
         .arg(&p)
         .arg("--out")
         .arg(&run));
 
     // Without TTA and in fp32, lens-infer gives the logits that training's validation computed in-process.
     let out = ok(tool("lens-infer")
-        .args(["-q", "--tta", "none", "--precision", "fp32", "--run"])
+        .args(["-q", "--tta", "none", "--precision", "fp32", "--memory-format", "contiguous", "--run"])
         .arg(&run)
         .arg("--pack")
         .arg(&p));
@@ -45,20 +48,32 @@ fn infer_matches_validation_and_shards_add_up() {
     }
 
     // flips: the mean column is the mean of the three view columns; d4 has 8 views.
-    let out = ok(tool("lens-infer").args(["-q", "--per-view", "--run"]).arg(&run).arg("--pack").arg(&p));
+    let out =
+        ok(tool("lens-infer").args(["-q", "--per-view"]).args(FIXED).arg("--run").arg(&run).arg("--pack").arg(&p));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("id,logit,logit_orig,logit_hflip,logit_vflip\n"), "{}", &text[..60]);
     for (_, v) in read_logits(&text) {
         assert!((v[0] - (v[1] + v[2] + v[3]) / 3.0).abs() < 2e-6);
     }
-    let out = ok(tool("lens-infer").args(["-q", "--per-view", "--tta", "d4", "--run"]).arg(&run).arg("--pack").arg(&p));
+    let out = ok(tool("lens-infer")
+        .args(["-q", "--per-view", "--tta", "d4"])
+        .args(FIXED)
+        .arg("--run")
+        .arg(&run)
+        .arg("--pack")
+        .arg(&p));
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().next().unwrap().split(',').count(), 2 + 8);
 
     // Shards: disjoint, and together the whole pack.
     let mut ids = Vec::new();
     for k in 0..3 {
-        let out =
-            ok(tool("lens-infer").args(["-q", "--shard", &format!("{k}/3"), "--run"]).arg(&run).arg("--pack").arg(&p));
+        let out = ok(tool("lens-infer")
+            .args(["-q", "--shard", &format!("{k}/3")])
+            .args(FIXED)
+            .arg("--run")
+            .arg(&run)
+            .arg("--pack")
+            .arg(&p));
         ids.extend(read_logits(&String::from_utf8(out.stdout).unwrap()).into_iter().map(|(id, _)| id));
     }
     ids.sort();

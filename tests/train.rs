@@ -11,6 +11,7 @@ use lensfind_e2e::*;
 fn train_cmd(pack: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut c = tool("lens-train");
     c.args(["-q", "-j", "2", "--model", "convnext_atto", "--batch-size", "32", "--lr", "2e-3"])
+        .args(["--precision", "fp32", "--memory-format", "contiguous"])
         .arg("--pack")
         .arg(pack)
         .arg("--out")
@@ -77,7 +78,7 @@ fn interrupt(cmd: &mut Command, run: &Path, signal: &str) -> std::process::ExitS
 #[test]
 fn resumes_bit_identically_after_sigkill_and_sigterm() {
     let (t, p) = packed_dataset(40, 5);
-    let extra = ["--epochs", "2", "--checkpoint-every", "2", "--precision", "fp32"];
+    let extra = ["--epochs", "2", "--checkpoint-every", "2"];
     let reference = t.path().join("ref");
     ok(&mut train_cmd(&p, &reference, &extra));
 

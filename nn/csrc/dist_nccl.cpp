@@ -53,3 +53,27 @@ extern "C" void* lensfind_nccl_backend(void* store, int rank, int world, int tim
   return fail("this build of lensfind has no NCCL backend (the torch wheel had no CUDA headers); use --dist-backend gloo");
 #endif
 }
+
+#ifdef USE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+// The name of CUDA device `device` (e.g. "NVIDIA H100 80GB HBM3") into out (NUL-terminated); 0 on success, -1 when
+// this build has no CUDA or the device cannot be queried. Used to key the autotune cache by GPU model.
+extern "C" int lensfind_cuda_device_name(int device, char* out, int len) {
+#ifdef USE_CUDA
+  try {
+    const auto* props = at::cuda::getDeviceProperties(device);
+    std::strncpy(out, props->name, static_cast<size_t>(len) - 1);
+    out[len - 1] = '\0';
+    return 0;
+  } catch (const std::exception&) {
+    return -1;
+  }
+#else
+  (void)device;
+  (void)out;
+  (void)len;
+  return -1;
+#endif
+}

@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+pub use tch::Device;
+use tch::Tensor;
 
 use crate::models::layers::to_channels_last;
 use crate::shim::{autocast, AutocastDtype};
@@ -27,6 +28,84 @@ impl std::str::FromStr for Precision {
             "bf16" => Ok(Precision::Bf16),
             "fp16" => Ok(Precision::Fp16),
             _ => Err(format!("{s:?}: expected fp32, bf16 or fp16")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        })
+    }
+}
+
+/// How 4-D tensors (images, convolution weights) are laid out in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryFormat {
+    /// NCHW, PyTorch's default.
+    Contiguous,
+    /// NHWC strides with NCHW shape (`torch.channels_last`).
+    ChannelsLast,
+}
+
+impl MemoryFormat {
+    pub fn is_channels_last(self) -> bool {
+        self == MemoryFormat::ChannelsLast
+    }
+
+    pub fn from_channels_last(channels_last: bool) -> MemoryFormat {
+        if channels_last {
+            MemoryFormat::ChannelsLast
+        } else {
+            MemoryFormat::Contiguous
+        }
+    }
+}
+
+impl std::str::FromStr for MemoryFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "contiguous" => Ok(MemoryFormat::Contiguous),
+            "channels-last" | "channels_last" => Ok(MemoryFormat::ChannelsLast),
+            _ => Err(format!("{s:?}: expected contiguous or channels-last")),
+        }
+    }
+}
+
+impl std::fmt::Display for MemoryFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_channels_last() { "channels-last" } else { "contiguous" })
+    }
+}
+
+/// A setting given on the command line, or `auto`: measured on the machine at hand (see [`crate::autotune`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice<T> {
+    Auto,
+    Is(T),
+}
+
+impl<T: std::str::FromStr<Err = String>> std::str::FromStr for Choice<T> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            _ => s.parse().map(Choice::Is).map_err(|e| format!("{e}, or auto")),
+        }
+    }
+}
+
+impl<T: Copy> Choice<T> {
+    /// The given value, None for auto.
+    pub fn fixed(self) -> Option<T> {
+        match self {
+            Choice::Auto => None,
+            Choice::Is(v) => Some(v),
         }
     }
 }

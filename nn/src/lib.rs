@@ -7,7 +7,9 @@
 //! Modules depend one way: `models` -> `device`, `batch`, `run_dir` -> `infer` -> `train`; `shim`, `optim` and
 //! `dist` are the libtorch plumbing underneath.
 
+pub mod autotune;
 pub mod batch;
+pub mod cli;
 pub mod device;
 pub mod dist;
 pub mod infer;

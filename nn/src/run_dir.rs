@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
+use crate::autotune::Autotune;
 use crate::device::Precision;
 use crate::models::ModelConfig;
 
@@ -31,8 +32,12 @@ pub struct TrainConfig {
     /// No weight decay on 1-D tensors (norms, biases, layer scales) and on position embeddings / class token.
     pub no_decay_norm_bias: bool,
     pub pos_weight: Option<f64>,
+    /// The precision and memory format the run uses: given, or chosen by auto (then `autotune` says how).
     pub precision: Precision,
     pub channels_last: bool,
+    /// What `--precision auto`/`--memory-format auto` measured and chose; absent when both were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autotune: Option<Autotune>,
     pub seed: u64,
     pub val_split: f64,
     pub patience: usize,

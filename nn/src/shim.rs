@@ -27,6 +27,7 @@ extern "C" {
     fn lensfind_reset_grad(t: *mut torch_sys::C_tensor);
     fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
     fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
+    fn lensfind_cuda_device_name(device: c_int, out: *mut std::ffi::c_char, len: c_int) -> c_int;
 }
 
 /// The arguments of one fused AdamW call: parameters with their gradients, moments and step tensors.
@@ -107,6 +108,15 @@ pub fn inference_mode<T>(f: impl FnOnce() -> T) -> T {
     // SAFETY: allocates a thread-local RAII guard, released by Guard's drop on this thread.
     let _guard = Guard(unsafe { lensfind_inference_mode_enter() });
     f()
+}
+
+/// The model name of CUDA device `index` (what `nvidia-smi` calls it), None when it cannot be read.
+pub fn cuda_device_name(index: usize) -> Option<String> {
+    let mut buf = vec![0 as std::ffi::c_char; 256];
+    // SAFETY: the shim writes at most buf.len() bytes, NUL-terminated.
+    let rc = unsafe { lensfind_cuda_device_name(index as c_int, buf.as_mut_ptr(), buf.len() as c_int) };
+    // SAFETY: NUL-terminated within buf on success.
+    (rc == 0).then(|| unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 /// The reduced precision of an autocast region.

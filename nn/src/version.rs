@@ -42,6 +42,11 @@ fn cuda_line() -> String {
     }
 }
 
+/// The version of the libtorch this process runs on (`2.13.0+cu130`), or "unknown".
+pub fn loaded_libtorch_version() -> String {
+    loaded_libtorch_dir().and_then(|d| libtorch_version(&d)).unwrap_or_else(|| "unknown".into())
+}
+
 /// The directory of the loaded libtorch_cpu.so.
 fn loaded_libtorch_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;

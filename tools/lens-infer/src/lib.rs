@@ -9,10 +9,13 @@ use clap::Parser;
 use lensfind::output::write_output;
 use lensfind::pack::Pack;
 use lensfind::progress::Progress;
+use lensfind_nn::autotune::{self, Request, Setting, Workload};
 use lensfind_nn::batch::Batcher;
-use lensfind_nn::device::{parse_device, ExecSettings, Precision};
+use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
+use lensfind_nn::device::{parse_device, Device, ExecSettings};
 use lensfind_nn::infer::Predictor;
 use lensfind_nn::run_dir::RunDir;
+use lensfind_nn::run_dir::TrainConfig;
 use lensfind_nn::tta::Tta;
 
 /// Score the objects of a pack with a trained run: one logit per object, averaged over test-time views.
@@ -28,10 +31,10 @@ use lensfind_nn::tta::Tta;
 /// --shard K/N scores only the pack rows with row % N == K, so a Slurm job array of N tasks covers a survey-sized
 /// catalogue; lens-ensemble, or a plain concatenation without the repeated headers, joins the shards.
 ///
-/// Precision and memory format default to the fastest measured (bf16 autocast, channels-last); the classifier
-/// head always runs in float32.
+/// Precision and memory format are measured at start-up by default (see AUTO SETTINGS below); the classifier head
+/// always runs in float32.
 #[derive(Debug, Parser)]
-#[command(name = "lens-infer", version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
+#[command(name = "lens-infer", after_long_help = AUTO_SETTINGS_HELP, version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
 pub struct Args {
     /// The run directory (lens-train's --out).
     #[arg(long, value_name = "DIR")]
@@ -53,14 +56,6 @@ pub struct Args {
     #[arg(long)]
     pub per_view: bool,
 
-    /// fp32, bf16 (autocast) or fp16 (autocast).
-    #[arg(long, default_value = "bf16", value_parser = |s: &str| s.parse::<Precision>())]
-    pub precision: Precision,
-
-    /// Keep images and weights in contiguous NCHW instead of channels-last.
-    #[arg(long)]
-    pub no_channels_last: bool,
-
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
 
@@ -68,13 +63,8 @@ pub struct Args {
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
 
-    /// auto (the first GPU if any), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-
-    /// CPU threads for libtorch and batch gathering (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 
     /// No progress output.
     #[arg(long, short = 'q')]
@@ -90,10 +80,12 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    lensfind_nn::init_threads(args.threads)?;
-    let device = parse_device(&args.device)?;
-    let channels_last = !args.no_channels_last;
-    let predictor = Predictor::load(&RunDir::new(&args.run), device, channels_last)?;
+    lensfind_nn::init_threads(args.exec.threads)?;
+    let device = parse_device(&args.exec.device)?;
+    let run = RunDir::new(&args.run);
+    let setting = auto_setting(&args, &run.read_config()?, device)?;
+    let channels_last = setting.memory_format.is_channels_last();
+    let predictor = Predictor::load(&run, device, channels_last)?;
     let pack = Arc::new(Pack::open(&args.pack).with_context(|| format!("opening {}", args.pack.display()))?);
     // The training pack may be gone by now; when it is there, its standardisation must match.
     if let Ok(trained) = lensfind::pack::read_manifest(&predictor.config.pack) {
@@ -117,7 +109,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let views = args.tta.views();
     let settings = ExecSettings {
         size: predictor.config.model_config.input_size(),
-        precision: args.precision,
+        precision: setting.precision,
         channels_last,
         device,
         batch: args.batch_size,
@@ -160,6 +152,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The precision and memory format to score with: given, or measured (and cached) for this model and batch.
+fn auto_setting(args: &Args, cfg: &TrainConfig, device: Device) -> Result<Setting> {
+    let req = Request {
+        workload: Workload::Infer,
+        model_name: &cfg.model,
+        model: &cfg.model_config,
+        batch: args.batch_size,
+        device,
+        precision: args.exec.precision,
+        memory_format: args.exec.memory_format(),
+    };
+    let cache = args.exec.cache();
+    let (setting, record, notes) = autotune::resolve(&req, &cache)?;
+    for note in notes {
+        eprintln!("lens-infer: {note}");
+    }
+    if let (Some(r), false) = (record, args.quiet) {
+        eprintln!("lens-infer: {}", r.summary(&cache));
+    }
+    Ok(setting)
 }
 
 /// Quotes an id for CSV when it needs it.

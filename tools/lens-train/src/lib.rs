@@ -10,7 +10,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use lensfind_nn::device::{parse_device, rank_device, Precision};
+use lensfind_nn::autotune::{self, Request, Workload};
+use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
+use lensfind_nn::device::{parse_device, rank_device, MemoryFormat, Precision};
 use lensfind_nn::dist::{Backend, Env, ProcessGroup};
 use lensfind_nn::run_dir::{RunDir, TrainConfig};
 use lensfind_nn::train::{train, Outcome};
@@ -34,9 +36,8 @@ use lensfind_nn::{registry, ModelConfig};
 /// stopped and ends with the same weights as a run that was never interrupted (on CPU). The same seed gives the
 /// same metrics.csv.
 ///
-/// Precision: bf16 autocast with channels-last tensors is the default, the fastest setting measured on CPU (see
-/// BENCHMARKS.md) and as stable as fp32 here; fp16 uses dynamic loss scaling (steps with inf/NaN gradients are
-/// skipped and the scale lowered).
+/// Precision and memory format: measured at start-up by default (see AUTO SETTINGS below) and recorded in
+/// config.json; fp16 uses dynamic loss scaling (steps with inf/NaN gradients are skipped and the scale lowered).
 ///
 /// Several processes (data-parallel, PyTorch DDP's scheme on libtorch's c10d): start one lens-train per GPU (or
 /// per CPU socket) with torchrun (`torchrun --nproc-per-node 4 $(which lens-train) ...`) or srun (one task per
@@ -49,7 +50,7 @@ use lensfind_nn::{registry, ModelConfig};
 /// Exit status: 0 when training ends (all epochs or early stopping), 130/143 when a signal stopped it after saving
 /// a checkpoint, 2 on error.
 #[derive(Debug, Parser)]
-#[command(name = "lens-train", version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
+#[command(name = "lens-train", after_long_help = AUTO_SETTINGS_HELP, version = lensfind_nn::version::version(env!("CARGO_PKG_VERSION")), max_term_width = 110)]
 pub struct Args {
     /// List the models (name, family, input size, parameters) and exit.
     #[arg(long)]
@@ -112,14 +113,6 @@ pub struct Args {
     #[arg(long, value_name = "W")]
     pub pos_weight: Option<f64>,
 
-    /// fp32, bf16 (autocast) or fp16 (autocast with loss scaling).
-    #[arg(long, default_value = "bf16", value_parser = |s: &str| s.parse::<Precision>())]
-    pub precision: Precision,
-
-    /// Keep images and weights in contiguous NCHW instead of channels-last.
-    #[arg(long)]
-    pub no_channels_last: bool,
-
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
@@ -143,9 +136,8 @@ pub struct Args {
     #[arg(long)]
     pub data_on_device: bool,
 
-    /// auto (the first GPU if any), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 
     /// Collectives between processes: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl.
     #[arg(long, default_value = "auto", value_name = "BACKEND", value_parser = ["auto", "gloo", "nccl"])]
@@ -155,10 +147,6 @@ pub struct Args {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub dist_timeout: u64,
 
-    /// CPU threads for libtorch and batch gathering (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
-
     /// No progress bar or log lines; epoch summaries only.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -166,8 +154,17 @@ pub struct Args {
 
 /// The options `--resume` may change: where and how the run continues, not what it computes. Every other option
 /// is taken from config.json and refused on the command line.
-const RESUME_MAY_CHANGE: [&str; 8] =
-    ["out", "resume", "device", "checkpoint_every", "dist_backend", "dist_timeout", "threads", "quiet"];
+const RESUME_MAY_CHANGE: [&str; 9] = [
+    "out",
+    "resume",
+    "device",
+    "checkpoint_every",
+    "dist_backend",
+    "dist_timeout",
+    "threads",
+    "quiet",
+    "no_autotune_cache",
+];
 
 pub fn parse() -> (Args, ArgMatches) {
     let matches = Args::command().get_matches();
@@ -215,15 +212,17 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
         grad_clip: args.grad_clip,
         no_decay_norm_bias: args.no_decay_norm_bias,
         pos_weight: args.pos_weight,
-        precision: args.precision,
-        channels_last: !args.no_channels_last,
+        // Placeholders until auto settings are resolved (resolve_auto), which needs this process's device.
+        precision: args.exec.precision.fixed().unwrap_or(Precision::Fp32),
+        channels_last: args.exec.memory_format().fixed().is_some_and(MemoryFormat::is_channels_last),
+        autotune: None,
         seed: args.seed,
         val_split: args.val_split,
         patience: args.patience,
         pretrained,
         checkpoint_every: args.checkpoint_every,
         data_on_device: args.data_on_device,
-        device: args.device.clone(),
+        device: args.exec.device.clone(),
         tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
     })
 }
@@ -233,12 +232,12 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         list_models();
         return Ok(ExitCode::SUCCESS);
     }
-    lensfind_nn::init_threads(args.threads)?;
+    lensfind_nn::init_threads(args.exec.threads)?;
     // The run's settings decide the device (and so the backend) and the batch; an error in them is reported to
     // the other ranks once the group exists, so that they can name this one.
     let cfg = resolve_config(&args, matches);
     let Some(env) = Env::from_env()? else { return run_process(&args, cfg?, None) };
-    let device = cfg.as_ref().map_or(args.device.as_str(), |c| c.device.as_str());
+    let device = cfg.as_ref().map_or(args.exec.device.as_str(), |c| c.device.as_str());
     let backend = Backend::choose(&args.dist_backend, rank_device(device, env.local_rank)?)?;
     let pg = ProcessGroup::init(&env, backend, std::time::Duration::from_secs(args.dist_timeout))?;
     if let (0, false, Ok(cfg)) = (env.rank, args.quiet, &cfg) {
@@ -283,7 +282,7 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
     }
     let mut cfg = run.read_config()?;
     if matches.value_source("device") == Some(ValueSource::CommandLine) {
-        cfg.device = args.device.clone();
+        cfg.device = args.exec.device.clone();
     }
     if matches.value_source("checkpoint_every") == Some(ValueSource::CommandLine) {
         cfg.checkpoint_every = args.checkpoint_every;
@@ -293,8 +292,11 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
 
 /// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
 /// config.json of a new run.
-fn run_process(args: &Args, cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
+fn run_process(args: &Args, mut cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
     let run = RunDir::new(args.out.clone().expect("clap requires --out"));
+    if !args.resume {
+        resolve_auto(args, &mut cfg, pg)?;
+    }
     if !args.resume && pg.is_none_or(|p| p.rank == 0) {
         run.create(&cfg)?;
     }
@@ -311,4 +313,38 @@ fn run_process(args: &Args, cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Resu
         // A process stopped because another rank was signalled counts as terminated.
         Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),
     }
+}
+
+/// Settles `--precision auto` and `--memory-format auto` of a new run: rank 0 (or the only process) measures or
+/// reads the cache and says what it chose; every rank then runs with rank 0's choice.
+fn resolve_auto(args: &Args, cfg: &mut TrainConfig, pg: Option<&ProcessGroup>) -> Result<()> {
+    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+    let req = Request {
+        workload: Workload::Train,
+        model_name: &cfg.model,
+        model: &cfg.model_config,
+        batch: cfg.batch_size,
+        device,
+        precision: args.exec.precision,
+        memory_format: args.exec.memory_format(),
+    };
+    let options = autotune::candidates(device, req.precision, req.memory_format);
+    let mut chosen = None;
+    if pg.is_none_or(|p| p.rank == 0) {
+        let (setting, record, notes) = autotune::resolve(&req, &args.exec.cache())?;
+        report::autotune(record.as_ref(), &notes, &args.exec.cache(), args.quiet);
+        cfg.autotune = record;
+        chosen = Some(setting);
+    }
+    let setting = match pg {
+        // Rank 0's choice, as its index among the candidates (the same list on every rank).
+        Some(pg) => {
+            let index = chosen.and_then(|c| options.iter().position(|o| *o == c)).unwrap_or(0);
+            options[pg.sum_f64(&[index as f64], device)?[0] as usize]
+        }
+        None => chosen.expect("the only process chose"),
+    };
+    cfg.precision = setting.precision;
+    cfg.channels_last = setting.memory_format.is_channels_last();
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! (a log), one summary line per epoch, and the resume, early-stopping and signal messages.
 
 use lensfind::progress::Progress;
+use lensfind_nn::autotune::{Autotune, Cache};
 use lensfind_nn::run_dir::RunDir;
 use lensfind_nn::train::Event;
 
@@ -70,5 +71,15 @@ impl<'a> Reporter<'a> {
             ),
             Event::Pretrained { .. } | Event::Resumed { .. } => {}
         }
+    }
+}
+
+/// What auto measured (or found in the cache) and chose, on stderr; notes about the cache always.
+pub(crate) fn autotune(record: Option<&Autotune>, notes: &[String], cache: &Cache, quiet: bool) {
+    for note in notes {
+        eprintln!("lens-train: {note}");
+    }
+    if let (Some(r), false) = (record, quiet) {
+        eprintln!("lens-train: {}", r.summary(cache));
     }
 }

@@ -1,0 +1,317 @@
+//! Measured defaults: `--precision auto` and `--memory-format auto` time a few steps of each candidate setting on
+//! the real model, batch and device, and choose the fastest. CPUs differ (on an AMD EPYC bf16 with channels-last
+//! is fastest for convnext_tiny; on an Intel Xeon with AMX fp32 contiguous was twice as fast as that for
+//! convnext_atto), so nothing measured on one machine is assumed on another.
+//!
+//! Candidates: on a CPU fp32 and bf16 autocast; on a GPU bf16, fp16 (autocast; training adds loss scaling) and fp32
+//! (cuDNN's TF32 convolutions); each contiguous and channels-last. A setting given explicitly narrows them; both
+//! given, nothing is timed. The choice is kept in a cache (see [`cache`]) keyed by everything that decides it, so
+//! repeated runs on one machine choose the same and pay the timing once.
+
+pub mod cache;
+
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::device::{in_precision, to_model_input, Choice, MemoryFormat, Precision};
+use crate::models::layers::vars_to_channels_last;
+use crate::models::ModelConfig;
+use crate::optim::AdamW;
+use crate::shim::inference_mode;
+pub use cache::Cache;
+
+/// What is timed: a training step (forward, backward, AdamW) or an inference forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Train,
+    Infer,
+}
+
+/// A precision and memory format to run a model in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    pub precision: Precision,
+    pub memory_format: MemoryFormat,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.precision, self.memory_format)
+    }
+}
+
+/// The measured speed of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    #[serde(flatten)]
+    pub setting: Setting,
+    pub images_per_s: f64,
+    /// Timing stopped after the second warm-up step, more than [`GIVE_UP`] times slower than the best so far: the
+    /// figure is that step's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
+}
+
+/// What auto chose and why: recorded in a run's config.json and printed on stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Autotune {
+    pub workload: Workload,
+    /// The cache key: hardware, libtorch, model, input size, batch, threads, device and candidates.
+    pub key: String,
+    pub chosen: Setting,
+    /// Every candidate's speed, fastest first.
+    pub timings: Vec<Timing>,
+    /// Whether the choice came from the cache (the timings are then the cached ones).
+    pub from_cache: bool,
+}
+
+impl Autotune {
+    /// One line for stderr: `auto settings [KEY]: fp32 contiguous 395 img/s, ... -> fp32 contiguous`, and where
+    /// the choice came from when it was the cache.
+    pub fn summary(&self, cache: &Cache) -> String {
+        let timings: Vec<String> = self
+            .timings
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:.0}{} img/s",
+                    t.setting,
+                    t.images_per_s,
+                    if t.stopped_early { " (stopped early)" } else { "" }
+                )
+            })
+            .collect();
+        let source = match (self.from_cache, cache.path()) {
+            (true, Some(p)) => format!(" (from the cache {}; --no-autotune-cache measures again)", p.display()),
+            _ => String::new(),
+        };
+        format!("auto settings [{}]: {} -> {}{source}", self.key, timings.join(", "), self.chosen)
+    }
+}
+
+/// What to tune: the model as it will run.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub workload: Workload,
+    pub model_name: &'a str,
+    pub model: &'a ModelConfig,
+    /// Images per step (per process).
+    pub batch: usize,
+    pub device: Device,
+    pub precision: Choice<Precision>,
+    pub memory_format: Choice<MemoryFormat>,
+}
+
+/// The settings auto chooses among for `device`, narrowed by what was given.
+pub fn candidates(device: Device, precision: Choice<Precision>, memory_format: Choice<MemoryFormat>) -> Vec<Setting> {
+    let precisions = match precision {
+        Choice::Is(p) => vec![p],
+        // fp16 on a CPU has no fast kernels and would need loss scaling: never a candidate there.
+        Choice::Auto if device.is_cuda() => vec![Precision::Bf16, Precision::Fp16, Precision::Fp32],
+        Choice::Auto => vec![Precision::Fp32, Precision::Bf16],
+    };
+    let formats = match memory_format {
+        Choice::Is(m) => vec![m],
+        Choice::Auto => vec![MemoryFormat::Contiguous, MemoryFormat::ChannelsLast],
+    };
+    precisions
+        .iter()
+        .flat_map(|&precision| formats.iter().map(move |&memory_format| Setting { precision, memory_format }))
+        .collect()
+}
+
+/// The setting to run with: the given one when both are given (and no record), else the cached choice for this
+/// request's key, else the fastest candidate measured now (stored in the cache). Returns notes for the user
+/// (e.g. a corrupt cache that was ignored) beside the record.
+pub fn resolve(req: &Request, cache: &Cache) -> Result<(Setting, Option<Autotune>, Vec<String>)> {
+    let options = candidates(req.device, req.precision, req.memory_format);
+    if let [only] = options.as_slice() {
+        return Ok((*only, None, Vec::new()));
+    }
+    let key = key(req, &options);
+    let (cached, mut notes) = cache.lookup(&key);
+    if let Some(entry) = cached.filter(|e| options.contains(&e.chosen)) {
+        let record =
+            Autotune { workload: req.workload, key, chosen: entry.chosen, timings: entry.timings, from_cache: true };
+        return Ok((record.chosen, Some(record), notes));
+    }
+    let mut timings: Vec<Timing> = Vec::with_capacity(options.len());
+    for &setting in &options {
+        let best = timings.iter().filter(|t| !t.stopped_early).map(|t| t.images_per_s).fold(0.0, f64::max);
+        timings.push(measure(req, setting, best)?);
+    }
+    timings.sort_by(|a, b| b.images_per_s.total_cmp(&a.images_per_s));
+    let chosen = timings[0].setting;
+    if let Err(e) = cache.store(&key, chosen, &timings) {
+        notes.push(format!("could not write the autotune cache: {e:#}"));
+    }
+    Ok((chosen, Some(Autotune { workload: req.workload, key, chosen, timings, from_cache: false }), notes))
+}
+
+/// Everything that decides the choice: the hardware (CPU or GPU model), libtorch, the model and its input size,
+/// the batch, the threads, the device and the candidates.
+pub fn key(req: &Request, options: &[Setting]) -> String {
+    let hardware = match req.device {
+        Device::Cuda(i) => {
+            format!("cuda:{i} {}", crate::shim::cuda_device_name(i).unwrap_or_else(|| "(unknown GPU)".into()))
+        }
+        _ => format!("cpu {}", cpu_model()),
+    };
+    let size = req.model.input_size();
+    let names: Vec<String> = options.iter().map(Setting::to_string).collect();
+    format!(
+        "{:?} | {hardware} | libtorch {} | {} {size}x{size} | batch {} | {} threads | {}",
+        req.workload,
+        crate::version::loaded_libtorch_version(),
+        req.model_name,
+        req.batch,
+        tch::get_num_threads(),
+        names.join(", ")
+    )
+    .to_lowercase()
+}
+
+/// The CPU's model name as /proc/cpuinfo gives it.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Steps run before timing (kernel selection, oneDNN's JIT, allocator warm-up) and steps timed.
+const WARMUP: usize = 2;
+const TIMED: usize = 3;
+/// A candidate whose warm-up step is this many times slower than the best candidate so far cannot win: its timing
+/// stops there. (Seen on an AMD EPYC without AVX-512: bf16 ran 6-10x slower than fp32, and timing it fully took
+/// most of the start-up.)
+pub const GIVE_UP: f64 = 4.0;
+
+/// Images per second of `setting`: the median of TIMED steps after WARMUP, on a fresh model with random inputs;
+/// `best` is the best speed measured so far (0 if none), to stop early at a candidate that cannot win.
+fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
+    ensure!(req.batch > 0, "the batch size must be at least 1");
+    let device = req.device;
+    let vs = VarStore::new(device);
+    let model = req.model.build(&vs.root());
+    let channels_last = setting.memory_format.is_channels_last();
+    if channels_last {
+        vars_to_channels_last(&vs);
+    }
+    let b = req.batch as i64;
+    let x = Tensor::randn([b, 5, 41, 41], (Kind::Float, device));
+    let y = Tensor::randint(2, [b], (Kind::Float, device));
+    let mut opt = AdamW::new(vs.variables().into_iter().map(|(n, t)| (n, t, 1e-2)).collect(), 0.9, 0.999, 1e-8);
+    let size = req.model.input_size();
+    let mut step = || {
+        let x = to_model_input(x.shallow_clone(), size, channels_last);
+        let value = match req.workload {
+            Workload::Train => {
+                opt.zero_grad();
+                let logits = in_precision(setting.precision, device, || model.forward_t(&x, true));
+                let loss = logits.squeeze_dim(1).to_kind(Kind::Float).binary_cross_entropy_with_logits::<Tensor>(
+                    &y,
+                    None,
+                    None,
+                    Reduction::Mean,
+                );
+                // fp16 trains with a scaled loss; the multiplication is part of its step.
+                let scale = if setting.precision == Precision::Fp16 { 1024.0 } else { 1.0 };
+                (&loss * scale).backward();
+                opt.step(1e-6);
+                loss.double_value(&[])
+            }
+            Workload::Infer => inference_mode(|| {
+                in_precision(setting.precision, device, || model.forward_t(&x, false))
+                    .sum(Kind::Double)
+                    .double_value(&[])
+            }),
+        };
+        // Reading a value back waits for the device, so a step's time is its whole time.
+        std::hint::black_box(value);
+    };
+    let rate = |seconds: f64| req.batch as f64 / seconds.max(1e-9);
+    for warmup in 0..WARMUP {
+        let t = Instant::now();
+        step();
+        let images_per_s = rate(t.elapsed().as_secs_f64());
+        // Not on the first step, which pays one-off costs (oneDNN compiles its kernels on first use).
+        if warmup > 0 && images_per_s * GIVE_UP < best {
+            return Ok(Timing { setting, images_per_s, stopped_early: true });
+        }
+    }
+    let mut seconds: Vec<f64> = (0..TIMED)
+        .map(|_| {
+            let t = Instant::now();
+            step();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    Ok(Timing { setting, images_per_s: rate(seconds[TIMED / 2]), stopped_early: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_follow_the_device_and_what_was_given() {
+        let cpu = candidates(Device::Cpu, Choice::Auto, Choice::Auto);
+        assert_eq!(cpu.len(), 4);
+        assert!(cpu.iter().all(|s| s.precision != Precision::Fp16), "no fp16 on a CPU");
+        let gpu = candidates(Device::Cuda(0), Choice::Auto, Choice::Auto);
+        assert_eq!(gpu.len(), 6);
+        let fixed = candidates(Device::Cpu, Choice::Is(Precision::Fp32), Choice::Auto);
+        assert_eq!(fixed.len(), 2);
+        assert!(fixed.iter().all(|s| s.precision == Precision::Fp32));
+        let both = candidates(Device::Cpu, Choice::Is(Precision::Bf16), Choice::Is(MemoryFormat::Contiguous));
+        assert_eq!(both, [Setting { precision: Precision::Bf16, memory_format: MemoryFormat::Contiguous }]);
+    }
+
+    #[test]
+    fn measures_each_candidate_and_chooses_the_fastest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().join("autotune.json"));
+        let model = ModelConfig::Vit(crate::models::vit::VitConfig::new(32, 16, 16, 1, 2));
+        let req = Request {
+            workload: Workload::Train,
+            model_name: "tiny-vit",
+            model: &model,
+            batch: 4,
+            device: Device::Cpu,
+            precision: Choice::Auto,
+            memory_format: Choice::Auto,
+        };
+        let (chosen, record, notes) = resolve(&req, &cache).unwrap();
+        let record = record.expect("auto records what it measured");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(!record.from_cache);
+        assert_eq!(record.timings.len(), 4);
+        assert!(record.timings.iter().all(|t| t.images_per_s > 0.0 && t.images_per_s.is_finite()));
+        assert_eq!(chosen, record.timings[0].setting, "the fastest");
+        assert!(record.timings.windows(2).all(|w| w[0].images_per_s >= w[1].images_per_s));
+        // The second time the cache answers, with the same choice and the same timings.
+        let (again, cached, _) = resolve(&req, &cache).unwrap();
+        let cached = cached.unwrap();
+        assert!(cached.from_cache);
+        assert_eq!((again, &cached.timings), (chosen, &record.timings));
+        // Both settings given: nothing to measure, nothing recorded.
+        let fixed = Request {
+            precision: Choice::Is(Precision::Fp32),
+            memory_format: Choice::Is(MemoryFormat::Contiguous),
+            ..req
+        };
+        assert!(resolve(&fixed, &cache).unwrap().1.is_none());
+    }
+}

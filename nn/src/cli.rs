@@ -1,0 +1,66 @@
+//! The options lens-train and lens-infer share: where and how the model runs. Defined once so both tools spell,
+//! document and parse them alike.
+
+use crate::autotune::Cache;
+use crate::device::{Choice, MemoryFormat, Precision};
+
+/// Device, precision, memory format and threads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32,
+    /// bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling).
+    #[arg(long, default_value = "auto", value_name = "PRECISION", value_parser = |s: &str| s.parse::<Choice<Precision>>())]
+    pub precision: Choice<Precision>,
+
+    /// auto (timed with --precision), contiguous (NCHW) or channels-last.
+    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = |s: &str| s.parse::<Choice<MemoryFormat>>())]
+    pub memory_format: Choice<MemoryFormat>,
+
+    /// The same as --memory-format contiguous.
+    #[arg(long, conflicts_with = "memory_format")]
+    pub no_channels_last: bool,
+
+    /// Time the auto settings now, without reading or writing the cache of earlier choices
+    /// ($XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json).
+    #[arg(long)]
+    pub no_autotune_cache: bool,
+
+    /// auto (the first GPU if any), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+
+    /// CPU threads for libtorch and batch gathering (default: all cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl ExecArgs {
+    /// --memory-format, with --no-channels-last folded in.
+    pub fn memory_format(&self) -> Choice<MemoryFormat> {
+        if self.no_channels_last {
+            Choice::Is(MemoryFormat::Contiguous)
+        } else {
+            self.memory_format
+        }
+    }
+
+    /// The autotune cache these options ask for.
+    pub fn cache(&self) -> Cache {
+        if self.no_autotune_cache {
+            Cache::disabled()
+        } else {
+            Cache::user()
+        }
+    }
+}
+
+/// The text both tools' --help give under AUTO SETTINGS.
+pub const AUTO_SETTINGS_HELP: &str = "\
+AUTO SETTINGS: with --precision auto and --memory-format auto (the defaults), a few steps of each candidate are \
+timed at start-up on the real model, batch and device, and the fastest is used; the timings are printed on stderr \
+(training also records them in config.json, and a resume keeps the recorded choice). Candidates: fp32 and bf16 on \
+a CPU; bf16, fp16 and fp32 on a GPU; each contiguous and channels-last. Which is fastest depends on the machine \
+(CPU vendor and instruction sets, GPU model) and the model, so auto may choose differently on another machine; \
+for bit-for-bit repeatable runs across machines give both settings. The choice is cached per CPU or GPU model, \
+libtorch version, model, input size, batch, threads and device in $XDG_CACHE_HOME/lensfind/autotune.json (or \
+~/.cache/lensfind/autotune.json): delete that file to clear it, or pass --no-autotune-cache to time again.";
