@@ -92,9 +92,13 @@ impl Cluster {
         c
     }
 
-    /// sbatch --parsable ARGS in `cwd`: the job id.
+    /// sbatch --parsable ARGS in `cwd`: the job id. The job's autotune cache is `cwd`'s (the job inherits sbatch's
+    /// environment): runs of one test that leave --precision and --memory-format to auto choose alike (the first
+    /// measures, the others read its choice), apart from the user's cache and from other tests.
     fn sbatch(&self, cwd: &Path, args: &[&str]) -> String {
-        let out = ok(self.cmd("sbatch", cwd).arg("--parsable").args(args));
+        let mut sbatch = self.cmd("sbatch", cwd);
+        sbatch.env("XDG_CACHE_HOME", cwd.join("autotune-cache"));
+        let out = ok(sbatch.arg("--parsable").args(args));
         let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap().to_string();
         assert!(id.parse::<u64>().is_ok(), "sbatch printed {id:?}");
         id
@@ -574,8 +578,9 @@ struct Agent {
 
 impl Agent {
     /// torchrun with the c10d rendezvous at 127.0.0.1:`port`, `nnodes` agents of `nproc` workers, running
-    /// lens-train with `args`.
+    /// lens-train with `args`. The autotune cache is beside `log`, as in Cluster::sbatch.
     fn start(port: u16, nnodes: usize, nproc: usize, extra: &[&str], args: &[&str], log: &Path) -> Agent {
+        let cache = log.parent().unwrap().join("autotune-cache");
         let log = fs::File::create(log).unwrap();
         let child = Command::new(torchrun())
             .args(["--nnodes", &nnodes.to_string(), "--nproc-per-node", &nproc.to_string()])
@@ -586,6 +591,7 @@ impl Agent {
             .args(args)
             .env_remove("SLURM_PROCID")
             .env_remove("SLURM_NTASKS")
+            .env("XDG_CACHE_HOME", cache)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -671,8 +677,10 @@ fn torchrun_c10d_rendezvous_between_two_agents_trains_like_one_process() {
     assert!(worst < 1e-4, "weights differ by {worst} in {name}");
 }
 
-/// NEEDS lens-train --auto-resume (issue 16, phase 2): with it, a restarted worker group finds the run's checkpoint
-/// and continues; without it, the restarted rank 0 refuses the existing run directory.
+/// torchrun --max-restarts 1 and lens-train --auto-resume, as scripts/torchrun-train.sh runs it: a rank killed
+/// outright (SIGKILL: no checkpoint of its own) ends the group; torchrun starts it again with the same command line,
+/// and the new group continues from the last periodic checkpoint to the weights of a run never interrupted. The
+/// precision and memory format are left to auto: the restarted group takes what config.json recorded.
 #[test]
 fn torchrun_max_restarts_resumes_a_group_whose_rank_was_killed_from_its_checkpoint() {
     let _serial = serial();
@@ -705,6 +713,12 @@ fn torchrun_max_restarts_resumes_a_group_whose_rank_was_killed_from_its_checkpoi
     eprintln!("killed rank 1, restarted, finished: {:.0} s", started.elapsed().as_secs_f64());
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("rank 1 stopped responding"), "rank 0 named the killed rank:\n{text}");
-    assert!(text.contains("lens-train: resuming"), "the restarted group resumed:\n{text}");
+    // From a checkpoint: a periodic one (every 3 steps) or an epoch's end (10 steps each), not from the start.
+    let step: usize = text
+        .split_once("lens-train: resuming")
+        .and_then(|(_, rest)| rest.split_once("(step ")?.1.split_once(')')?.0.parse().ok())
+        .unwrap_or_else(|| panic!("the restarted group did not resume from a checkpoint:\n{text}"));
+    assert!(step > 0 && (step % 3 == 0 || step % 10 == 0), "resumed at step {step}:\n{text}");
+    eprintln!("the restarted group resumed at step {step}");
     assert_same_run(&whole, &run);
 }

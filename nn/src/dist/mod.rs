@@ -348,6 +348,12 @@ mod tests {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
+    /// One group at a time: the sockets of one test's group could take the port that the other just found free.
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        static GROUPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        GROUPS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn env(rank: usize, port: u16, attempt: usize, agent_store: bool) -> Env {
         Env {
             rank,
@@ -363,6 +369,7 @@ mod tests {
 
     #[test]
     fn gloo_collectives_between_two_ranks() {
+        let _one = one_at_a_time();
         let port = free_port();
         let run = move |rank: usize| {
             let env = env(rank, port, 0, false);
@@ -395,6 +402,7 @@ mod tests {
     /// is not read as one of the second.
     #[test]
     fn a_restarted_group_on_the_agents_store_starts_afresh() {
+        let _one = one_at_a_time();
         let port = free_port();
         let agent = Store::connect(&env(0, port, 0, false), true, Duration::from_secs(30)).unwrap();
         let attempt = move |k: usize| {
