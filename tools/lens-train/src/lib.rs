@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, value_name = "PACK")]
     pub val_pack: Option<PathBuf>,
 
-    /// The run directory to create (or, with --resume, to continue).
+    /// The run directory to create (or, with --resume or --auto-resume, to continue).
     #[arg(long, short = 'o', value_name = "DIR", required_unless_present = "list_models")]
     pub out: Option<PathBuf>,
 
