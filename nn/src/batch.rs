@@ -1,9 +1,15 @@
-//! Batches: pack rows gathered from the memory-mapped pack into a reused buffer and handed to the device, and the
-//! random flips and rotations of training applied on the device.
+//! Batches: pack rows gathered from the memory-mapped pack by a background thread, ahead of the model, into
+//! reused host buffers (page-locked when the model is on a GPU), with training's random flips and rotations applied
+//! while copying; and the random views themselves.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use lensfind::pack::Pack;
 use lensfind::rng::Rng;
 use rayon::prelude::*;
@@ -17,13 +23,31 @@ pub mod streams {
     pub const TORCH: u64 = 4 << 60;
 }
 
-/// Gathers pack rows into a reused host buffer, in parallel, and hands them to the device.
+/// Batches gathered ahead of the one in use.
+const AHEAD: usize = 2;
+
+/// One batch to gather: pack rows, and in training one view per row.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub rows: Vec<usize>,
+    pub augs: Option<Vec<Aug>>,
+}
+
+impl Planned {
+    /// Rows as they are (validation, inference).
+    pub fn plain(rows: &[usize]) -> Planned {
+        Planned { rows: rows.to_vec(), augs: None }
+    }
+}
+
+/// Gathers pack rows into batches on the device.
 pub struct Batcher {
     pack: Arc<Pack>,
-    buf: Vec<f32>,
+    device: Device,
     /// The whole pack on the device (--data-on-device), gathered with index_select instead.
     on_device: Option<Tensor>,
-    device: Device,
+    /// Host buffers [capacity, 5, H, W], reused from batch to batch and plan to plan.
+    free: Rc<RefCell<Vec<Tensor>>>,
 }
 
 impl Batcher {
@@ -36,29 +60,173 @@ impl Batcher {
         } else {
             None
         };
-        Ok(Batcher { pack, buf: Vec::new(), on_device, device })
+        Ok(Batcher { pack, device, on_device, free: Rc::default() })
     }
 
-    /// Images [B, 5, H, W] (float32, on the device) and labels [B] (float32) of `rows`.
-    pub fn batch(&mut self, rows: &[usize]) -> (Tensor, Tensor) {
-        let labels: Vec<f32> = rows.iter().map(|&r| f32::from(self.pack.meta[r].label.unwrap_or(0))).collect();
-        let y = Tensor::from_slice(&labels).to_device(self.device);
-        if let Some(all) = &self.on_device {
-            let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-            return (all.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)), y);
+    /// The batches of `plan`, in order, each gathered by a background thread while the ones before it are in
+    /// use. A batch's images live in a reused buffer: they are valid until the next call to [`Batches::next`].
+    pub fn batches(&self, plan: Vec<Planned>) -> Result<Batches> {
+        Batches::new(self.clone_handle(), plan)
+    }
+
+    /// Another handle on the same pack, device and buffer pool.
+    fn clone_handle(&self) -> Batcher {
+        Batcher {
+            pack: Arc::clone(&self.pack),
+            device: self.device,
+            on_device: self.on_device.as_ref().map(Tensor::shallow_clone),
+            free: Rc::clone(&self.free),
         }
-        let n = self.pack.row_len();
-        self.buf.resize(rows.len() * n, 0.0);
-        let pack = &self.pack;
-        self.buf.par_chunks_mut(n).zip(rows).for_each(|(dst, &r)| pack.row_f32(r, dst));
-        let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
-        let host = Tensor::from_slice(&self.buf).view([rows.len() as i64, 5, h, w]);
-        let x = if self.device.is_cuda() {
-            host.pin_memory(self.device).to_device_(self.device, Kind::Float, true, false)
+    }
+
+    fn labels(&self, rows: &[usize]) -> Tensor {
+        let labels: Vec<f32> = rows.iter().map(|&r| f32::from(self.pack.meta[r].label.unwrap_or(0))).collect();
+        Tensor::from_slice(&labels).to_device(self.device)
+    }
+
+    /// A host buffer for at least `n` rows: a free one if one is large enough, else a new one.
+    fn buffer(&self, n: usize) -> Tensor {
+        let mut free = self.free.borrow_mut();
+        if let Some(i) = free.iter().position(|b| b.size()[0] >= n as i64) {
+            return free.swap_remove(i);
+        }
+        let (h, w) = (self.pack.manifest.height as i64, self.pack.manifest.width as i64);
+        let buf = Tensor::empty([n as i64, 5, h, w], (Kind::Float, Device::Cpu));
+        if self.device.is_cuda() {
+            // Page-locked, so that the copy to the GPU runs asynchronously.
+            buf.pin_memory(self.device)
         } else {
-            host
+            buf
+        }
+    }
+}
+
+/// Copies the planned rows into `buf` (a contiguous float32 CPU tensor with room for them), applying their views.
+fn gather(pack: &Pack, planned: &Planned, buf: &Tensor) {
+    let n = pack.row_len();
+    let len = planned.rows.len() * n;
+    assert!(buf.kind() == Kind::Float && buf.is_contiguous() && buf.numel() >= len, "a buffer that fits");
+    // SAFETY: `buf` is a contiguous float32 CPU tensor of at least `len` elements (checked above) that no one else
+    // reads or writes while this runs: a buffer belongs to one job at a time and comes back only after it.
+    let dst = unsafe { std::slice::from_raw_parts_mut(buf.data_ptr() as *mut f32, len) };
+    let (h, w) = (pack.manifest.height, pack.manifest.width);
+    match &planned.augs {
+        None => dst.par_chunks_mut(n).zip(&planned.rows).for_each(|(d, &r)| pack.row_f32(r, d)),
+        Some(augs) => dst.par_chunks_mut(n).zip(&planned.rows).zip(augs).for_each_init(
+            || vec![0f32; n],
+            |tmp, ((d, &r), aug)| {
+                pack.row_f32(r, tmp);
+                aug.apply_to_row(tmp, d, h, w);
+            },
+        ),
+    }
+}
+
+/// A job for the gathering thread: rows (with views) into a buffer.
+struct Job {
+    planned: Planned,
+    buf: Tensor,
+}
+
+/// The batches of a plan, gathered ahead by a background thread.
+pub struct Batches {
+    batcher: Batcher,
+    plan: VecDeque<Planned>,
+    /// Row count and labels of each job sent, in order.
+    in_flight: VecDeque<(usize, Tensor)>,
+    /// The buffer of the batch last handed out: free again at the next call.
+    in_use: Option<Tensor>,
+    jobs: Option<Sender<Job>>,
+    done: Option<Receiver<Tensor>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Batches {
+    fn new(batcher: Batcher, plan: Vec<Planned>) -> Result<Batches> {
+        let mut batches = Batches {
+            batcher,
+            plan: plan.into(),
+            in_flight: VecDeque::new(),
+            in_use: None,
+            jobs: None,
+            done: None,
+            worker: None,
         };
-        (x, y)
+        if batches.batcher.on_device.is_none() && !batches.plan.is_empty() {
+            let (jobs, job_rx) = channel::<Job>();
+            let (done_tx, done) = channel::<Tensor>();
+            let pack = Arc::clone(&batches.batcher.pack);
+            let worker = std::thread::Builder::new()
+                .name("lensfind-batches".into())
+                .spawn(move || {
+                    for job in job_rx {
+                        gather(&pack, &job.planned, &job.buf);
+                        if done_tx.send(job.buf).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .context("starting the thread that gathers batches")?;
+            (batches.jobs, batches.done, batches.worker) = (Some(jobs), Some(done), Some(worker));
+            for _ in 0..AHEAD {
+                batches.send_next();
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Sends the next planned batch to the gathering thread.
+    fn send_next(&mut self) {
+        let Some(planned) = self.plan.pop_front() else { return };
+        let labels = self.batcher.labels(&planned.rows);
+        let n = planned.rows.len();
+        let buf = self.batcher.buffer(n);
+        if let Some(jobs) = &self.jobs {
+            if jobs.send(Job { planned, buf }).is_ok() {
+                self.in_flight.push_back((n, labels));
+            }
+        }
+    }
+
+    /// The next batch: images [B, 5, H, W] (float32, on the device, the planned views applied) and labels [B].
+    /// The images are valid until the next call.
+    #[allow(clippy::should_implement_trait)] // a lending iterator, which std's Iterator cannot express
+    pub fn next(&mut self) -> Option<(Tensor, Tensor)> {
+        if let Some(buf) = self.in_use.take() {
+            self.batcher.free.borrow_mut().push(buf);
+        }
+        if let Some(all) = &self.batcher.on_device {
+            let planned = self.plan.pop_front()?;
+            let idx: Vec<i64> = planned.rows.iter().map(|&r| r as i64).collect();
+            let x = all.index_select(0, &Tensor::from_slice(&idx).to_device(self.batcher.device));
+            let x = planned.augs.as_ref().map_or(x.shallow_clone(), |augs| augment(&x, augs));
+            return Some((x, self.batcher.labels(&planned.rows)));
+        }
+        let (n, labels) = self.in_flight.pop_front()?;
+        // A closed channel means the thread died (a panic while gathering): no more batches.
+        let buf = self.done.as_ref()?.recv().ok()?;
+        self.send_next();
+        let x = buf.narrow(0, 0, n as i64);
+        let x =
+            if self.batcher.device.is_cuda() { x.to_device_(self.batcher.device, Kind::Float, true, false) } else { x };
+        self.in_use = Some(buf);
+        Some((x, labels))
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread after its current job; its buffers come back to the pool.
+        self.jobs = None;
+        if let Some(done) = self.done.take() {
+            self.batcher.free.borrow_mut().extend(done.iter());
+        }
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        if let Some(buf) = self.in_use.take() {
+            self.batcher.free.borrow_mut().push(buf);
+        }
     }
 }
 
@@ -68,6 +236,36 @@ pub struct Aug {
     pub hflip: bool,
     pub vflip: bool,
     pub k: u64,
+}
+
+impl Aug {
+    /// Writes the view of one image `src` ([5, h, w], row-major) into `dst`, exactly as [`augment`] computes it:
+    /// the horizontal flip, then the vertical flip, then torch.rot90 by k on (H, W). Rotations by an odd k need a
+    /// square image.
+    pub fn apply_to_row(&self, src: &[f32], dst: &mut [f32], h: usize, w: usize) {
+        assert!(self.k % 2 == 0 || h == w, "a quarter turn of a non-square image");
+        let plane = h * w;
+        for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
+            for i in 0..h {
+                for j in 0..w {
+                    // Where output (i, j) comes from: undo the rotation, then the vertical and horizontal flips.
+                    let (mut y, mut x) = match self.k % 4 {
+                        0 => (i, j),
+                        1 => (j, w - 1 - i),
+                        2 => (h - 1 - i, w - 1 - j),
+                        _ => (h - 1 - j, i),
+                    };
+                    if self.vflip {
+                        y = h - 1 - y;
+                    }
+                    if self.hflip {
+                        x = w - 1 - x;
+                    }
+                    d[i * w + j] = s[y * w + x];
+                }
+            }
+        }
+    }
 }
 
 /// The views of pack rows `rows` in `epoch`: each drawn from a stream of (seed, epoch, row), so an image gets the
@@ -127,5 +325,29 @@ mod tests {
             }
         }
         assert!(seen.len() >= 8, "views vary over epochs: {seen:?}");
+    }
+
+    #[test]
+    fn views_applied_while_copying_equal_the_tensor_ops() {
+        // All 16 (hflip, vflip, k) combinations on an image with no symmetry: the copy gives exactly augment's.
+        let (h, w) = (5usize, 5usize);
+        let x = Tensor::randn([1, 5, h as i64, w as i64], (Kind::Float, Device::Cpu));
+        let src = Vec::<f32>::try_from(x.view([-1])).unwrap();
+        for bits in 0..16u64 {
+            let aug = Aug { hflip: bits & 1 == 1, vflip: bits & 2 == 2, k: bits >> 2 };
+            let want = Vec::<f32>::try_from(augment(&x, &[aug]).contiguous().view([-1])).unwrap();
+            let mut got = vec![0f32; src.len()];
+            aug.apply_to_row(&src, &mut got, h, w);
+            assert_eq!(got, want, "{aug:?}");
+        }
+        // Half turns of a non-square image too.
+        let x = Tensor::randn([1, 5, 3, 4], (Kind::Float, Device::Cpu));
+        let src = Vec::<f32>::try_from(x.view([-1])).unwrap();
+        for aug in [Aug { hflip: true, vflip: false, k: 2 }, Aug { hflip: false, vflip: true, k: 0 }] {
+            let want = Vec::<f32>::try_from(augment(&x, &[aug]).contiguous().view([-1])).unwrap();
+            let mut got = vec![0f32; src.len()];
+            aug.apply_to_row(&src, &mut got, 3, 4);
+            assert_eq!(got, want, "{aug:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind};
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Planned};
 use crate::device::{in_precision, to_model_input, ExecSettings};
 use crate::models::layers::{to_channels_last, vars_to_channels_last};
 use crate::models::Model;
@@ -33,29 +33,33 @@ impl Predictor {
         Ok(Predictor { config, model, _vs: vs })
     }
 
-    /// Logits per view ([rows][views]) for pack rows.
+    /// Logits per view ([rows][views]) for pack rows; `on_batch` hears how many rows each batch scored.
     pub fn predict_views(
         &self,
-        batcher: &mut Batcher,
+        batcher: &Batcher,
         rows: &[usize],
         views: &[View],
         exec: ExecSettings,
-    ) -> Vec<Vec<f64>> {
-        predict_views(&self.model, batcher, rows, views, exec)
+        on_batch: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<f64>>> {
+        predict_views(&self.model, batcher, rows, views, exec, on_batch)
     }
 }
 
-/// Logits of `model` per view ([rows][views]) for pack rows, in batches, in inference mode.
+/// Logits of `model` per view ([rows][views]) for pack rows, in batches (gathered ahead of the model), in
+/// inference mode; `on_batch` hears how many rows each batch scored.
 pub fn predict_views(
     model: &Model,
-    batcher: &mut Batcher,
+    batcher: &Batcher,
     rows: &[usize],
     views: &[View],
     exec: ExecSettings,
-) -> Vec<Vec<f64>> {
+    on_batch: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<f64>>> {
     let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(exec.batch.max(1)) {
-        let (x, _) = batcher.batch(chunk);
+    let mut batches = batcher.batches(rows.chunks(exec.batch.max(1)).map(Planned::plain).collect())?;
+    while let Some((x, _)) = batches.next() {
+        let n = x.size()[0] as usize;
         let per_view: Vec<Vec<f64>> = inference_mode(|| {
             let x = to_model_input(x, exec.size, false);
             views
@@ -69,16 +73,18 @@ pub fn predict_views(
                 })
                 .collect()
         });
-        for i in 0..chunk.len() {
+        for i in 0..n {
             out.push(per_view.iter().map(|v| v[i]).collect());
         }
+        on_batch(n);
     }
-    out
+    Ok(out)
 }
 
 /// Logits of the model on pack rows (the identity view alone), in batches, in inference mode.
-pub fn predict(model: &Model, batcher: &mut Batcher, rows: &[usize], exec: ExecSettings) -> Vec<f64> {
-    predict_views(model, batcher, rows, &[View::IDENTITY], exec).into_iter().map(|v| v[0]).collect()
+pub fn predict(model: &Model, batcher: &Batcher, rows: &[usize], exec: ExecSettings) -> Result<Vec<f64>> {
+    let logits = predict_views(model, batcher, rows, &[View::IDENTITY], exec, &mut |_| {})?;
+    Ok(logits.into_iter().map(|v| v[0]).collect())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use anyhow::{bail, Result};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::batch::{augment, draw_augmentations, streams, Batcher};
+use crate::batch::{draw_augmentations, streams, Batcher, Planned};
 use crate::device::{in_precision, rank_device, to_model_input, Precision};
 use crate::dist::ProcessGroup;
 use crate::models::layers::vars_to_channels_last;
@@ -224,13 +224,24 @@ impl<'a> Trainer<'a> {
         self.emit(Event::EpochStarted { epoch: epoch + 1, epochs: self.cfg.epochs, images, done });
         let started = Instant::now();
         let mut trained = 0usize;
-        let batch_size = self.cfg.batch_size;
-        for (b, rows) in mine.chunks(batch_size).enumerate().skip(self.state.batch_in_epoch) {
-            let stop_now = self.step(rows, stop)?;
-            self.state.batch_in_epoch = b + 1;
-            trained += rows.len() * world;
+        let manifest = &self.data.pack.manifest;
+        let square = manifest.height == manifest.width;
+        let plan: Vec<Planned> = mine
+            .chunks(self.cfg.batch_size)
+            .skip(self.state.batch_in_epoch)
+            .map(|rows| Planned {
+                rows: rows.to_vec(),
+                augs: Some(draw_augmentations(rows, self.cfg.seed, epoch, square)),
+            })
+            .collect();
+        let mut batches = self.batcher.batches(plan)?;
+        while let Some((x, y)) = batches.next() {
+            let n = y.size()[0] as usize;
+            let stop_now = self.step(&x, &y, n, stop)?;
+            self.state.batch_in_epoch += 1;
+            trained += n * world;
             let loss = (self.state.loss_sum + self.pending.0) / (self.state.loss_count + self.pending.1).max(1) as f64;
-            self.emit(Event::Step { images: (rows.len() * world) as u64, loss });
+            self.emit(Event::Step { images: (n * world) as u64, loss });
             let periodic = self.cfg.checkpoint_every.is_some_and(|n| n > 0 && self.state.global_step % n == 0);
             if stop_now || periodic {
                 self.add_loss()?;
@@ -248,23 +259,21 @@ impl<'a> Trainer<'a> {
         Ok(true)
     }
 
-    /// One optimisation step on `rows`; returns whether any rank was asked to stop.
-    fn step(&mut self, rows: &[usize], stop: &AtomicBool) -> Result<bool> {
-        let (cfg, step, epoch) = (self.cfg, self.state.global_step, self.state.epoch);
+    /// One optimisation step on a batch of `n` images `x` (their views applied) with labels `y`; returns whether
+    /// any rank was asked to stop.
+    fn step(&mut self, x: &Tensor, y: &Tensor, n: usize, stop: &AtomicBool) -> Result<bool> {
+        let (cfg, step) = (self.cfg, self.state.global_step);
         let lr = schedule::lr_at(step, self.total_steps(), cfg.lr, cfg.warmup_steps);
         // Every random number of this step comes from (seed, step, rank) or (seed, epoch, row): a resumed run
         // draws the same ones.
         tch::manual_seed((cfg.seed ^ streams::TORCH ^ step as u64 ^ ((self.rank as u64) << 40)) as i64);
-        let (x, y) = self.batcher.batch(rows);
-        let manifest = &self.data.pack.manifest;
-        let augs = draw_augmentations(rows, cfg.seed, epoch, manifest.height == manifest.width);
-        let x = to_model_input(augment(&x, &augs), cfg.model_config.input_size(), cfg.channels_last);
+        let x = to_model_input(x.shallow_clone(), cfg.model_config.input_size(), cfg.channels_last);
         self.opt.zero_grad();
         let logits = in_precision(cfg.precision, self.device, || self.model.forward_t(&x, true))
             .squeeze_dim(1)
             .to_kind(Kind::Float);
         let pos_weight = self.pos_weight.as_ref().map(Tensor::shallow_clone);
-        let loss = logits.binary_cross_entropy_with_logits(&y, None::<Tensor>, pos_weight, Reduction::Mean);
+        let loss = logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean);
         let loss_value = loss.double_value(&[]);
         let fp16 = cfg.precision == Precision::Fp16;
         let scale = if fp16 { self.state.scaler.scale } else { 1.0 };
@@ -282,8 +291,8 @@ impl<'a> Trainer<'a> {
                 bail!("non-finite gradient at step {step} (loss {loss_value}); try a lower --lr or --grad-clip");
             }
         }
-        self.pending.0 += loss_value * rows.len() as f64;
-        self.pending.1 += rows.len();
+        self.pending.0 += loss_value * n as f64;
+        self.pending.1 += n;
         self.state.global_step += 1;
         self.state.optimizer_steps = self.opt.step;
         Ok(stop_now)
@@ -337,14 +346,14 @@ impl<'a> Trainer<'a> {
             device: self.device,
             batch: self.cfg.batch_size * 2,
         };
-        let vb = self.val_batcher.as_mut().unwrap_or(&mut self.batcher);
+        let vb = self.val_batcher.as_ref().unwrap_or(&self.batcher);
         let rows = &self.data.val_rows;
         Ok(match self.pg {
             Some(pg) => {
-                let part = crate::infer::predict(&self.model, vb, &ddp::strided(rows, self.rank, self.world), exec);
+                let part = crate::infer::predict(&self.model, vb, &ddp::strided(rows, self.rank, self.world), exec)?;
                 ddp::unshard(&pg.gather_f64(&part, self.device)?, rows.len())
             }
-            None => crate::infer::predict(&self.model, vb, rows, exec),
+            None => crate::infer::predict(&self.model, vb, rows, exec)?,
         })
     }
 

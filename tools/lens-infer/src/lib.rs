@@ -114,13 +114,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         device,
         batch: args.batch_size,
     };
-    let mut batcher = Batcher::new(Arc::clone(&pack), device, false)?;
+    let batcher = Batcher::new(Arc::clone(&pack), device, false)?;
     let progress = Progress::new("lens-infer", "objects", rows.len() as u64, args.quiet);
-    let mut logits = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(args.batch_size.max(1) * 4) {
-        logits.extend(predictor.predict_views(&mut batcher, chunk, &views, settings));
-        progress.inc(chunk.len() as u64);
-    }
+    let logits = predictor.predict_views(&batcher, &rows, &views, settings, &mut |n| progress.inc(n as u64))?;
     progress.finish();
     write_output(args.output.as_deref(), |w| {
         let mut header = String::from("id,logit");
