@@ -26,6 +26,7 @@ nccl\t''"
 complete -c lens-train -l dist-timeout -d 'Seconds a process waits for the others (rendezvous, each collective) before it stops with an error' -r
 complete -c lens-train -l list-models -d 'List the models (name, family, input size, parameters) and exit'
 complete -c lens-train -l resume -d 'Continue the run in --out from its checkpoint, with the settings of its config.json'
+complete -c lens-train -l auto-resume -d 'Start the run, or continue it if --out already holds it: from its checkpoint, or from the first step when it has none yet (exact: all randomness comes from the seed); a complete run is left as it is (exit 0). The settings must be config.json\'s, else an error names those that differ: --device and --checkpoint-every may change, and --precision auto and --memory-format auto match what the run chose. For a command line that is run again as it is: batch scripts, requeued jobs, torchrun --max-restarts. Every process must see the same --out'
 complete -c lens-train -l no-decay-norm-bias -d 'No weight decay on norms, biases, layer scales, position embeddings and the class token'
 complete -c lens-train -l data-on-device -d 'Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file'
 complete -c lens-train -l no-channels-last -d 'The same as --memory-format contiguous'

@@ -43,6 +43,7 @@ _lens-train() {
 '--dist-timeout=[Seconds a process waits for the others (rendezvous, each collective) before it stops with an error]:SECONDS:_default' \
 '--list-models[List the models (name, family, input size, parameters) and exit]' \
 '--resume[Continue the run in --out from its checkpoint, with the settings of its config.json]' \
+'(--resume)--auto-resume[Start the run, or continue it if --out already holds it\: from its checkpoint, or from the first step when it has none yet (exact\: all randomness comes from the seed); a complete run is left as it is (exit 0). The settings must be config.json'\''s, else an error names those that differ\: --device and --checkpoint-every may change, and --precision auto and --memory-format auto match what the run chose. For a command line that is run again as it is\: batch scripts, requeued jobs, torchrun --max-restarts. Every process must see the same --out]' \
 '--no-decay-norm-bias[No weight decay on norms, biases, layer scales, position embeddings and the class token]' \
 '--data-on-device[Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file]' \
 '(--memory-format)--no-channels-last[The same as --memory-format contiguous]' \

@@ -2,7 +2,8 @@
 # Installs everything lensfind needs on a Debian machine (run as root, or with sudo available):
 #   - C libraries and tools: cfitsio (FITS), pkg-config, a C/C++ compiler, bc and time (benchmark scripts),
 #     fonts-dejavu-core (the labels of lens-eval --plot), libgloo-dev (the gloo headers of c10d's Gloo process
-#     group, whose code is in libtorch);
+#     group, whose code is in libtorch), and a one-machine Slurm (munge, slurmctld, slurmd, slurm-client;
+#     iproute2's ss finds free ports) on which scripts/slurm/local-cluster.sh runs the batch scripts in the tests;
 #   - the project's Python environment .venv: numpy (tests open packs with it), astropy (the benchmark's reference
 #     reader), torch==2.13.0 (the libtorch that tch 0.26 builds against; LIBTORCH_USE_PYTORCH=1) and timm (the
 #     parity fixtures and the model benchmarks compare against it), scikit-learn (lens-eval is checked against it),
@@ -11,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libcfitsio-dev pkg-config build-essential python3-venv bc time fonts-dejavu-core libgloo-dev)
+APT_PACKAGES=(libcfitsio-dev pkg-config build-essential python3-venv bc time fonts-dejavu-core libgloo-dev
+  munge slurmctld slurmd slurm-client iproute2)
 PY_PACKAGES=(numpy astropy "torch==2.13.0" timm scikit-learn "cuda-toolkit[crt,cccl]==13.0.3")
 # Checked from the installed metadata, without importing torch (which takes seconds).
 PY_CHECK="from importlib.metadata import version as v; [v(p) for p in ('numpy', 'astropy', 'timm', 'scikit-learn')]; assert v('torch').split('+')[0] == '2.13.0'; assert v('cuda-toolkit').startswith('13.0.3')"

@@ -98,6 +98,55 @@ fn resumes_bit_identically_after_sigkill_and_sigterm() {
 }
 
 #[test]
+fn auto_resume_starts_a_run_continues_it_and_refuses_other_settings() {
+    let (t, p) = packed_dataset(40, 6);
+    let same = ["--epochs", "2", "--checkpoint-every", "2", "--auto-resume"];
+    let files = ["model.safetensors", "metrics.csv", "val_predictions.csv", "checkpoint/state.safetensors"];
+    let read = |run: &Path| files.map(|f| fs::read(run.join(f)).unwrap());
+    // No run yet: a new one. Again: it is complete, and stays as it was.
+    let whole = t.path().join("whole");
+    ok(&mut train_cmd(&p, &whole, &same));
+    let before = read(&whole);
+    let out = ok(&mut train_cmd(&p, &whole, &same));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is already complete"));
+    assert!(read(&whole) == before, "a complete run is left as it was");
+
+    // Other settings: an error that names them (--checkpoint-every and --device may change).
+    let other = ["--epochs", "3", "--weight-decay", "0.05", "--auto-resume", "--device", "cpu"];
+    let err = fails(&mut train_cmd(&p, &whole, &other));
+    assert!(
+        err.contains(
+            "holds a run with other settings (epochs: 2 in config.json, 3 on the command line; weight_decay: 0.01 \
+             in config.json, 0.05 on the command line)"
+        ),
+        "{err}"
+    );
+
+    // Killed outright: the same command continues from the last checkpoint, to the same run.
+    let killed = t.path().join("killed");
+    let status = interrupt(&mut train_cmd(&p, &killed, &same), &killed, "KILL");
+    assert_eq!(status.code(), None);
+    ok(&mut train_cmd(&p, &killed, &same));
+    assert!(read(&killed) == before, "killed, then continued with --auto-resume: not the uninterrupted run");
+
+    // Killed before its first checkpoint (only config.json written): the same command trains it from the first
+    // step, in place, to the same run.
+    let early = t.path().join("early");
+    fs::create_dir(&early).unwrap();
+    fs::copy(whole.join("config.json"), early.join("config.json")).unwrap();
+    let mut loud = tool("lens-train"); // train_cmd's settings without -q
+    loud.args(["-j", "2", "--model", "convnext_atto", "--batch-size", "32", "--lr", "2e-3", "--precision", "fp32"])
+        .args(["--memory-format", "contiguous", "--pack"])
+        .arg(&p)
+        .arg("--out")
+        .arg(&early)
+        .args(same);
+    let out = ok(&mut loud);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no checkpoint yet: starting it from the first step"));
+    assert!(read(&early) == before, "trained again from config.json: not the same run");
+}
+
+#[test]
 fn bad_arguments_give_clear_errors() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("run");

@@ -67,10 +67,10 @@ extern "C" {
 // Only errors from libtorch's own logging from now on.
 void lensfind_quiet_logs() { FLAGS_caffe2_log_level = 2; }
 
-// A TCPStore client (or, with is_server, the server too, as rank 0 runs it). Blocks until the server answers or
-// timeout_ms passes. Returns null with the reason in err.
-void* lensfind_store_new(const char* host, int port, int is_server, int world, int timeout_ms, char* err,
-                         int err_len) {
+// A TCPStore client (or, with is_server, the server too, as rank 0 runs it) that keeps every key under `prefix`.
+// Blocks until the server answers or timeout_ms passes. Returns null with the reason in err.
+void* lensfind_store_new(const char* host, int port, int is_server, int world, int timeout_ms, const char* prefix,
+                         char* err, int err_len) {
   StoreHandle* h = nullptr;
   guarded(err, err_len, [&] {
     c10d::TCPStoreOptions opts;
@@ -79,7 +79,8 @@ void* lensfind_store_new(const char* host, int port, int is_server, int world, i
     opts.numWorkers = world > 0 ? std::optional<std::size_t>(world) : std::nullopt;
     opts.waitWorkers = false;
     opts.timeout = std::chrono::milliseconds(timeout_ms);
-    h = new StoreHandle{c10::make_intrusive<c10d::TCPStore>(std::string(host), opts)};
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
+    h = new StoreHandle{c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp)};
   });
   return h;
 }
@@ -110,8 +111,9 @@ int lensfind_store_get(void* store, const char* key, std::uint8_t* out, int cap,
   return len;
 }
 
-// A process group over `store` (its keys under a prefix). backend: 0 = Gloo, 1 = NCCL. hostname: the address
-// Gloo binds and announces (null: GLOO_SOCKET_IFNAME if set, else the machine's hostname as torch does).
+// A process group over `store` (its keys under the store's prefix, then "gloo" or "nccl"). backend: 0 = Gloo,
+// 1 = NCCL. hostname: the address Gloo binds and announces (null: GLOO_SOCKET_IFNAME if set, else the machine's
+// hostname as torch does).
 void* lensfind_pg_new(void* store, int backend, int rank, int world, int timeout_ms, const char* hostname, char* err,
                       int err_len) {
   auto* s = static_cast<StoreHandle*>(store);
@@ -125,7 +127,7 @@ void* lensfind_pg_new(void* store, int backend, int rank, int world, int timeout
   }
   GroupHandle* g = nullptr;
   guarded(err, err_len, [&] {
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lensfind/gloo", s->store);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("gloo", s->store);
     auto timeout = std::chrono::milliseconds(timeout_ms);
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");

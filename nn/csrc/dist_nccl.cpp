@@ -37,7 +37,7 @@ extern "C" void* lensfind_nccl_backend(void* store, int rank, int world, int tim
 #ifdef USE_C10D_NCCL
   try {
     auto* s = static_cast<StoreHandle*>(store);
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lensfind/nccl", s->store);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("nccl", s->store);
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = std::chrono::milliseconds(timeout_ms);
     auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, opts);

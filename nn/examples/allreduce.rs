@@ -31,6 +31,8 @@ fn main() -> Result<()> {
             master_addr: var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
             master_port: var("MASTER_PORT").map_or(Ok(29500), |p| p.parse()).context("MASTER_PORT")?,
             launcher: "torchrun",
+            attempt: 0,
+            agent_store: false,
         },
     };
     let device = if device.is_cuda() { Device::Cuda(env.local_rank) } else { device };

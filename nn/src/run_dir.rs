@@ -49,6 +49,57 @@ pub struct TrainConfig {
     pub tool: String,
 }
 
+/// Settings of config.json that a command line may change when it continues a run: where it runs, how often it
+/// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any), and
+/// `autotune` only records how auto chose them.
+const NOT_COMPARED: [&str; 6] = ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last"];
+
+impl TrainConfig {
+    /// The settings in which `wanted` (a command line's) differs from this run's (config.json's), each as
+    /// `NAME: VALUE in config.json, VALUE on the command line`; empty when the command line describes this run.
+    /// `precision` and `channels_last` are the command line's when it gave them, None for auto (which matches
+    /// whatever the run recorded).
+    pub fn differences(
+        &self,
+        wanted: &TrainConfig,
+        precision: Option<Precision>,
+        channels_last: Option<bool>,
+    ) -> Vec<String> {
+        let (recorded, wanted_json) = (to_object(self), to_object(wanted));
+        let mut differences = Vec::new();
+        let mut differ = |name: &str, recorded: String, wanted: String| {
+            differences.push(format!("{name}: {recorded} in config.json, {wanted} on the command line"));
+        };
+        // By name, whatever order serde_json keeps.
+        let mut names: Vec<&String> = recorded.keys().collect();
+        names.sort();
+        for name in names {
+            let value = &recorded[name];
+            let other = wanted_json.get(name).unwrap_or(&serde_json::Value::Null);
+            // model_config follows from the model (and its options): named apart only when the model is the same.
+            let follows_model = name == "model_config" && self.model != wanted.model;
+            if !NOT_COMPARED.contains(&name.as_str()) && value != other && !follows_model {
+                differ(name, value.to_string(), other.to_string());
+            }
+        }
+        if let Some(p) = precision.filter(|&p| p != self.precision) {
+            differ("precision", self.precision.to_string(), p.to_string());
+        }
+        if let Some(c) = channels_last.filter(|&c| c != self.channels_last) {
+            let format = |c| crate::device::MemoryFormat::from_channels_last(c).to_string();
+            differ("memory format", format(self.channels_last), format(c));
+        }
+        differences
+    }
+}
+
+fn to_object(cfg: &TrainConfig) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(cfg).expect("a TrainConfig serialises") {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("a TrainConfig serialises to an object"),
+    }
+}
+
 /// One line of metrics.csv: the epoch's training loss and validation metrics. Timings live in timing.csv, so
 /// that two runs with the same seed give the same metrics.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,5 +237,80 @@ impl RunDir {
             csv.flush()?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+impl TrainConfig {
+    /// A run's settings, for tests.
+    pub(crate) fn example() -> TrainConfig {
+        TrainConfig {
+            pack: "/data/train.pack".into(),
+            val_pack: None,
+            model: "convnext_atto".into(),
+            model_config: ModelConfig::from_name("convnext_atto", None).unwrap(),
+            epochs: 4,
+            batch_size: 8,
+            lr: 1e-4,
+            weight_decay: 1e-2,
+            warmup_steps: 0,
+            grad_clip: None,
+            no_decay_norm_bias: false,
+            pos_weight: None,
+            precision: Precision::Bf16,
+            channels_last: true,
+            autotune: None,
+            seed: 3,
+            val_split: 0.2,
+            patience: 8,
+            pretrained: None,
+            checkpoint_every: Some(3),
+            data_on_device: false,
+            device: "auto".into(),
+            tool: "lens-train 0.1.0".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TrainConfig {
+        TrainConfig::example()
+    }
+
+    #[test]
+    fn differences_name_what_a_command_line_changes_of_a_run() {
+        let run = config();
+        // Where and how it runs, and the tool, may change; auto precision and format match what was recorded.
+        let mut same = config();
+        (same.device, same.checkpoint_every, same.tool) = ("cpu".into(), None, "lens-train 0.2.0".into());
+        (same.precision, same.channels_last) = (Precision::Fp32, false); // placeholders of auto
+        assert_eq!(run.differences(&same, None, None), Vec::<String>::new());
+        assert_eq!(run.differences(&same, Some(Precision::Bf16), Some(true)), Vec::<String>::new());
+
+        let mut other = config();
+        (other.epochs, other.pack, other.val_pack) = (5, "/data/other.pack".into(), Some("/data/val.pack".into()));
+        assert_eq!(
+            run.differences(&other, Some(Precision::Fp32), Some(false)),
+            [
+                "epochs: 4 in config.json, 5 on the command line",
+                "pack: \"/data/train.pack\" in config.json, \"/data/other.pack\" on the command line",
+                "val_pack: null in config.json, \"/data/val.pack\" on the command line",
+                "precision: bf16 in config.json, fp32 on the command line",
+                "memory format: channels-last in config.json, contiguous on the command line",
+            ]
+        );
+
+        // Another model is one difference, not also its model_config; the same model with another drop path is.
+        let mut femto = config();
+        (femto.model, femto.model_config) = ("convnext_femto".into(), ModelConfig::from_name("convnext_femto", None).unwrap());
+        let d = run.differences(&femto, None, None);
+        assert_eq!(d, ["model: \"convnext_atto\" in config.json, \"convnext_femto\" on the command line"]);
+        let mut drop = config();
+        drop.model_config.set_drop_path(0.1);
+        let d = run.differences(&drop, None, None);
+        assert!(d.len() == 1 && d[0].starts_with("model_config: "), "{d:?}");
     }
 }

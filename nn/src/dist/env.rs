@@ -13,10 +13,19 @@ pub struct Env {
     pub master_port: u16,
     /// "torchrun" or "slurm".
     pub launcher: &'static str,
+    /// Which start of the worker group this is: torchrun's TORCHELASTIC_RESTART_COUNT (0, then 1 after the first
+    /// `--max-restarts` restart, ...), else 0. torchrun's agent keeps serving the same store across restarts, so
+    /// each attempt keeps its keys apart (as PyTorch's workers do): a restarted group must not find the Gloo
+    /// addresses or the failure reports of the group before it.
+    pub attempt: usize,
+    /// Whether the launcher serves the store (torchrun's agent: TORCHELASTIC_USE_AGENT_STORE=True), so that
+    /// every rank is a client; else rank 0 serves it.
+    pub agent_store: bool,
 }
 
 impl Env {
-    /// Reads torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or else Slurm's
+    /// Reads torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT,
+    /// TORCHELASTIC_RESTART_COUNT, TORCHELASTIC_USE_AGENT_STORE) or else Slurm's
     /// (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, with MASTER_ADDR and MASTER_PORT from the batch script). None
     /// when neither describes more than one process: a plain single-process run.
     pub fn from_env() -> Result<Option<Env>> {
@@ -49,7 +58,9 @@ impl Env {
             Some(p) => p.trim().parse::<u16>().with_context(|| format!("MASTER_PORT={p:?} is not a port"))?,
             None => bail!("{world} processes ({launcher}) but MASTER_PORT is not set"),
         };
-        Ok(Some(Env { rank, world, local_rank, master_addr, master_port, launcher }))
+        let attempt = num("TORCHELASTIC_RESTART_COUNT")?.unwrap_or(0);
+        let agent_store = var("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v == "True");
+        Ok(Some(Env { rank, world, local_rank, master_addr, master_port, launcher, attempt, agent_store }))
     }
 }
 
@@ -77,7 +88,7 @@ mod tests {
         ];
         let e = Env::from_vars(vars(&torchrun)).unwrap().unwrap();
         assert_eq!((e.rank, e.world, e.local_rank, e.launcher), (3, 8, 1, "torchrun"), "torchrun wins");
-        assert_eq!((e.master_addr.as_str(), e.master_port), ("node1", 29500));
+        assert_eq!((e.master_addr.as_str(), e.master_port, e.attempt, e.agent_store), ("node1", 29500, 0, false));
         let slurm = [
             ("SLURM_PROCID", "5"),
             ("SLURM_NTASKS", "8"),
@@ -87,6 +98,11 @@ mod tests {
         ];
         let e = Env::from_vars(vars(&slurm)).unwrap().unwrap();
         assert_eq!((e.rank, e.world, e.local_rank, e.launcher), (5, 8, 1, "slurm"));
+        let restarted =
+            [torchrun.as_slice(), &[("TORCHELASTIC_RESTART_COUNT", "2"), ("TORCHELASTIC_USE_AGENT_STORE", "True")]]
+                .concat();
+        let e = Env::from_vars(vars(&restarted)).unwrap().unwrap();
+        assert_eq!((e.attempt, e.agent_store), (2, true));
         // One task is a plain run, whatever the launcher.
         assert_eq!(Env::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")])).unwrap(), None);
         let no_master = Env::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "2")])).unwrap_err();

@@ -15,6 +15,7 @@ extern "C" {
         is_server: c_int,
         world: c_int,
         timeout_ms: c_int,
+        prefix: *const c_char,
         err: *mut c_char,
         err_len: c_int,
     ) -> *mut c_void;
@@ -57,8 +58,14 @@ pub(super) fn timeout_ms(d: Duration) -> c_int {
     c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX)
 }
 
-/// A client of the rendezvous key-value store (rank 0's also serves it).
+/// A client of the rendezvous key-value store (rank 0's also serves it), with every key under the prefix of
+/// this attempt of the group (see [`Env::attempt`]).
 pub(super) struct Store(pub(super) *mut c_void);
+
+/// Where the keys of attempt `attempt` live: what lensfind and its process group write go under it.
+pub(super) fn attempt_prefix(attempt: usize) -> String {
+    format!("lensfind/attempt_{attempt}")
+}
 
 // SAFETY: c10d's TCPStore serialises its operations internally; each Store has one owner at a time.
 unsafe impl Send for Store {}
@@ -66,6 +73,7 @@ unsafe impl Send for Store {}
 impl Store {
     pub(super) fn connect(env: &Env, server: bool, timeout: Duration) -> Result<Store> {
         let host = c_string(&env.master_addr);
+        let prefix = c_string(&attempt_prefix(env.attempt));
         let mut err = err_buf();
         // SAFETY: valid C strings and an error buffer of ERR_LEN bytes.
         let p = unsafe {
@@ -75,6 +83,7 @@ impl Store {
                 c_int::from(server),
                 env.world as c_int,
                 timeout_ms(timeout),
+                prefix.as_ptr(),
                 err.as_mut_ptr(),
                 ERR_LEN as c_int,
             )

@@ -98,12 +98,22 @@ pub fn save(dir: &Path, state: &TrainState, opt: &AdamW) -> Result<()> {
     lensfind::output::replace_dir(&tmp, dir)
 }
 
-/// Restores weights, moments and counters from `dir` into `opt`; returns the saved state.
-pub fn load(dir: &Path, opt: &mut AdamW) -> Result<TrainState> {
+/// Whether `dir` holds a checkpoint (its state.json is written last, and the directory swapped in whole).
+pub fn exists(dir: &Path) -> bool {
+    dir.join("state.json").exists()
+}
+
+/// The counters of the checkpoint in `dir`, without its tensors.
+pub fn read_state(dir: &Path) -> Result<TrainState> {
     let state_path = dir.join("state.json");
     let text = fs::read_to_string(&state_path)
         .with_context(|| format!("reading {} (is there a checkpoint to resume?)", state_path.display()))?;
-    let state: TrainState = serde_json::from_str(&text).with_context(|| format!("parsing {}", state_path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", state_path.display()))
+}
+
+/// Restores weights, moments and counters from `dir` into `opt`; returns the saved state.
+pub fn load(dir: &Path, opt: &mut AdamW) -> Result<TrainState> {
+    let state = read_state(dir)?;
     let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(dir.join("state.safetensors"))
         .context("reading state.safetensors")?
         .into_iter()

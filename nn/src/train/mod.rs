@@ -3,6 +3,7 @@
 //! data-parallel group. A [`Trainer`] holds a run in progress; [`train`] drives it to the end. The library prints
 //! nothing: what happens reaches the caller as [`Event`]s.
 
+pub mod auto_resume;
 pub mod checkpoint;
 pub mod ddp;
 pub mod events;

@@ -15,6 +15,7 @@ use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
 use lensfind_nn::device::{parse_device, rank_device, MemoryFormat, Precision};
 use lensfind_nn::dist::{Backend, Env, ProcessGroup};
 use lensfind_nn::run_dir::{RunDir, TrainConfig};
+use lensfind_nn::train::auto_resume::{self, Start};
 use lensfind_nn::train::{train, Outcome};
 use lensfind_nn::{registry, ModelConfig};
 
@@ -34,7 +35,9 @@ use lensfind_nn::{registry, ModelConfig};
 /// A checkpoint is written after every epoch and every --checkpoint-every steps. SIGTERM or SIGINT (Slurm
 /// preemption, Ctrl-C) saves one and exits (status 143 or 130); `lens-train --resume --out RUN` continues where it
 /// stopped and ends with the same weights as a run that was never interrupted (on CPU). The same seed gives the
-/// same metrics.csv.
+/// same metrics.csv. With --auto-resume, the same command line starts the run and continues it when run again
+/// (batch scripts, requeued jobs, torchrun --max-restarts); a process killed outright (SIGKILL, a lost node)
+/// saves nothing, so its run continues from the last checkpoint: the last epoch or --checkpoint-every steps.
 ///
 /// Precision and memory format: measured at start-up by default (see AUTO SETTINGS below) and recorded in
 /// config.json; fp16 uses dynamic loss scaling (steps with inf/NaN gradients are skipped and the scale lowered).
@@ -64,13 +67,22 @@ pub struct Args {
     #[arg(long, value_name = "PACK")]
     pub val_pack: Option<PathBuf>,
 
-    /// The run directory to create (or, with --resume, to continue).
+    /// The run directory to create (or, with --resume or --auto-resume, to continue).
     #[arg(long, short = 'o', value_name = "DIR", required_unless_present = "list_models")]
     pub out: Option<PathBuf>,
 
     /// Continue the run in --out from its checkpoint, with the settings of its config.json.
     #[arg(long)]
     pub resume: bool,
+
+    /// Start the run, or continue it if --out already holds it: from its checkpoint, or from the first step when
+    /// it has none yet (exact: all randomness comes from the seed); a complete run is left as it is (exit 0). The
+    /// settings must be config.json's, else an error names those that differ: --device and --checkpoint-every may
+    /// change, and --precision auto and --memory-format auto match what the run chose. For a command line that
+    /// is run again as it is: batch scripts, requeued jobs, torchrun --max-restarts. Every process must see the
+    /// same --out.
+    #[arg(long, conflicts_with = "resume")]
+    pub auto_resume: bool,
 
     /// Model name (see --list-models).
     #[arg(long, default_value = "convnext_tiny")]
@@ -236,11 +248,14 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
     // The run's settings decide the device (and so the backend) and the batch; an error in them is reported to
     // the other ranks once the group exists, so that they can name this one.
     let cfg = resolve_config(&args, matches);
-    let Some(env) = Env::from_env()? else { return run_process(&args, cfg?, None) };
-    let device = cfg.as_ref().map_or(args.exec.device.as_str(), |c| c.device.as_str());
+    let Some(env) = Env::from_env()? else {
+        let (cfg, start) = cfg?;
+        return run_process(&args, cfg, start, None);
+    };
+    let device = cfg.as_ref().map_or(args.exec.device.as_str(), |(c, _)| c.device.as_str());
     let backend = Backend::choose(&args.dist_backend, rank_device(device, env.local_rank)?)?;
     let pg = ProcessGroup::init(&env, backend, std::time::Duration::from_secs(args.dist_timeout))?;
-    if let (0, false, Ok(cfg)) = (env.rank, args.quiet, &cfg) {
+    if let (0, false, Ok((cfg, _))) = (env.rank, args.quiet, &cfg) {
         eprintln!(
             "lens-train: {} processes ({}, {backend}); batch {} per process, {} per step",
             env.world,
@@ -249,7 +264,14 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
             cfg.batch_size * env.world
         );
     }
-    match cfg.and_then(|cfg| run_process(&args, cfg, Some(&pg))) {
+    let agreed = |(cfg, start): (TrainConfig, Start)| -> Result<(TrainConfig, Start)> {
+        if args.auto_resume {
+            let run = RunDir::new(args.out.clone().expect("clap requires --out"));
+            auto_resume::agree(&pg, start, &run, rank_device(&cfg.device, env.local_rank)?)?;
+        }
+        Ok((cfg, start))
+    };
+    match cfg.and_then(agreed).and_then(|(cfg, start)| run_process(&args, cfg, start, Some(&pg))) {
         Ok(code) => {
             pg.finish()?;
             Ok(code)
@@ -261,14 +283,19 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
     }
 }
 
-/// The settings of the run: config.json's with --resume (plus --device and --checkpoint-every when given), else
-/// the command line's. Writes nothing.
-fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
+/// The settings of the run and how it starts: config.json's with --resume (plus --device and --checkpoint-every
+/// when given), the command line's for a new run, and with --auto-resume what the run directory decides. Writes
+/// nothing.
+fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Start)> {
     let run = RunDir::new(args.out.clone().expect("clap requires --out"));
     if !args.resume {
         let cfg = config_from_args(args)?;
         parse_device(&cfg.device)?;
-        return Ok(cfg);
+        if !args.auto_resume {
+            return Ok((cfg, Start::New));
+        }
+        let channels_last = args.exec.memory_format().fixed().map(MemoryFormat::is_channels_last);
+        return auto_resume::decide(&run, cfg, args.exec.precision.fixed(), channels_last);
     }
     let given: Vec<String> = Args::command()
         .get_arguments()
@@ -287,18 +314,25 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<TrainConfig> {
     if matches.value_source("checkpoint_every") == Some(ValueSource::CommandLine) {
         cfg.checkpoint_every = args.checkpoint_every;
     }
-    Ok(cfg)
+    Ok((cfg, Start::Resume { step: None }))
 }
 
 /// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
 /// config.json of a new run.
-fn run_process(args: &Args, mut cfg: TrainConfig, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
+fn run_process(args: &Args, mut cfg: TrainConfig, start: Start, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
     let run = RunDir::new(args.out.clone().expect("clap requires --out"));
-    if !args.resume {
-        resolve_auto(args, &mut cfg, pg)?;
-    }
-    if !args.resume && pg.is_none_or(|p| p.rank == 0) {
-        run.create(&cfg)?;
+    let main = pg.is_none_or(|p| p.rank == 0);
+    match start {
+        Start::New => {
+            resolve_auto(args, &mut cfg, pg)?;
+            if main {
+                run.create(&cfg)?;
+            }
+        }
+        Start::Again if main && !args.quiet => {
+            eprintln!("lens-train: {} has no checkpoint yet: starting it from the first step", run.path().display());
+        }
+        Start::Again | Start::Resume { .. } => {}
     }
     let term = Arc::new(AtomicBool::new(false));
     let int = Arc::new(AtomicBool::new(false));
@@ -308,7 +342,8 @@ fn run_process(args: &Args, mut cfg: TrainConfig, pg: Option<&ProcessGroup>) -> 
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let mut reporter = report::Reporter::new(&run, args.quiet);
-    match train(&cfg, &run, args.resume, &stop, pg, &mut |e| reporter.event(e))? {
+    let resume = matches!(start, Start::Resume { .. });
+    match train(&cfg, &run, resume, &stop, pg, &mut |e| reporter.event(e))? {
         Outcome::Finished | Outcome::StoppedEarly => Ok(ExitCode::SUCCESS),
         // A process stopped because another rank was signalled counts as terminated.
         Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),
