@@ -15,6 +15,7 @@ mod infer;
 mod pack;
 mod pipeline;
 mod readme;
+mod slurm;
 mod synth;
 mod train;
 mod version;
