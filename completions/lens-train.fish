@@ -1,6 +1,6 @@
 complete -c lens-train -l pack -d 'The training pack (lens-pack\'s output)' -r -F
 complete -c lens-train -l val-pack -d 'A separate validation pack; without it --val-split of the training pack is held out' -r -F
-complete -c lens-train -s o -l out -d 'The run directory to create (or, with --resume, to continue)' -r -F
+complete -c lens-train -s o -l out -d 'The run directory to create (or, with --resume or --auto-resume, to continue)' -r -F
 complete -c lens-train -l model -d 'Model name (see --list-models)' -r
 complete -c lens-train -l input-size -d 'ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224' -r
 complete -c lens-train -l epochs -r

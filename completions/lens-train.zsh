@@ -17,8 +17,8 @@ _lens-train() {
     _arguments "${_arguments_options[@]}" : \
 '--pack=[The training pack (lens-pack'\''s output)]:PACK:_files' \
 '--val-pack=[A separate validation pack; without it --val-split of the training pack is held out]:PACK:_files' \
-'-o+[The run directory to create (or, with --resume, to continue)]:DIR:_files' \
-'--out=[The run directory to create (or, with --resume, to continue)]:DIR:_files' \
+'-o+[The run directory to create (or, with --resume or --auto-resume, to continue)]:DIR:_files' \
+'--out=[The run directory to create (or, with --resume or --auto-resume, to continue)]:DIR:_files' \
 '--model=[Model name (see --list-models)]:MODEL:_default' \
 '--input-size=[ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224]:PIXELS:_default' \
 '--epochs=[]:EPOCHS:_default' \
