@@ -100,6 +100,23 @@ fn to_object(cfg: &TrainConfig) -> serde_json::Map<String, serde_json::Value> {
     }
 }
 
+/// timing.csv's columns: the training loop's seconds and images/s (all ranks' images), then validation's seconds,
+/// saving's (best weights, validation predictions, metrics.csv and the checkpoint), and the whole epoch's seconds and
+/// training images per second of it, which is what a user waits for.
+pub const TIMING_HEADER: &str =
+    "epoch,train_seconds,train_images_per_s,validation_seconds,save_seconds,epoch_seconds,epoch_images_per_s";
+
+/// Where an epoch's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpochTiming {
+    /// The training loop, from its first batch to the last step.
+    pub train_seconds: f64,
+    /// Training images of the epoch, all ranks.
+    pub images: usize,
+    pub validation_seconds: f64,
+    pub save_seconds: f64,
+}
+
 /// One line of metrics.csv: the epoch's training loss and validation metrics. Timings live in timing.csv, so
 /// that two runs with the same seed give the same metrics.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,15 +229,24 @@ impl RunDir {
         })
     }
 
-    /// Appends an epoch's wall time and speed to timing.csv.
-    pub fn append_timing(&self, epoch: usize, seconds: f64, images: usize) -> Result<()> {
+    /// Appends an epoch's times and speeds to timing.csv.
+    pub fn append_timing(&self, epoch: usize, t: &EpochTiming) -> Result<()> {
         let path = self.path.join("timing.csv");
         let new = !path.exists();
         let mut f = fs::OpenOptions::new().create(true).append(true).open(&path)?;
         // One write per append: writeln! on a File issues a write per formatted piece, and a SIGKILL between them
         // left half a row that the resumed run then continued.
-        let mut text = if new { String::from("epoch,seconds,images_per_s\n") } else { String::new() };
-        text.push_str(&format!("{epoch},{seconds:.3},{:.1}\n", images as f64 / seconds.max(1e-9)));
+        let mut text = if new { format!("{TIMING_HEADER}\n") } else { String::new() };
+        let whole = t.train_seconds + t.validation_seconds + t.save_seconds;
+        let rate = |seconds: f64| t.images as f64 / seconds.max(1e-9);
+        text.push_str(&format!(
+            "{epoch},{:.3},{:.1},{:.3},{:.3},{whole:.3},{:.1}\n",
+            t.train_seconds,
+            rate(t.train_seconds),
+            t.validation_seconds,
+            t.save_seconds,
+            rate(whole)
+        ));
         f.write_all(text.as_bytes())?;
         Ok(())
     }
