@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use lensfind::calibration::{self, Bin, Method};
 use lensfind::ensemble::sigmoid;
-use lensfind::metrics::{evaluate, roc, Evaluation, Report};
+use lensfind::metrics::{evaluate, roc, Confusion, Evaluation, Report};
 use lensfind::operating::{pick, Rule};
 use lensfind::output::write_output;
 use lensfind::render::roc_plot;
@@ -21,7 +21,9 @@ use serde::Serialize;
 /// in the Bologna lens-finding challenge; overall and per source (1 = SLSim/DP0, 2 = HSC).
 ///
 /// --pred is lens-ensemble's id,pred (probabilities; threshold 0.5) or lens-infer's id,logit (threshold 0); a file
-/// with both (an ensemble of validation predictions) is evaluated on its logit, its pred giving the probabilities.
+/// with both (an ensemble of validation predictions) is evaluated on its logit, its pred giving the probabilities;
+/// a challenge submission (lens-ensemble --format challenge) on its 1/0 preds, which gives the true- and
+/// false-positive rates of the submitted decisions (at_threshold).
 /// --truth is a labels CSV (id,label[,source], as lens-synth --blind writes), an index, or a pack directory;
 /// without it, the labels of --pred itself (validation predictions: id,label,source,logit). Every scored id must
 /// have a label and every labelled id a score, unless --allow-missing (then the ids in both are used and the
@@ -44,7 +46,7 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(name = "lens-eval", version, max_term_width = 110)]
 pub struct Args {
-    /// The predictions: id,pred or id,logit.
+    /// The predictions: id,pred, id,logit, both, or a challenge submission (id,preds,...).
     #[arg(long, value_name = "FILE")]
     pub pred: PathBuf,
 
@@ -94,7 +96,20 @@ struct Output {
     missing_scores: usize,
     all: Report,
     by_source: BTreeMap<u8, Report>,
+    at_threshold: AtThreshold,
     calibration: CalibrationReport,
+}
+
+/// The counts and rates at the threshold, over all objects.
+#[derive(Debug, Serialize)]
+struct AtThreshold {
+    tp: u64,
+    fp: u64,
+    tn: u64,
+    #[serde(rename = "fn")]
+    fn_: u64,
+    tpr: f64,
+    fpr: f64,
 }
 
 /// How well the probabilities are calibrated, over all objects.
@@ -189,10 +204,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(rule) = &args.pick_threshold {
         return pick_threshold(&args, rule);
     }
-    let pred = read_scores(&args.pred, &["logit", "pred"])?;
+    let pred = read_scores(&args.pred, &["logit", "pred", "preds"])?;
     let truth_path = truth_path(&args)?;
     let truth = read_truth(&truth_path)?;
-    let threshold = args.threshold.unwrap_or(if pred.column == "pred" { 0.5 } else { 0.0 });
+    let threshold = args.threshold.unwrap_or(if pred.column == "logit" { 0.0 } else { 0.5 });
     let joined = Joined::new(&pred, &truth);
     joined.check(&args.pred, &truth_path, args.allow_missing)?;
     let (scores, labels, sources) = (&joined.scores, &joined.labels, &joined.sources);
@@ -206,6 +221,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (scores.iter().map(|&z| sigmoid(z)).collect(), "sigmoid(logit)")
     } else {
         (scores.clone(), "pred")
+    };
+    let c = Confusion::at(scores, labels, threshold);
+    let at_threshold = AtThreshold {
+        tp: c.tp,
+        fp: c.fp,
+        tn: c.tn,
+        fn_: c.fn_,
+        tpr: c.recall(),
+        fpr: if c.fp + c.tn == 0 { 0.0 } else { c.fp as f64 / (c.fp + c.tn) as f64 },
     };
     let calibration_report = CalibrationReport {
         probabilities: from.to_string(),
@@ -244,6 +268,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     print_table(&eval)?;
     eprintln!(
+        "at threshold {threshold} on {}: {} of {} lenses called (TPR {:.4}), {} of {} non-lenses (FPR {:.4})",
+        pred.column,
+        c.tp,
+        c.tp + c.fn_,
+        at_threshold.tpr,
+        c.fp,
+        c.fp + c.tn,
+        at_threshold.fpr
+    );
+    eprintln!(
         "calibration ({}): log-loss {:.4}, Brier {:.4}, ECE {:.4}",
         calibration_report.probabilities, calibration_report.log_loss, calibration_report.brier, calibration_report.ece
     );
@@ -256,6 +290,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         missing_scores: joined.missing_scores.len(),
         all: eval.all,
         by_source: eval.by_source,
+        at_threshold,
         calibration: calibration_report,
     };
     write_output(None, |w| {
