@@ -204,3 +204,18 @@ fn a_pretrained_checkpoint_that_does_not_fit_is_a_clear_error() {
     assert!(err.contains("odd.safetensors does not fit this convnext model: it lacks"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn runs_with_different_seeds_and_the_same_split_seed_hold_out_the_same_ids() {
+    let (t, p) = packed_dataset(20, 23);
+    let val_ids = |name: &str, seed: &str, split: &str| -> Vec<String> {
+        let out = t.path().join(name);
+        ok(&mut train_cmd(&p, &out, &["--epochs", "1", "--seed", seed, "--split-seed", split]));
+        let config: serde_json::Value = serde_json::from_slice(&fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["split_seed"].as_u64(), Some(split.parse().unwrap()), "recorded in config.json");
+        csv_rows(&out.join("val_predictions.csv")).into_iter().map(|r| r[0].clone()).collect()
+    };
+    let a = val_ids("a", "1", "5");
+    assert_eq!(a, val_ids("b", "2", "5"), "another --seed, the same --split-seed: the same validation objects");
+    assert_ne!(a, val_ids("c", "1", "6"), "another --split-seed: another split");
+}

@@ -39,6 +39,11 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autotune: Option<Autotune>,
     pub seed: u64,
+    /// The seed of the validation split (lens-train --split-seed), apart from `seed` so that the models of one
+    /// ensemble hold out the same objects. Absent in runs made before it existed, whose split was drawn from
+    /// `seed`: [`TrainConfig::split_seed`] keeps drawing theirs so, and they resume as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     pub val_split: f64,
     pub patience: usize,
     pub pretrained: Option<PathBuf>,
@@ -55,6 +60,11 @@ pub struct TrainConfig {
 const NOT_COMPARED: [&str; 6] = ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last"];
 
 impl TrainConfig {
+    /// The seed the validation split is drawn from: `split_seed`, or `seed` for a run made before --split-seed.
+    pub fn split_seed(&self) -> u64 {
+        self.split_seed.unwrap_or(self.seed)
+    }
+
     /// The settings in which `wanted` (a command line's) differs from this run's (config.json's), each as
     /// `NAME: VALUE in config.json, VALUE on the command line`; empty when the command line describes this run.
     /// `precision` and `channels_last` are the command line's when it gave them, None for auto (which matches
@@ -287,6 +297,7 @@ impl TrainConfig {
             channels_last: true,
             autotune: None,
             seed: 3,
+            split_seed: Some(42),
             val_split: 0.2,
             patience: 8,
             pretrained: None,
@@ -304,6 +315,18 @@ mod tests {
 
     fn config() -> TrainConfig {
         TrainConfig::example()
+    }
+
+    #[test]
+    fn a_config_without_split_seed_draws_its_split_from_the_seed() {
+        let mut json = serde_json::to_value(config()).unwrap();
+        assert_eq!(json["split_seed"], 42);
+        json.as_object_mut().unwrap().remove("split_seed");
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!((old.split_seed, old.split_seed()), (None, old.seed));
+        assert_eq!(config().split_seed(), 42);
+        // Written back, an old config stays without it (a resumed old run keeps drawing its split from the seed).
+        assert!(serde_json::to_value(&old).unwrap().get("split_seed").is_none());
     }
 
     #[test]
