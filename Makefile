@@ -18,7 +18,7 @@ export VIRTUAL_ENV := $(CURDIR)/.venv
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 
-.PHONY: all setup build demo test bench man install clean
+.PHONY: all setup build demo test lint bench man install clean
 
 all: build
 
@@ -81,6 +81,12 @@ demo: build
 test: setup
 	$(CARGO) build --bins
 	$(CARGO) test --workspace
+
+# The lint gate CI runs before the tests: formatting (rustfmt.toml) and clippy with [workspace.lints] (Cargo.toml),
+# every warning an error.
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every benchmark of BENCHMARKS.md on the machine at hand, into one report, bench/REPORT.md (scripts/bench-all.sh;
 # the training and inference ones use the demo's pack and run, made first when missing). QUICK=1 checks that the

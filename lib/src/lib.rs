@@ -11,6 +11,9 @@
 //! Errors are thiserror types per module; anyhow appears only where the tools meet the library (cli, and the few
 //! anyhow forms kept for nn's callers).
 
+// The library reports through its callers (errors, events, progress callbacks); only the tools print.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod calibration;
 pub mod cli;
 pub mod ensemble;

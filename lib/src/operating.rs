@@ -185,7 +185,7 @@ pub fn pick(scores: &[f64], labels: Option<&[u8]>, rule: Rule, column: &str) -> 
     let mut i = 0;
     while i < n {
         let s = scores[order[i]];
-        let (mut tp, mut fp) = (cuts.last().unwrap().1, cuts.last().unwrap().2);
+        let (_, mut tp, mut fp) = cuts[cuts.len() - 1]; // never empty: it starts with the cut calling none
         while i < n && scores[order[i]] == s {
             if lab(order[i]) {
                 tp += 1;

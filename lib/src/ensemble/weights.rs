@@ -259,7 +259,7 @@ mod tests {
                     assert!(!objective.better(c.equal_value, c.value), "{objective:?} {c:?}");
                     assert!((c.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9 && c.weights.iter().all(|&w| w >= 0.0));
                     // The value is that of the weights reported, recomputed through the ensemble.
-                    let preds = crate::ensemble::ensemble(&set.to_vec(), Some(&c.weights), false).unwrap();
+                    let preds = crate::ensemble::ensemble(set, Some(&c.weights), false).unwrap();
                     let logits: Vec<f64> = preds.iter().map(|p| p.logit).collect();
                     let labels: Vec<u8> = preds.iter().map(|p| p.label.unwrap()).collect();
                     assert!((objective.value(&logits, &labels) - c.value).abs() < 1e-9);
