@@ -109,7 +109,12 @@ fn validation_predictions_ensemble_with_weights_chosen_on_them() {
     assert!(val.starts_with("id,label,source,logit,pred\nv000,1,1,"), "{val}");
     let weights_from = format!("{},{}", g.display(), p.display());
     for metric in ["auc", "log-loss"] {
-        let out = ok(tool("lens-ensemble").arg(&g).arg(&p).args(["--weights-from", &weights_from, "--weights-metric", metric]));
+        let out = ok(tool("lens-ensemble").arg(&g).arg(&p).args([
+            "--weights-from",
+            &weights_from,
+            "--weights-metric",
+            metric,
+        ]));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("poor.val.csv is much worse than the best member on validation"), "{err}");
         // "validation METRIC of the ensemble X with these weights, Y with equal weights": X never worse than Y.

@@ -159,7 +159,13 @@ fn a_threshold_picked_at_fpr_1e2_gives_that_rate_on_validation() {
     let truth = t.path().join("truth.csv");
     let labels: String = validation(1.0).lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
     fs::write(&truth, labels).unwrap();
-    let v = ok(tool("lens-eval").arg("--pred").arg(&val).arg("--truth").arg(&truth).arg("--threshold").arg(logit.to_string()));
+    let v = ok(tool("lens-eval")
+        .arg("--pred")
+        .arg(&val)
+        .arg("--truth")
+        .arg(&truth)
+        .arg("--threshold")
+        .arg(logit.to_string()));
     let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     let tp = point["tp"].as_f64().unwrap();
     assert_eq!(v["all"]["recall"].as_f64(), Some(tp / 100.0));
@@ -171,7 +177,9 @@ fn a_threshold_picked_at_fpr_1e2_gives_that_rate_on_validation() {
         assert!(p[check].as_f64().is_some(), "{rule}: {p}");
     }
     assert_eq!(ok_json(&val, &["--pick-threshold", "fraction=0.05"])["called"].as_u64(), Some(55));
-    assert!(fails(tool("lens-eval").arg("--pred").arg(&val).args(["--pick-threshold", "fpr=2"])).contains("is not a rule"));
+    assert!(
+        fails(tool("lens-eval").arg("--pred").arg(&val).args(["--pick-threshold", "fpr=2"])).contains("is not a rule")
+    );
 }
 
 fn ok_json(pred: &std::path::Path, extra: &[&str]) -> serde_json::Value {
@@ -198,7 +206,11 @@ fn calibration_lowers_the_log_loss_of_an_over_confident_model_and_keeps_auc() {
     assert!(a["log_loss"].as_f64() < Some(b["log_loss"].as_f64().unwrap() - 0.05), "before {b}, after {a}");
     // Brier and ECE are reported (whether they fall depends on the data; the library's test checks them on a
     // model whose probabilities are known).
-    assert!(a["brier"].as_f64().is_some() && a["ece"].as_f64().is_some() && a["reliability"].as_array().unwrap().len() == 10);
+    assert!(
+        a["brier"].as_f64().is_some()
+            && a["ece"].as_f64().is_some()
+            && a["reliability"].as_array().unwrap().len() == 10
+    );
     // AUC from the calibrated logits is the uncalibrated one exactly: the ranking did not change.
     assert_eq!(after["all"]["auc"], before["all"]["auc"]);
     assert_eq!(after["all"]["tpr_at_fpr_1e2"], before["all"]["tpr_at_fpr_1e2"]);

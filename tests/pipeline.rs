@@ -71,7 +71,16 @@ fn pipeline_runs_once_and_reruns_what_changed() {
     touch(&out.join("test.index.csv"));
     assert_eq!(
         would_run(dir),
-        ["lens-pack", "lens-infer", "lens-infer", "lens-ensemble", "lens-ensemble", "lens-view", "lens-eval", "lens-eval"],
+        [
+            "lens-pack",
+            "lens-infer",
+            "lens-infer",
+            "lens-ensemble",
+            "lens-ensemble",
+            "lens-view",
+            "lens-eval",
+            "lens-eval"
+        ],
         "exactly what depends on the test index"
     );
     ok(&mut make(dir, &["-j2"]));
@@ -101,11 +110,15 @@ fn challenge_submission_at_the_operating_point(out: &Path) {
     let mut lines = text.lines();
     assert_eq!(lines.next().unwrap().split(',').count(), 41);
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    let mut pack_ids: Vec<String> = csv_rows(&out.join("test.pack/meta.csv")).into_iter().map(|r| r[1].clone()).collect();
+    let mut pack_ids: Vec<String> =
+        csv_rows(&out.join("test.pack/meta.csv")).into_iter().map(|r| r[1].clone()).collect();
     pack_ids.sort();
     assert_eq!(rows.iter().map(|r| r[0].to_string()).collect::<Vec<_>>(), pack_ids, "one row per blind object");
     let logits = |m: &str| -> std::collections::HashMap<String, f64> {
-        csv_rows(&out.join(format!("{m}.logits.csv"))).into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
+        csv_rows(&out.join(format!("{m}.logits.csv")))
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+            .collect()
     };
     let (a, f) = (logits("convnext_atto"), logits("convnext_femto"));
     for r in &rows {

@@ -47,7 +47,8 @@ fn learns_the_synthetic_task_reproducibly() {
     // timing.csv: a row per epoch whose parts add up to the whole epoch and whose speeds are its images over them.
     let timing = fs::read_to_string(a.join("timing.csv")).unwrap();
     let mut lines = timing.lines();
-    let header = "epoch,train_seconds,train_images_per_s,validation_seconds,save_seconds,epoch_seconds,epoch_images_per_s";
+    let header =
+        "epoch,train_seconds,train_images_per_s,validation_seconds,save_seconds,epoch_seconds,epoch_images_per_s";
     assert_eq!(lines.next(), Some(header));
     let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
     assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);

@@ -68,7 +68,8 @@ impl Calibration {
 
     /// Reads and checks a calibration file.
     pub fn read(path: &Path) -> Result<Calibration, CalibrationError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Read { path: path.into(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| CalibrationError::Read { path: path.into(), source })?;
         let c: Calibration =
             serde_json::from_str(&text).map_err(|source| CalibrationError::Parse { path: path.into(), source })?;
         if c.format != FORMAT || c.version != VERSION {

@@ -122,7 +122,8 @@ pub struct OperatingPoint {
 impl OperatingPoint {
     /// Reads and checks a threshold file.
     pub fn read(path: &Path) -> Result<OperatingPoint, OperatingError> {
-        let text = std::fs::read_to_string(path).map_err(|source| OperatingError::Read { path: path.into(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| OperatingError::Read { path: path.into(), source })?;
         let p: OperatingPoint =
             serde_json::from_str(&text).map_err(|source| OperatingError::Parse { path: path.into(), source })?;
         if p.format != FORMAT || p.version != VERSION {

@@ -4,7 +4,6 @@
 //! This is the tools' stderr reporter, the one place in the library that prints (besides cli.rs, the tools' `main`).
 #![allow(clippy::print_stderr)] // reporting on stderr is this module's job
 
-
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

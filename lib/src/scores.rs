@@ -263,15 +263,25 @@ mod tests {
 
     #[test]
     fn scores_join_truth_by_id() {
-        let pred = Scores { column: "pred".into(), ids: vec!["z".into(), "a".into(), "b".into()], values: vec![0.1, 0.9, 0.2] };
+        let pred = Scores {
+            column: "pred".into(),
+            ids: vec!["z".into(), "a".into(), "b".into()],
+            values: vec![0.1, 0.9, 0.2],
+        };
         let truth = [
             Truth { id: "b".into(), label: 0, source: None },
             Truth { id: "c".into(), label: 1, source: Some(1) },
             Truth { id: "a".into(), label: 1, source: Some(2) },
         ];
         let j = Joined::new(&pred, &truth);
-        assert_eq!((j.scores.clone(), j.labels.clone(), j.sources.clone()), (vec![0.9, 0.2], vec![1, 0], vec![Some(2), None]));
-        assert_eq!((j.missing_labels.clone(), j.missing_scores.clone()), (vec!["z".to_string()], vec!["c".to_string()]));
+        assert_eq!(
+            (j.scores.clone(), j.labels.clone(), j.sources.clone()),
+            (vec![0.9, 0.2], vec![1, 0], vec![Some(2), None])
+        );
+        assert_eq!(
+            (j.missing_labels.clone(), j.missing_scores.clone()),
+            (vec!["z".to_string()], vec!["c".to_string()])
+        );
         let (p, t) = (Path::new("p.csv"), Path::new("t.csv"));
         let err = j.check(p, t, false).unwrap_err().to_string();
         assert_eq!(err, "1 id(s) have no label in t.csv: z (--allow-missing evaluates the ids in both)");

@@ -157,7 +157,9 @@ mod tests {
     #[test]
     fn challenge_rows_have_41_columns() {
         assert_eq!(CHALLENGE_HEADER.split(',').count(), 41);
-        assert!(CHALLENGE_HEADER.contains(",Rein,vel disp,sh,") && CHALLENGE_HEADER.contains(",n_l_sers,vel_disp,RA,Dec,"));
+        assert!(
+            CHALLENGE_HEADER.contains(",Rein,vel disp,sh,") && CHALLENGE_HEADER.contains(",n_l_sers,vel_disp,RA,Dec,")
+        );
         let preds = [prediction("object_1", 2.0, None), prediction("object_2", -1.0, None)];
         let text = written(&preds, Format::Challenge, Some(Threshold::MeanLogit(0.5)), None);
         let lines: Vec<&str> = text.lines().collect();

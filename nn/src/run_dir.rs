@@ -354,7 +354,8 @@ mod tests {
 
         // Another model is one difference, not also its model_config; the same model with another drop path is.
         let mut femto = config();
-        (femto.model, femto.model_config) = ("convnext_femto".into(), ModelConfig::from_name("convnext_femto", None).unwrap());
+        (femto.model, femto.model_config) =
+            ("convnext_femto".into(), ModelConfig::from_name("convnext_femto", None).unwrap());
         let d = run.differences(&femto, None, None);
         assert_eq!(d, ["model: \"convnext_atto\" in config.json, \"convnext_femto\" on the command line"]);
         let mut drop = config();

@@ -154,7 +154,11 @@ fn join_truth(specs: &[String], models: &[Model]) -> Result<BTreeMap<String, (u8
 /// model must score the same ids unless `allow_missing`, which averages over the models that score an id. An id
 /// that only zero-weight models score is left out. Labels and sources of validation predictions are kept (two
 /// files that label an id differently are an error). Sorted by id.
-pub fn ensemble(specs: &[String], weights: Option<&[f64]>, allow_missing: bool) -> Result<Vec<Prediction>, EnsembleError> {
+pub fn ensemble(
+    specs: &[String],
+    weights: Option<&[f64]>,
+    allow_missing: bool,
+) -> Result<Vec<Prediction>, EnsembleError> {
     let weights = model_weights(weights, specs.len())?;
     let models: Vec<Model> = specs.iter().map(|m| read_model(m)).collect::<Result<_, _>>()?;
     let truth = join_truth(specs, &models)?;
@@ -205,7 +209,8 @@ mod tests {
         let b = format!("{}/b.shard*.csv", t.path().display());
         let got = ensemble(&[a.clone(), b.clone()], Some(&[1.0, 3.0]), false).expect("ensembles");
         let want = [("x", (1.0 - 6.0) / 4.0), ("y", (-1.0 + 9.0) / 4.0)];
-        let prediction = |(id, l): (&str, f64)| Prediction { id: id.into(), logit: l, pred: sigmoid(l), label: None, source: None };
+        let prediction =
+            |(id, l): (&str, f64)| Prediction { id: id.into(), logit: l, pred: sigmoid(l), label: None, source: None };
         assert_eq!(got, want.map(prediction));
         // Only zero-weight models score z: it is left out.
         let c = write(t.path(), "c.csv", "id,logit\nx,0\ny,0\nz,5\n");

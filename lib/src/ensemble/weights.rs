@@ -128,7 +128,11 @@ pub fn choose_weights(validation: &[String], objective: Objective) -> Result<Cho
             .cloned()
             .collect();
         if !differ.is_empty() {
-            return Err(EnsembleError::NotSharedSplit { spec: spec.clone(), first: validation[0].clone(), ids: differ });
+            return Err(EnsembleError::NotSharedSplit {
+                spec: spec.clone(),
+                first: validation[0].clone(),
+                ids: differ,
+            });
         }
     }
     let truth = super::join_truth(validation, &models)?;
@@ -136,10 +140,10 @@ pub fn choose_weights(validation: &[String], objective: Objective) -> Result<Cho
     let labels: Vec<u8> = ids
         .iter()
         .map(|id| {
-            truth.get(*id).map(|t| t.0).ok_or_else(|| EnsembleError::Unlabelled {
-                spec: validation[0].clone(),
-                id: id.to_string(),
-            })
+            truth
+                .get(*id)
+                .map(|t| t.0)
+                .ok_or_else(|| EnsembleError::Unlabelled { spec: validation[0].clone(), id: id.to_string() })
         })
         .collect::<Result<_, _>>()?;
     let pos = labels.iter().filter(|&&l| l == 1).count();
@@ -147,7 +151,8 @@ pub fn choose_weights(validation: &[String], objective: Objective) -> Result<Cho
         return Err(EnsembleError::OneClass);
     }
     let z: Vec<Vec<f64>> = models.iter().map(|m| ids.iter().map(|id| m.logits[*id]).collect()).collect();
-    let mix = |w: &[f64]| -> Vec<f64> { (0..ids.len()).map(|k| w.iter().zip(&z).map(|(w, z)| w * z[k]).sum()).collect() };
+    let mix =
+        |w: &[f64]| -> Vec<f64> { (0..ids.len()).map(|k| w.iter().zip(&z).map(|(w, z)| w * z[k]).sum()).collect() };
     let members = models.len();
     let equal = vec![1.0 / members as f64; members];
     let equal_value = objective.value(&mix(&equal), &labels);

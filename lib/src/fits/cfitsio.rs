@@ -221,4 +221,3 @@ impl Drop for Fits {
         unsafe { sys::ffclos(self.ptr, &mut status) };
     }
 }
-

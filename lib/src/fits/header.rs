@@ -72,4 +72,3 @@ pub(super) fn check_header_text(data: &[u8]) -> Result<(), FitsError> {
     }
     Ok(())
 }
-

@@ -65,8 +65,7 @@ fn parse_row(rec: &csv::StringRecord) -> Result<IndexRow, RowError> {
 /// Reads an index CSV; `name` is used in error messages (a path, or `<stdin>`). Errors give the line number.
 pub fn read_index<R: Read>(input: R, name: &str) -> Result<Vec<IndexRow>, IndexError> {
     let mut r = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
-    let header =
-        r.headers().map_err(|source| IndexError::Header { name: name.to_string(), source })?.clone();
+    let header = r.headers().map_err(|source| IndexError::Header { name: name.to_string(), source })?.clone();
     if header.iter().collect::<Vec<_>>() != HEADER {
         return Err(IndexError::NotAnIndex {
             name: name.to_string(),

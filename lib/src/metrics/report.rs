@@ -61,15 +61,17 @@ pub struct Evaluation {
 }
 
 /// The scores and labels of the objects of each source present, in input order.
-pub(crate) fn split_by_source(scores: &[f64], labels: &[u8], sources: &[Option<u8>]) -> BTreeMap<u8, (Vec<f64>, Vec<u8>)> {
+pub(crate) fn split_by_source(
+    scores: &[f64],
+    labels: &[u8],
+    sources: &[Option<u8>],
+) -> BTreeMap<u8, (Vec<f64>, Vec<u8>)> {
     assert!(scores.len() == labels.len() && labels.len() == sources.len(), "one label and source per score");
     SOURCES
         .into_iter()
         .filter_map(|src| {
-            let (s, l): (Vec<f64>, Vec<u8>) = (0..scores.len())
-                .filter(|&k| sources[k] == Some(src))
-                .map(|k| (scores[k], labels[k]))
-                .unzip();
+            let (s, l): (Vec<f64>, Vec<u8>) =
+                (0..scores.len()).filter(|&k| sources[k] == Some(src)).map(|k| (scores[k], labels[k])).unzip();
             (!s.is_empty()).then_some((src, (s, l)))
         })
         .collect()

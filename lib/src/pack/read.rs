@@ -161,13 +161,7 @@ fn map_images(dir: &Path, manifest: &Manifest) -> Result<Mmap, PackError> {
         npy::parse_header(&mmap).map_err(|source| PackError::Npy { path: path.clone(), source })?;
     let want = [manifest.count, 5, manifest.height, manifest.width];
     if dtype != manifest.dtype || shape != want || offset as u64 != manifest.images.data_offset {
-        return Err(PackError::Header {
-            path,
-            dtype,
-            shape,
-            expected_dtype: manifest.dtype,
-            expected_shape: want,
-        });
+        return Err(PackError::Header { path, dtype, shape, expected_dtype: manifest.dtype, expected_shape: want });
     }
     Ok(mmap)
 }

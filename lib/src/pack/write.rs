@@ -154,7 +154,12 @@ impl Writer {
             meta,
             dtype: opts.dtype,
             bytes: vec![0u8; 5 * opts.height * opts.width * opts.dtype.size()],
-            sums: Sums { data: crc32fast::Hasher::new(), block: crc32fast::Hasher::new(), rows_in_block: 0, blocks: vec![] },
+            sums: Sums {
+                data: crc32fast::Hasher::new(),
+                block: crc32fast::Hasher::new(),
+                rows_in_block: 0,
+                blocks: vec![],
+            },
             count: 0,
             lenses: 0,
             nonlenses: 0,

@@ -106,7 +106,10 @@ fn draw(canvas: &mut Canvas, curves: &[Curve], min_fpr: f64, bins: &[Bin]) -> Re
 /// The reliability diagram: the fraction of lenses against the mean predicted probability of each non-empty bin
 /// (red points and line), the diagonal of perfect calibration (grey), and the share of objects in each bin (blue
 /// bars, on the same 0..1 axis).
-fn draw_reliability<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, bins: &[Bin]) -> Result<(), RenderError> {
+fn draw_reliability<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    bins: &[Bin],
+) -> Result<(), RenderError> {
     let draw = draw_error("the reliability diagram");
     let mut chart = ChartBuilder::on(area)
         .caption("Reliability", ("sans-serif", 28))
@@ -126,9 +129,11 @@ fn draw_reliability<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::
     let total: usize = bins.iter().map(|b| b.count).sum::<usize>().max(1);
     let blue = BLUE.mix(0.35);
     chart
-        .draw_series(bins.iter().map(|b| {
-            Rectangle::new([(b.lo + 0.01, 0.0), (b.hi - 0.01, b.count as f64 / total as f64)], blue.filled())
-        }))
+        .draw_series(
+            bins.iter().map(|b| {
+                Rectangle::new([(b.lo + 0.01, 0.0), (b.hi - 0.01, b.count as f64 / total as f64)], blue.filled())
+            }),
+        )
         .map_err(draw)?
         .label("share of objects")
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], blue.filled()));
@@ -143,9 +148,7 @@ fn draw_reliability<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::
         .map_err(draw)?
         .label("lens fraction per bin")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .draw_series(points.iter().map(|&p| Circle::new(p, 5, RED.filled())))
-        .map_err(draw)?;
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, RED.filled()))).map_err(draw)?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

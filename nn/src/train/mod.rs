@@ -255,7 +255,8 @@ impl<'a> Trainer<'a> {
         }
         self.add_loss()?;
         self.emit(Event::EpochTrained);
-        self.epoch_time = EpochTiming { train_seconds: started.elapsed().as_secs_f64(), images: trained, ..Default::default() };
+        self.epoch_time =
+            EpochTiming { train_seconds: started.elapsed().as_secs_f64(), images: trained, ..Default::default() };
         Ok(true)
     }
 

@@ -85,7 +85,11 @@ fn weights(args: &Args) -> Result<Option<Vec<f64>>> {
         return Ok(args.weights.clone());
     };
     if validation.len() != args.models.len() {
-        bail!("--weights-from has {} validation files for {} models (one per model, in the same order)", validation.len(), args.models.len());
+        bail!(
+            "--weights-from has {} validation files for {} models (one per model, in the same order)",
+            validation.len(),
+            args.models.len()
+        );
     }
     let objective = if args.weights_metric == "auc" { Objective::Auc } else { Objective::LogLoss };
     let chosen = choose_weights(validation, objective)?;
