@@ -13,7 +13,11 @@ Two ways to run it:
 
 usage: bench_reference_train.py PACK MODEL BATCH EPOCHS fp32|bf16 contiguous|channels_last [--adamw plain|fused]
        [--workers N]
-prints: training images/second (the training loop only, as lens-train's timing.csv)"""
+Each epoch ends with a validation pass over the other 20% (batches of BATCH under torch.inference_mode(), as
+Lightning's validation loop runs, with the same autocast), as lens-train validates after each epoch.
+
+prints: training images/second of the training loop alone, then of whole epochs (loop and validation), as
+lens-train's timing.csv has them (train_images_per_s, epoch_images_per_s)"""
 import argparse
 import csv
 import os
@@ -26,7 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 
 class PackDataset(Dataset):
-    def __init__(self, pack, rows):
+    def __init__(self, pack, rows, augment=True):
+        self.augment = augment
         self.images = np.load(os.path.join(pack, "images.npy"), mmap_mode="r")
         with open(os.path.join(pack, "meta.csv")) as f:
             self.labels = [float(r["label"]) for r in csv.DictReader(f)]
@@ -38,6 +43,8 @@ class PackDataset(Dataset):
     def __getitem__(self, i):
         r = self.rows[i]
         x = torch.from_numpy(np.array(self.images[r], dtype=np.float32))
+        if not self.augment:
+            return x, torch.tensor(self.labels[r], dtype=torch.float32)
         if torch.rand(1).item() < 0.5:
             x = x.flip(2)
         if torch.rand(1).item() < 0.5:
@@ -62,6 +69,9 @@ def main():
     torch.manual_seed(0)
     n = len(np.load(os.path.join(pack, "images.npy"), mmap_mode="r"))
     rows = list(range(0, n))[: int(n * 0.8)]
+    val_rows = list(range(0, n))[int(n * 0.8):]
+    val_loader = DataLoader(PackDataset(pack, val_rows, augment=False), batch_size=batch, shuffle=False,
+                            num_workers=a.workers)
     loader = DataLoader(PackDataset(pack, rows), batch_size=batch, shuffle=True, num_workers=a.workers,
                         drop_last=False)
     model = timm.create_model(name, pretrained=False, in_chans=5, num_classes=1)
@@ -74,9 +84,10 @@ def main():
         assert not opt.defaults.get("fused") and not opt.defaults.get("foreach"), "the default is the plain loop"
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    model.train()
-    seen, t = 0, time.perf_counter()
+    seen, t, loop = 0, time.perf_counter(), 0.0
     for _ in range(epochs):
+        model.train()
+        started = time.perf_counter()
         for x, y in loader:
             if layout == "channels_last":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -88,7 +99,17 @@ def main():
             opt.step()
             sched.step()
             seen += len(y)
-    print(f"{seen / (time.perf_counter() - t):.1f}")
+        loop += time.perf_counter() - started
+        model.eval()
+        with torch.inference_mode():
+            val_loss = 0.0
+            for x, y in val_loader:
+                if layout == "channels_last":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    out = model(x).squeeze(1)
+                val_loss += loss_fn(out.float(), y).item() * len(y)
+    print(f"{seen / loop:.1f} {seen / (time.perf_counter() - t):.1f}")
 
 
 if __name__ == "__main__":

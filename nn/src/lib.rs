@@ -10,6 +10,7 @@
 // The library reports through its callers (errors, events, progress callbacks); only the tools print.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod alloc;
 pub mod autotune;
 pub mod batch;
 pub mod cli;
