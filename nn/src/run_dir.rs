@@ -15,6 +15,7 @@ use tch::{Device, Tensor};
 use crate::autotune::Autotune;
 use crate::device::Precision;
 use crate::models::ModelConfig;
+use crate::recipe::RecipeRecord;
 
 /// Every setting of a run; written to RUN/config.json at the start and read back by --resume and lens-infer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,12 +48,18 @@ pub struct TrainConfig {
     pub device: String,
     /// The tool and version that made the run.
     pub tool: String,
+    /// The recipe (lens-train --recipe) the run's lr, warm-up, decay groups, drop path and epochs came from, what
+    /// it resolved to and which of them the command line overrode. Absent in runs made before recipes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<RecipeRecord>,
 }
 
 /// Settings of config.json that a command line may change when it continues a run: where it runs, how often it
-/// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any), and
-/// `autotune` only records how auto chose them.
-const NOT_COMPARED: [&str; 6] = ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last"];
+/// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any),
+/// `autotune` only records how auto chose them, and `recipe` how the values were chosen (the values themselves,
+/// lr, epochs and the others, are compared; so a run made before recipes continues when they agree).
+const NOT_COMPARED: [&str; 7] =
+    ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last", "recipe"];
 
 impl TrainConfig {
     /// The settings in which `wanted` (a command line's) differs from this run's (config.json's), each as
@@ -268,6 +275,7 @@ impl TrainConfig {
             data_on_device: false,
             device: "auto".into(),
             tool: "lens-train 0.1.0".into(),
+            recipe: None,
         }
     }
 }
