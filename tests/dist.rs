@@ -18,7 +18,9 @@ fn free_port() -> u16 {
 /// Auto settings (rank 0 measures and every rank takes its choice) unless a test asks for fixed ones (EXACT).
 const COMMON: [&str; 7] = ["--model", "convnext_atto", "--seed", "3", "-q", "-j", "1"];
 
-const EXACT: [&str; 4] = ["--precision", "fp32", "--memory-format", "contiguous"];
+/// Fixed settings, and no drop path: its masks are drawn per process (from the seed, step and rank), so with drop
+/// path two ranks train like one process in distribution but not to the same weights.
+const EXACT: [&str; 6] = ["--precision", "fp32", "--memory-format", "contiguous", "--drop-path", "0"];
 
 /// lens-train as rank `rank` of `world` (torchrun's variables) with `args`.
 fn rank_cmd(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {

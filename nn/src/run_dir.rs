@@ -322,3 +322,25 @@ mod tests {
         assert!(d.len() == 1 && d[0].starts_with("model_config: "), "{d:?}");
     }
 }
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+    use crate::recipe::{resolve, Overrides, Recipe};
+
+    #[test]
+    fn config_json_keeps_the_recipe_and_old_files_still_load() {
+        let (_, record) = resolve(Recipe::Scratch, 128, 100, &Overrides { lr: Some(3e-3), ..Overrides::default() });
+        let cfg = TrainConfig { recipe: Some(record), ..TrainConfig::example() };
+        let t = tempfile::tempdir().unwrap();
+        let run = RunDir::new(t.path().join("run"));
+        run.create(&cfg).unwrap();
+        assert_eq!(run.read_config().unwrap(), cfg, "the recipe round-trips through config.json");
+
+        // A config.json written before recipes has no "recipe": it loads, as None.
+        let mut old = serde_json::to_value(TrainConfig::example()).unwrap();
+        assert!(old.as_object_mut().unwrap().remove("recipe").is_none(), "None is not written");
+        std::fs::write(run.config_path(), old.to_string()).unwrap();
+        assert_eq!(run.read_config().unwrap().recipe, None);
+    }
+}

@@ -50,7 +50,7 @@ impl Difficulty {
                 companion_distance: (0.9, 3.0),
                 theta_e: (0.5, 1.6),
                 source_r_eff: (0.05, 0.25),
-                source_flux: (5.0, 100.0),
+                source_flux: (8.0, 120.0),
                 lookalike_chance: 0.5,
                 lookalike_flux: (20.0, 400.0),
             },

@@ -24,7 +24,7 @@ use lensfind::synth::{generate, Difficulty, SynthOptions};
 /// PSF and noise. OUT/params.csv records each object's Einstein radius, source flux and companion.
 ///
 /// --difficulty hard makes the benchmark that tells training recipes apart (scripts/bench-recipes.sh): fainter
-/// and smaller arcs (Einstein radii 0.5-1.6", sources 0.05-0.25" and half as bright), companions on half the
+/// and smaller arcs (Einstein radii 0.5-1.6", sources 0.05-0.25" and fainter), companions on half the
 /// objects, ring and spiral galaxies (blue rings and arms around the red galaxy) on half the non-lenses, and two
 /// seeing/noise domains: good (the instrument's) and poor (seeing 1.4x broader, sky noise 1.7x), a quarter poor
 /// in the training layout and 70% poor in the blind layout, a shifted mix. params.csv then adds the columns domain

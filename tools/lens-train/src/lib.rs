@@ -22,10 +22,12 @@ use lensfind_nn::{registry, ModelConfig};
 
 /// Train a lens classifier on a pack: ConvNeXt or ViT with 5-channel input and one logit, timm-compatible.
 ///
-/// The recipe is the reference's: BCE-with-logits, AdamW (lr 1e-4, weight decay 1e-2), cosine annealing stepped
-/// per batch over all steps, random horizontal and vertical flips and rotations by 90 degrees per image, batch 256,
-/// 50 epochs, early stopping on validation AUC with patience 8. Without --val-pack, a validation split stratified
-/// by label and source (SLSim/HSC) is drawn from the seed.
+/// The loop is the reference's: BCE-with-logits, AdamW, a linear warm-up then cosine annealing stepped per batch
+/// over all steps, random horizontal and vertical flips and rotations by 90 degrees per image, batch 256, early
+/// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
+/// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
+/// lr 1e-4, no warm-up, 50 epochs); options given explicitly win over it. Without --val-pack, a validation split
+/// stratified by label and source (SLSim/HSC) is drawn from the seed.
 ///
 /// The run directory gets config.json (every setting, written first), metrics.csv (one row per epoch: training
 /// loss; validation loss, AUC, accuracy, precision and recall at logit 0, TPR at FPR 1e-2 and 1e-3, AUC per
@@ -334,7 +336,12 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
 fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Start)> {
     let run = RunDir::new(args.out.clone().expect("clap requires --out"));
     if !args.resume {
-        let world = Env::from_env()?.map_or(1, |e| e.world);
+        let mut world = Env::from_env()?.map_or(1, |e| e.world);
+        if args.auto_resume {
+            // The recipe at the run's own number of processes: continued at another world size, a run keeps the
+            // learning rate it scaled for its global batch, as with --resume.
+            world = recorded_world(&run, args.batch_size).unwrap_or(world);
+        }
         let cfg = config_from_args(args, world)?;
         parse_device(&cfg.device)?;
         if !args.auto_resume {
@@ -361,6 +368,13 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Sta
         cfg.checkpoint_every = args.checkpoint_every;
     }
     Ok((cfg, Start::Resume { step: None }))
+}
+
+/// The number of processes the run in `run` was started with, from its recipe's global batch (None for a new run,
+/// a run made before recipes, or another batch size, which --auto-resume then names as a difference).
+fn recorded_world(run: &RunDir, batch_size: usize) -> Option<usize> {
+    let recipe = run.read_config().ok()?.recipe?;
+    (batch_size > 0 && recipe.global_batch % batch_size == 0).then_some(recipe.global_batch / batch_size)
 }
 
 /// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
