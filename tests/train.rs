@@ -111,13 +111,14 @@ fn auto_resume_starts_a_run_continues_it_and_refuses_other_settings() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is already complete"));
     assert!(read(&whole) == before, "a complete run is left as it was");
 
-    // Other settings: an error that names them (--checkpoint-every and --device may change).
+    // Other settings: an error that names them (--checkpoint-every and --device may change); the recipe's warm-up,
+    // a tenth of the run's steps here, follows the epochs.
     let other = ["--epochs", "3", "--weight-decay", "0.05", "--auto-resume", "--device", "cpu"];
     let err = fails(&mut train_cmd(&p, &whole, &other));
     assert!(
         err.contains(
-            "holds a run with other settings (epochs: 2 in config.json, 3 on the command line; weight_decay: 0.01 \
-             in config.json, 0.05 on the command line)"
+            "holds a run with other settings (epochs: 2 in config.json, 3 on the command line; warmup_steps: 0 in \
+             config.json, 1 on the command line; weight_decay: 0.01 in config.json, 0.05 on the command line)"
         ),
         "{err}"
     );

@@ -171,19 +171,20 @@ pub struct RecipeRecord {
     pub overridden: Vec<String>,
 }
 
-/// The values of `recipe` for a run with `global_batch` images per step and `steps_per_epoch` steps per epoch,
+/// The values of `recipe` for a run with `global_batch` images per step and `steps_per_epoch` steps per epoch
+/// (None when the packs could not be read: no cap on the warm-up, and the run fails on them where it opens them),
 /// with the command line's `overrides` applied; and the record of how they came about.
 pub fn resolve(
     recipe: Recipe,
     global_batch: usize,
-    steps_per_epoch: usize,
+    steps_per_epoch: Option<usize>,
     overrides: &Overrides,
 ) -> (RecipeValues, RecipeRecord) {
     let p = recipe.preset();
     let epochs = overrides.epochs.unwrap_or(p.epochs);
     let lr = if p.scales_with_batch { p.base_lr * global_batch as f64 / LR_REFERENCE_BATCH as f64 } else { p.base_lr };
-    let total_steps = steps_per_epoch * epochs;
-    let warmup_cap = (total_steps as f64 * WARMUP_MAX_FRACTION).floor() as usize;
+    let warmup_cap =
+        steps_per_epoch.map_or(usize::MAX, |s| ((s * epochs) as f64 * WARMUP_MAX_FRACTION).floor() as usize);
     let preset = RecipeValues {
         lr,
         warmup_steps: p.warmup_steps.min(warmup_cap),
@@ -220,8 +221,10 @@ pub fn help() -> String {
          --lr, --warmup-steps, --weight-decay, --no-decay-norm-bias/--decay-norm-bias, --drop-path and --epochs \
          given explicitly wins over the preset. Default: scratch, or finetune with --pretrained.",
     );
-    text.push_str("\n\nThe global batch is --batch-size x the number of processes. A preset's warm-up is at most a tenth \
-         of the run's steps. config.json records the preset, what it resolved to and what was overridden.\n");
+    text.push_str(
+        "\n\nThe global batch is --batch-size x the number of processes. A preset's warm-up is at most a tenth \
+         of the run's steps. config.json records the preset, what it resolved to and what was overridden.\n",
+    );
     for r in Recipe::ALL {
         text.push_str(&format!("\n{}: {}.", r.name(), r.preset().describe()));
     }
@@ -260,23 +263,29 @@ mod tests {
     fn presets_resolve_to_their_documented_values() {
         let none = Overrides::default();
         // Long runs: the warm-up cap does not bite.
-        let (v, r) = resolve(Recipe::Reference, 128, 1000, &none);
+        let (v, r) = resolve(Recipe::Reference, 128, Some(1000), &none);
         assert!(close(v.lr, 1e-4), "the reference does not scale its rate: {}", v.lr);
-        assert_eq!((v.warmup_steps, v.weight_decay, v.no_decay_norm_bias, v.drop_path, v.epochs), (0, 1e-2, false, 0.0, 50));
+        assert_eq!(
+            (v.warmup_steps, v.weight_decay, v.no_decay_norm_bias, v.drop_path, v.epochs),
+            (0, 1e-2, false, 0.0, 50)
+        );
         assert!(r.overridden.is_empty() && r.preset == v && r.global_batch == 128);
 
-        let (v, _) = resolve(Recipe::Scratch, 128, 1000, &none);
+        let (v, _) = resolve(Recipe::Scratch, 128, Some(1000), &none);
         assert!(close(v.lr, 1e-3), "scratch: 1e-3 at batch 128, {}", v.lr);
-        assert_eq!((v.warmup_steps, v.weight_decay, v.no_decay_norm_bias, v.drop_path, v.epochs), (200, 1e-2, true, 0.1, 50));
-        let (v, _) = resolve(Recipe::Scratch, 512, 1000, &none);
+        assert_eq!(
+            (v.warmup_steps, v.weight_decay, v.no_decay_norm_bias, v.drop_path, v.epochs),
+            (200, 1e-2, true, 0.1, 50)
+        );
+        let (v, _) = resolve(Recipe::Scratch, 512, Some(1000), &none);
         assert!(close(v.lr, 4e-3), "scaled with the global batch: {}", v.lr);
 
-        let (v, _) = resolve(Recipe::Finetune, 256, 1000, &none);
+        let (v, _) = resolve(Recipe::Finetune, 256, Some(1000), &none);
         assert!(close(v.lr, 1e-4));
         assert_eq!((v.warmup_steps, v.no_decay_norm_bias, v.drop_path, v.epochs), (100, true, 0.1, 30));
 
         // A short run: 10 steps x 50 epochs; the warm-up is at most a tenth of its 500 steps.
-        let (v, _) = resolve(Recipe::Scratch, 128, 10, &none);
+        let (v, _) = resolve(Recipe::Scratch, 128, Some(10), &none);
         assert_eq!(v.warmup_steps, 50);
     }
 
@@ -289,7 +298,7 @@ mod tests {
             epochs: Some(3),
             ..Overrides::default()
         };
-        let (v, r) = resolve(Recipe::Scratch, 128, 10, &o);
+        let (v, r) = resolve(Recipe::Scratch, 128, Some(10), &o);
         assert_eq!((v.lr, v.no_decay_norm_bias, v.warmup_steps, v.epochs), (5e-4, false, 1000, 3), "uncapped");
         assert_eq!((v.drop_path, v.weight_decay), (0.1, 1e-2), "the preset's");
         assert_eq!(r.overridden, ["lr", "warmup-steps", "no-decay-norm-bias", "epochs"]);

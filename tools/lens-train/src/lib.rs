@@ -277,7 +277,9 @@ fn config_from_args(args: &Args, world: usize) -> Result<TrainConfig> {
         recipe: None,
     };
     let name = args.recipe.unwrap_or_else(|| Recipe::default_for(args.pretrained.is_some()));
-    let steps_per_epoch = lensfind_nn::train::steps_per_epoch(&cfg, world)?;
+    // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
+    // every rank reports it alike; until then the recipe does without the run's length (no warm-up cap).
+    let steps_per_epoch = lensfind_nn::train::steps_per_epoch(&cfg, world).ok();
     let (values, record) = recipe::resolve(name, args.batch_size * world, steps_per_epoch, &overrides(args));
     (cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.no_decay_norm_bias, cfg.epochs) =
         (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
