@@ -9,6 +9,7 @@ DEMO    := demo
 OBJECTS ?= 500
 SEED    ?= 1
 EPOCHS  ?= 5
+OPERATING_POINT ?= fpr=1e-2
 
 TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval lens-view
 
@@ -17,7 +18,7 @@ export VIRTUAL_ENV := $(CURDIR)/.venv
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 
-.PHONY: all setup build demo test bench man install clean
+.PHONY: all setup build demo test lint bench man install clean
 
 all: build
 
@@ -29,7 +30,9 @@ build: setup
 
 # The whole pipeline on synthetic data: synthesise a challenge-format training set (with two damaged files, as
 # the real release had) and a blind test set, index and pack both, train two small models, score the blind set
-# with test-time augmentation, ensemble the two, evaluate against the blind labels, and draw the best candidates.
+# with test-time augmentation, ensemble the two, evaluate against the blind labels, and draw the best candidates;
+# then ensemble the two runs' validation predictions (one split: --split-seed), pick the operating point there and
+# write the challenge-format submission at it, with its realised TPR and FPR on the blind set.
 demo: build
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/lens-synth --out $(DEMO)/train --objects $(OBJECTS) --seed $(SEED) --corrupt 2
@@ -41,9 +44,9 @@ demo: build
 	$(BIN)/lens-pack --verify $(DEMO)/train.pack
 	$(BIN)/lens-pack --verify $(DEMO)/blind.pack
 	$(BIN)/lens-train --pack $(DEMO)/train.pack --out $(DEMO)/runs/atto --model convnext_atto \
-	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $(SEED)
+	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $(SEED) --split-seed 42
 	$(BIN)/lens-train --pack $(DEMO)/train.pack --out $(DEMO)/runs/femto --model convnext_femto \
-	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $$(( $(SEED) + 1 ))
+	  --epochs $(EPOCHS) --batch-size 64 --lr 2e-3 --seed $$(( $(SEED) + 1 )) --split-seed 42
 	$(BIN)/lens-infer --run $(DEMO)/runs/atto --pack $(DEMO)/blind.pack --tta flips -o $(DEMO)/atto.logits.csv
 	$(BIN)/lens-infer --run $(DEMO)/runs/femto --pack $(DEMO)/blind.pack --tta flips -o $(DEMO)/femto.logits.csv
 	$(BIN)/lens-ensemble $(DEMO)/atto.logits.csv $(DEMO)/femto.logits.csv -o $(DEMO)/submission.csv
@@ -51,6 +54,12 @@ demo: build
 	  --plot $(DEMO)/roc.png \
 	  > $(DEMO)/metrics.json
 	$(BIN)/lens-view --pack $(DEMO)/blind.pack --scores $(DEMO)/submission.csv --top 36 -o $(DEMO)/candidates.png
+	$(BIN)/lens-ensemble $(DEMO)/runs/atto/val_predictions.csv $(DEMO)/runs/femto/val_predictions.csv \
+	  -o $(DEMO)/val.ensemble.csv
+	$(BIN)/lens-eval --pred $(DEMO)/val.ensemble.csv --pick-threshold $(OPERATING_POINT) > $(DEMO)/threshold.json
+	$(BIN)/lens-ensemble $(DEMO)/atto.logits.csv $(DEMO)/femto.logits.csv --threshold $(DEMO)/threshold.json \
+	  --format challenge -o $(DEMO)/challenge.csv
+	$(BIN)/lens-eval --pred $(DEMO)/challenge.csv --truth $(DEMO)/blind/labels.csv > $(DEMO)/challenge.metrics.json
 	@echo
 	@echo "demo: what was made under $(DEMO)/:"
 	@for p in $(DEMO)/train.pack $(DEMO)/blind.pack; do \
@@ -61,11 +70,23 @@ demo: build
 	@echo "  $(DEMO)/submission.csv scored against $(DEMO)/blind/labels.csv ($(DEMO)/metrics.json, roc.csv, roc.png):"
 	@grep -E '"(auc|tpr_at_fpr_1e2|tpr0)"' $(DEMO)/metrics.json | head -3 | sed 's/^ */    /'
 	@echo "  $(DEMO)/candidates.png: the 36 best-scored blind objects (lens-view), to look at"
+	@echo "  $(DEMO)/challenge.csv: the challenge's submission format, at the operating point $(OPERATING_POINT)"
+	@echo "    chosen on the two models' shared validation split ($(DEMO)/threshold.json):"
+	@grep -E '"(logit|probability|tpr|fpr)"' $(DEMO)/threshold.json | tr -d ' \n' | sed 's/^/    validation: /'; echo
+	@echo "    realised on the blind set ($(DEMO)/challenge.metrics.json):"
+	@sed -n '/"at_threshold"/,/}/p' $(DEMO)/challenge.metrics.json | grep -E '"(tp|fp|tpr|fpr)"' | tr -d ' \n' \
+	  | sed 's/^/    blind: /'; echo
 
 # The whole test suite: unit tests, the end-to-end tests (which run the built tools), and the man-page check.
 test: setup
 	$(CARGO) build --bins
 	$(CARGO) test --workspace
+
+# The lint gate CI runs before the tests: formatting (rustfmt.toml) and clippy with [workspace.lints] (Cargo.toml),
+# every warning an error.
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every benchmark of BENCHMARKS.md on the machine at hand, into one report, bench/REPORT.md (scripts/bench-all.sh;
 # the training and inference ones use the demo's pack and run, made first when missing). QUICK=1 checks that the

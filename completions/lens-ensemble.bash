@@ -23,7 +23,7 @@ _lens__ensemble() {
 
     case "${cmd}" in
         lens__ensemble)
-            opts="-o -h -V --weights --threshold --allow-missing --output --help --version"
+            opts="-o -q -h -V --weights --weights-from --weights-metric --threshold --calibration --format --allow-missing --output --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -33,8 +33,24 @@ _lens__ensemble() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --weights-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weights-metric)
+                    COMPREPLY=($(compgen -W "auc log-loss" -- "${cur}"))
+                    return 0
+                    ;;
                 --threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calibration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "scores challenge" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -23,7 +23,7 @@ _lens__eval() {
 
     case "${cmd}" in
         lens__eval)
-            opts="-h -V --pred --truth --threshold --roc --plot --allow-missing --help --version"
+            opts="-h -V --pred --truth --threshold --roc --plot --pick-threshold --fit-calibration --platt --allow-missing --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,14 @@ _lens__eval() {
                     return 0
                     ;;
                 --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pick-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fit-calibration)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -15,6 +15,7 @@ complete -c lens-train -l grad-clip -d 'Clip the global gradient norm to this va
 complete -c lens-train -l drop-path -d 'Stochastic depth rate of the last block, timm\'s drop_path_rate (default: the recipe\'s)' -r
 complete -c lens-train -l pos-weight -d 'Weight of the positive class in the loss (BCE pos_weight)' -r
 complete -c lens-train -l seed -r
+complete -c lens-train -l split-seed -d 'Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in config.json; runs made before this option drew their split from --seed and keep doing so' -r
 complete -c lens-train -l val-split -d 'Fraction of each (label, source) group held out for validation when there is no --val-pack' -r
 complete -c lens-train -l patience -d 'Stop after this many epochs without a better validation AUC' -r
 complete -c lens-train -l pretrained -d 'Start from a timm ImageNet checkpoint (safetensors): first conv adapted to 5 channels, fresh head' -r -F

@@ -33,6 +33,7 @@ finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the b
 '--drop-path=[Stochastic depth rate of the last block, timm'\''s drop_path_rate (default\: the recipe'\''s)]:RATE:_default' \
 '--pos-weight=[Weight of the positive class in the loss (BCE pos_weight)]:W:_default' \
 '--seed=[]:SEED:_default' \
+'--split-seed=[Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in config.json; runs made before this option drew their split from --seed and keep doing so]:SEED:_default' \
 '--val-split=[Fraction of each (label, source) group held out for validation when there is no --val-pack]:VAL_SPLIT:_default' \
 '--patience=[Stop after this many epochs without a better validation AUC]:PATIENCE:_default' \
 '--pretrained=[Start from a timm ImageNet checkpoint (safetensors)\: first conv adapted to 5 channels, fresh head]:FILE:_files' \

@@ -2,6 +2,9 @@
 #
 #   FITS dirs -> OUT/{train,test}.index.csv -> OUT/{train,test}.pack -> OUT/runs/MODEL/model.safetensors
 #             -> OUT/MODEL.logits.csv -> OUT/submission.csv -> OUT/metrics.json (with TRUTH), OUT/candidates.png
+#   the runs' validation predictions (one split, SPLIT_SEED) -> OUT/val.ensemble.csv -> OUT/threshold.json
+#             (OPERATING_POINT), OUT/calibration.json -> OUT/challenge.csv (the challenge's submission format)
+#             -> OUT/challenge.metrics.json (with TRUTH: the realised TPR and FPR at the operating point)
 #
 #   make -f scripts/pipeline.mk                  # synthetic data from lens-synth, two small models, 5 epochs
 #   make -f scripts/pipeline.mk -j2              # independent steps in parallel (packs, trainings, inference)
@@ -30,6 +33,11 @@ TRUTH ?= $(if $(TEST_DATA),,$(OUT)/synth/test/labels.csv)
 MODELS ?= convnext_atto convnext_femto
 EPOCHS ?= 5
 SEED ?= 1
+# Every model holds out the same validation objects (lens-train --split-seed), so that their validation
+# predictions ensemble into the ensemble's own, on which the operating point and the calibration are chosen.
+SPLIT_SEED ?= 42
+# The operating point of the challenge submission (lens-eval --pick-threshold): fpr=X, tpr=X, f1 or fraction=X.
+OPERATING_POINT ?= fpr=1e-2
 # Extra options for each tool. The defaults suit the small synthetic set; the real one wants lens-train's
 # defaults (batch 256, lr 1e-4), so pass TRAIN_ARGS= there. With make -j, give each run a share of the cores
 # (TRAIN_ARGS+=--threads N): every lens-train and lens-infer uses all cores by default.
@@ -43,7 +51,8 @@ VIEW_ARGS ?= --top 36
 .SECONDARY:
 .PHONY: all clean
 
-all: $(OUT)/submission.csv $(OUT)/candidates.png $(if $(TRUTH),$(OUT)/metrics.json)
+all: $(OUT)/submission.csv $(OUT)/challenge.csv $(OUT)/candidates.png \
+     $(if $(TRUTH),$(OUT)/metrics.json $(OUT)/challenge.metrics.json)
 
 # --- the data: real directories, or synthetic ones made here.
 ifeq ($(TRAIN_DATA),)
@@ -92,7 +101,7 @@ $(OUT)/%.pack/pack.json: $(OUT)/%.index.csv
 $(OUT)/runs/%/model.safetensors: $(OUT)/train.pack/pack.json
 	rm -rf $(OUT)/runs/$*.partial
 	$(BIN)lens-train --pack $(OUT)/train.pack --out $(OUT)/runs/$*.partial --model $* --epochs $(EPOCHS) \
-	  --seed $(SEED) $(TRAIN_ARGS)
+	  --seed $(SEED) --split-seed $(SPLIT_SEED) $(TRAIN_ARGS)
 	rm -rf $(OUT)/runs/$*
 	mv $(OUT)/runs/$*.partial $(OUT)/runs/$*
 
@@ -100,11 +109,34 @@ $(OUT)/runs/%/model.safetensors: $(OUT)/train.pack/pack.json
 $(OUT)/%.logits.csv: $(OUT)/runs/%/model.safetensors $(OUT)/test.pack/pack.json
 	$(BIN)lens-infer --run $(OUT)/runs/$* --pack $(OUT)/test.pack $(INFER_ARGS) -o $@
 
-$(OUT)/submission.csv: $(foreach m,$(MODELS),$(OUT)/$(m).logits.csv)
-	$(BIN)lens-ensemble $^ -o $@
+LOGITS := $(foreach m,$(MODELS),$(OUT)/$(m).logits.csv)
+
+# --- the ensemble's validation scores, its operating point and calibration, chosen on them.
+$(OUT)/val.ensemble.csv: $(foreach m,$(MODELS),$(OUT)/runs/$(m)/model.safetensors)
+	$(BIN)lens-ensemble $(foreach m,$(MODELS),$(OUT)/runs/$(m)/val_predictions.csv) -o $@
+
+$(OUT)/threshold.json: $(OUT)/val.ensemble.csv
+	$(BIN)lens-eval --pred $< --pick-threshold $(OPERATING_POINT) > $@.tmp
+	mv $@.tmp $@
+
+# The validation metrics (before calibration) come with the calibration fitted on the same scores.
+$(OUT)/calibration.json: $(OUT)/val.ensemble.csv
+	$(BIN)lens-eval --pred $< --fit-calibration $@ > $(OUT)/val.metrics.json.tmp
+	mv $(OUT)/val.metrics.json.tmp $(OUT)/val.metrics.json
+
+# --- scores (calibrated probabilities), the challenge submission at the operating point, evaluation.
+$(OUT)/submission.csv: $(LOGITS) $(OUT)/calibration.json
+	$(BIN)lens-ensemble $(LOGITS) --calibration $(OUT)/calibration.json -o $@
+
+$(OUT)/challenge.csv: $(LOGITS) $(OUT)/threshold.json
+	$(BIN)lens-ensemble $(LOGITS) --threshold $(OUT)/threshold.json --format challenge -o $@
 
 $(OUT)/metrics.json: $(OUT)/submission.csv $(TRUTH_DEPS)
 	$(BIN)lens-eval --pred $< --truth $(TRUTH) --roc $(OUT)/roc.csv --plot $(OUT)/roc.png > $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/challenge.metrics.json: $(OUT)/challenge.csv $(TRUTH_DEPS)
+	$(BIN)lens-eval --pred $< --truth $(TRUTH) > $@.tmp
 	mv $@.tmp $@
 
 $(OUT)/candidates.png: $(OUT)/submission.csv $(OUT)/test.pack/pack.json

@@ -1,4 +1,5 @@
 //! Helpers for the end-to-end tests: find and run the built tools, make datasets.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how a test fails
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

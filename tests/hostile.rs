@@ -13,7 +13,7 @@ use lensfind::pack::{verify, Pack};
 use lensfind_e2e::*;
 
 /// Runs `cmd`, failing the test if it has not ended after `limit` (a hang) or if it panicked.
-pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+pub(crate) fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning the tool");
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -345,7 +345,7 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
     // compared raw (--standardize none), with the template packed alone.
     let flips: Vec<IndexRow> = c.rows.iter().filter(|r| r.id.starts_with("flip")).cloned().collect();
     let (raw_flips, _) = pack(&flips, t.path(), "flips-raw", &["-q", "--standardize", "none"]);
-    let (raw_template, _) = pack(&[slsim.clone()], t.path(), "template-raw", &["-q", "--standardize", "none"]);
+    let (raw_template, _) = pack(std::slice::from_ref(&slsim), t.path(), "template-raw", &["-q", "--standardize", "none"]);
     let (f, tp) = (Pack::open(&raw_flips).unwrap(), Pack::open(&raw_template).unwrap());
     let mut template = vec![0.0f32; tp.row_len()];
     tp.row_f32(0, &mut template);

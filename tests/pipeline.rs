@@ -56,6 +56,7 @@ fn pipeline_runs_once_and_reruns_what_changed() {
     assert_eq!(metrics["all"]["n"], 16, "the blind set: 8 lenses and 8 non-lenses");
     assert_eq!(csv_rows(&out.join("submission.csv")).len(), 16);
     assert!(!out.join("runs/convnext_atto.partial").exists() && !out.join("metrics.json.tmp").exists());
+    challenge_submission_at_the_operating_point(&out);
 
     // A second make does nothing.
     assert!(up_to_date(dir), "make -q: everything up to date");
@@ -70,7 +71,7 @@ fn pipeline_runs_once_and_reruns_what_changed() {
     touch(&out.join("test.index.csv"));
     assert_eq!(
         would_run(dir),
-        ["lens-pack", "lens-infer", "lens-infer", "lens-ensemble", "lens-view", "lens-eval"],
+        ["lens-pack", "lens-infer", "lens-infer", "lens-ensemble", "lens-ensemble", "lens-view", "lens-eval", "lens-eval"],
         "exactly what depends on the test index"
     );
     ok(&mut make(dir, &["-j2"]));
@@ -82,6 +83,41 @@ fn pipeline_runs_once_and_reruns_what_changed() {
     let steps = would_run(dir);
     assert_eq!(steps.iter().filter(|s| *s == "lens-train").count(), 2, "{steps:?}");
     assert!(!steps.contains(&"lens-pack".to_string()) && steps.ends_with(&["lens-eval".to_string()]), "{steps:?}");
+}
+
+/// The challenge file of the pipeline: the two runs share their validation objects, the threshold was picked on
+/// their ensemble at FPR 1e-2, and challenge.csv holds one row per blind object (the pack's ids) with preds 1
+/// exactly where the mean logit of the two models reaches the threshold, -999 elsewhere.
+fn challenge_submission_at_the_operating_point(out: &Path) {
+    let val_ids = |m: &str| -> Vec<String> {
+        csv_rows(&out.join(format!("runs/{m}/val_predictions.csv"))).into_iter().map(|r| r[0].clone()).collect()
+    };
+    assert_eq!(val_ids("convnext_atto"), val_ids("convnext_femto"), "one validation split");
+    let point: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("threshold.json")).unwrap()).unwrap();
+    assert_eq!((point["rule"].as_str(), point["score_column"].as_str()), (Some("fpr=0.01"), Some("logit")));
+    assert!(point["fpr"].as_f64().unwrap() <= 0.01, "{point}");
+    let threshold = point["logit"].as_f64().unwrap();
+    let text = std::fs::read_to_string(out.join("challenge.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap().split(',').count(), 41);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let mut pack_ids: Vec<String> = csv_rows(&out.join("test.pack/meta.csv")).into_iter().map(|r| r[1].clone()).collect();
+    pack_ids.sort();
+    assert_eq!(rows.iter().map(|r| r[0].to_string()).collect::<Vec<_>>(), pack_ids, "one row per blind object");
+    let logits = |m: &str| -> std::collections::HashMap<String, f64> {
+        csv_rows(&out.join(format!("{m}.logits.csv"))).into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
+    };
+    let (a, f) = (logits("convnext_atto"), logits("convnext_femto"));
+    for r in &rows {
+        let called = (a[r[0]] + f[r[0]]) / 2.0 >= threshold;
+        assert_eq!(r[1], if called { "1" } else { "0" }, "{}", r[0]);
+        assert!(r.len() == 41 && r[2..].iter().all(|v| *v == "-999"));
+    }
+    let realised: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("challenge.metrics.json")).unwrap()).unwrap();
+    let called = rows.iter().filter(|r| r[1] == "1").count() as u64;
+    let at = &realised["at_threshold"];
+    assert_eq!(at["tp"].as_u64().unwrap() + at["fp"].as_u64().unwrap(), called, "{realised}");
 }
 
 #[test]

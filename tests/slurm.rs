@@ -754,7 +754,7 @@ fn torchrun_max_restarts_resumes_a_group_whose_rank_was_killed_from_its_checkpoi
         .split_once("lens-train: resuming")
         .and_then(|(_, rest)| rest.split_once("(step ")?.1.split_once(')')?.0.parse().ok())
         .unwrap_or_else(|| panic!("the restarted group did not resume from a checkpoint:\n{text}"));
-    assert!(step > 0 && (step % 3 == 0 || step % 10 == 0), "resumed at step {step}:\n{text}");
+    assert!(step > 0 && (step.is_multiple_of(3) || step.is_multiple_of(10)), "resumed at step {step}:\n{text}");
     eprintln!("the restarted group resumed at step {step}");
     assert_same_run(&whole, &run);
 }

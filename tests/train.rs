@@ -44,6 +44,21 @@ fn learns_the_synthetic_task_reproducibly() {
     }
     let preds = csv_rows(&a.join("val_predictions.csv"));
     assert_eq!(preds.len(), 80, "20% of each (label, source) group of 400 objects");
+    // timing.csv: a row per epoch whose parts add up to the whole epoch and whose speeds are its images over them.
+    let timing = fs::read_to_string(a.join("timing.csv")).unwrap();
+    let mut lines = timing.lines();
+    let header = "epoch,train_seconds,train_images_per_s,validation_seconds,save_seconds,epoch_seconds,epoch_images_per_s";
+    assert_eq!(lines.next(), Some(header));
+    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
+    for r in &rows {
+        let (train, rate, val, save, whole, whole_rate) = (r[1], r[2], r[3], r[4], r[5], r[6]);
+        assert!(train > 0.0 && val > 0.0 && save > 0.0, "{r:?}");
+        // Each value is printed rounded (seconds to 1 ms, speeds to 0.1 image/s): compared within that rounding.
+        assert!((whole - (train + val + save)).abs() <= 0.002, "{r:?}");
+        assert!((rate * train - 320.0).abs() <= 0.05 * train + 0.0005 * rate + 1.0, "320 images trained: {r:?}");
+        assert!((whole_rate * whole - 320.0).abs() <= 0.05 * whole + 0.0005 * whole_rate + 1.0, "{r:?}");
+    }
     ok(&mut train_cmd(&p, &b, &["--epochs", "3"]));
     assert_eq!(fs::read(a.join("metrics.csv")).unwrap(), fs::read(b.join("metrics.csv")).unwrap());
     assert_eq!(fs::read(a.join("model.safetensors")).unwrap(), fs::read(b.join("model.safetensors")).unwrap());
@@ -269,4 +284,19 @@ fn time_limit_stops_at_an_epoch_and_resume_keeps_the_recipe() {
     for f in ["model.safetensors", "metrics.csv"] {
         assert!(fs::read(whole.join(f)).unwrap() == fs::read(limited.join(f)).unwrap(), "{f} differs");
     }
+}
+
+#[test]
+fn runs_with_different_seeds_and_the_same_split_seed_hold_out_the_same_ids() {
+    let (t, p) = packed_dataset(20, 23);
+    let val_ids = |name: &str, seed: &str, split: &str| -> Vec<String> {
+        let out = t.path().join(name);
+        ok(&mut train_cmd(&p, &out, &["--epochs", "1", "--seed", seed, "--split-seed", split]));
+        let config: serde_json::Value = serde_json::from_slice(&fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["split_seed"].as_u64(), Some(split.parse().unwrap()), "recorded in config.json");
+        csv_rows(&out.join("val_predictions.csv")).into_iter().map(|r| r[0].clone()).collect()
+    };
+    let a = val_ids("a", "1", "5");
+    assert_eq!(a, val_ids("b", "2", "5"), "another --seed, the same --split-seed: the same validation objects");
+    assert_ne!(a, val_ids("c", "1", "6"), "another --split-seed: another split");
 }

@@ -2,13 +2,19 @@
 //!
 //! Data: `naming` (the challenge's file names), `index` (finding the files of each object), `fits` (reading a band
 //! image), `pack` (the memory-mapped dataset), `npy`, `synth` (a challenge-format synthetic dataset). Results:
-//! `scores` (logits, submissions, truth), `ensemble`, `metrics` (AUC, TPR at low FPR, the per-source report),
-//! `select` and `render` (contact sheets, the ROC plot). Plumbing: `output` (whole-or-nothing outputs),
+//! `scores` (logits, submissions, truth), `ensemble` (and weights chosen on validation), `metrics` (AUC, TPR at
+//! low FPR, the per-source report), `operating` (thresholds chosen by a rule), `calibration` (temperature and
+//! Platt scaling, Brier, ECE), `submission` (the scores and challenge formats), `select` and `render` (contact
+//! sheets, the ROC and reliability plots). Plumbing: `output` (whole-or-nothing outputs),
 //! `progress` (stderr reporting), `text` (CSV field formatting), `rng`, `threads`, and `cli` (the tools' `main`).
 //!
 //! Errors are thiserror types per module; anyhow appears only where the tools meet the library (cli, and the few
 //! anyhow forms kept for nn's callers).
 
+// The library reports through its callers (errors, events, progress callbacks); only the tools print.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod calibration;
 pub mod cli;
 pub mod ensemble;
 pub mod fits;
@@ -16,6 +22,7 @@ pub mod index;
 pub mod metrics;
 pub mod naming;
 pub mod npy;
+pub mod operating;
 pub mod output;
 pub mod pack;
 pub mod progress;
@@ -23,6 +30,7 @@ pub mod render;
 pub mod rng;
 pub mod scores;
 pub mod select;
+pub mod submission;
 pub mod synth;
 pub mod text;
 pub mod threads;

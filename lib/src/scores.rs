@@ -103,6 +103,14 @@ pub fn read_scores_from<R: Read>(input: R, path: &Path, columns: &[&str]) -> Res
     Ok(out)
 }
 
+/// Whether the CSV file at `path` has a column `name` in its header.
+pub fn has_column(path: &Path, name: &str) -> Result<bool, ScoresError> {
+    let file = std::fs::File::open(path).map_err(|source| ScoresError::Open { path: path.into(), source })?;
+    let mut r = csv::Reader::from_reader(std::io::BufReader::new(file));
+    let header = r.headers().map_err(|source| ScoresError::Header { path: path.into(), source })?;
+    Ok(header.iter().any(|h| h == name))
+}
+
 /// One labelled object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Truth {

@@ -1,6 +1,7 @@
 //! Every input that made a fuzz target fail (fuzz/regressions/<target>/), replayed through the same library call
 //! with the same expectations, so that a fixed crash stays fixed in the ordinary test run (no nightly, no
 //! libFuzzer). See RELIABILITY.md for what each one was.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails, also in the helpers the tests call
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,9 @@
 //! Modules depend one way: `models` -> `device`, `batch`, `run_dir` -> `infer` -> `train`; `shim`, `optim` and
 //! `dist` are the libtorch plumbing underneath.
 
+// The library reports through its callers (errors, events, progress callbacks); only the tools print.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod autotune;
 pub mod batch;
 pub mod cli;

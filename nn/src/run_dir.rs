@@ -40,6 +40,11 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autotune: Option<Autotune>,
     pub seed: u64,
+    /// The seed of the validation split (lens-train --split-seed), apart from `seed` so that the models of one
+    /// ensemble hold out the same objects. Absent in runs made before it existed, whose split was drawn from
+    /// `seed`: [`TrainConfig::split_seed`] keeps drawing theirs so, and they resume as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     pub val_split: f64,
     pub patience: usize,
     pub pretrained: Option<PathBuf>,
@@ -62,6 +67,11 @@ const NOT_COMPARED: [&str; 7] =
     ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last", "recipe"];
 
 impl TrainConfig {
+    /// The seed the validation split is drawn from: `split_seed`, or `seed` for a run made before --split-seed.
+    pub fn split_seed(&self) -> u64 {
+        self.split_seed.unwrap_or(self.seed)
+    }
+
     /// The settings in which `wanted` (a command line's) differs from this run's (config.json's), each as
     /// `NAME: VALUE in config.json, VALUE on the command line`; empty when the command line describes this run.
     /// `precision` and `channels_last` are the command line's when it gave them, None for auto (which matches
@@ -105,6 +115,23 @@ fn to_object(cfg: &TrainConfig) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Value::Object(map) => map,
         _ => unreachable!("a TrainConfig serialises to an object"),
     }
+}
+
+/// timing.csv's columns: the training loop's seconds and images/s (all ranks' images), then validation's seconds,
+/// saving's (best weights, validation predictions, metrics.csv and the checkpoint), and the whole epoch's seconds and
+/// training images per second of it, which is what a user waits for.
+pub const TIMING_HEADER: &str =
+    "epoch,train_seconds,train_images_per_s,validation_seconds,save_seconds,epoch_seconds,epoch_images_per_s";
+
+/// Where an epoch's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpochTiming {
+    /// The training loop, from its first batch to the last step.
+    pub train_seconds: f64,
+    /// Training images of the epoch, all ranks.
+    pub images: usize,
+    pub validation_seconds: f64,
+    pub save_seconds: f64,
 }
 
 /// One line of metrics.csv: the epoch's training loss and validation metrics. Timings live in timing.csv, so
@@ -219,15 +246,24 @@ impl RunDir {
         })
     }
 
-    /// Appends an epoch's wall time and speed to timing.csv.
-    pub fn append_timing(&self, epoch: usize, seconds: f64, images: usize) -> Result<()> {
+    /// Appends an epoch's times and speeds to timing.csv.
+    pub fn append_timing(&self, epoch: usize, t: &EpochTiming) -> Result<()> {
         let path = self.path.join("timing.csv");
         let new = !path.exists();
         let mut f = fs::OpenOptions::new().create(true).append(true).open(&path)?;
         // One write per append: writeln! on a File issues a write per formatted piece, and a SIGKILL between them
         // left half a row that the resumed run then continued.
-        let mut text = if new { String::from("epoch,seconds,images_per_s\n") } else { String::new() };
-        text.push_str(&format!("{epoch},{seconds:.3},{:.1}\n", images as f64 / seconds.max(1e-9)));
+        let mut text = if new { format!("{TIMING_HEADER}\n") } else { String::new() };
+        let whole = t.train_seconds + t.validation_seconds + t.save_seconds;
+        let rate = |seconds: f64| t.images as f64 / seconds.max(1e-9);
+        text.push_str(&format!(
+            "{epoch},{:.3},{:.1},{:.3},{:.3},{whole:.3},{:.1}\n",
+            t.train_seconds,
+            rate(t.train_seconds),
+            t.validation_seconds,
+            t.save_seconds,
+            rate(whole)
+        ));
         f.write_all(text.as_bytes())?;
         Ok(())
     }
@@ -268,6 +304,7 @@ impl TrainConfig {
             channels_last: true,
             autotune: None,
             seed: 3,
+            split_seed: Some(42),
             val_split: 0.2,
             patience: 8,
             pretrained: None,
@@ -286,6 +323,18 @@ mod tests {
 
     fn config() -> TrainConfig {
         TrainConfig::example()
+    }
+
+    #[test]
+    fn a_config_without_split_seed_draws_its_split_from_the_seed() {
+        let mut json = serde_json::to_value(config()).unwrap();
+        assert_eq!(json["split_seed"], 42);
+        json.as_object_mut().unwrap().remove("split_seed");
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!((old.split_seed, old.split_seed()), (None, old.seed));
+        assert_eq!(config().split_seed(), 42);
+        // Written back, an old config stays without it (a resumed old run keeps drawing its split from the seed).
+        assert!(serde_json::to_value(&old).unwrap().get("split_seed").is_none());
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub fn autocast<T>(device: Device, dtype: AutocastDtype, f: impl FnOnce() -> T) 
     let dt = c_int::from(dtype == AutocastDtype::Float16);
     // SAFETY: plain libtorch state setters; Restore undoes them.
     let prev = unsafe { lensfind_autocast_set(dev, 1, dt) };
+    // SAFETY: as above; the nesting count is what libtorch's own autocast guard increments.
     unsafe { lensfind_autocast_increment_nesting() };
     let _restore = Restore { dev, prev, dt };
     f()

@@ -3,6 +3,7 @@
 //! beside them): outputs, loss and gradients of one training step; three optimizer steps on given gradients.
 //! Every tolerance is written beside its check with its reason; they hold on any x86-64 CPU (AVX2, AVX-512, AMX),
 //! not only on the machine that wrote the fixtures.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails, also in the helpers the tests call
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -176,6 +177,7 @@ fn adamw_gradient(g: &Tensor, step: usize) -> Tensor {
 /// - exp_avg by 8 EPS32 of the sum of |g| over the steps: two or three roundings per step of terms no larger than
 ///   that (the moment itself may cancel to ~0 as the gradients change sign, so its own size is no scale);
 /// - exp_avg_sq by 8 EPS32 of itself: a sum of squares, which cannot cancel.
+///
 /// Measured on AVX2 with ATen's, oneDNN's and MKL's kernels also forced to other instruction sets: at most a
 /// quarter of the parameters' bound is used (about one float32 rounding), a fifth of exp_avg_sq's.
 fn check_adamw(name: &str) {

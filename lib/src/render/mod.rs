@@ -4,7 +4,7 @@
 //! - `font`: the TrueType font of the labels;
 //! - `lupton`: one object's tile, sky-subtracted and asinh-stretched;
 //! - `sheet`: the grid of tiles and labels;
-//! - `roc`: the ROC curves with a log false-positive-rate axis.
+//! - `roc`: the ROC curves with a log false-positive-rate axis, and the reliability diagram beside them.
 
 mod font;
 mod lupton;

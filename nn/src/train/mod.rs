@@ -27,7 +27,7 @@ use crate::dist::ProcessGroup;
 use crate::models::layers::vars_to_channels_last;
 use crate::models::Model;
 use crate::optim::AdamW;
-use crate::run_dir::{MetricsRow, RunDir, TrainConfig};
+use crate::run_dir::{EpochTiming, MetricsRow, RunDir, TrainConfig};
 use checkpoint::TrainState;
 use ddp::{shard, GradSync};
 pub use events::Event;
@@ -122,8 +122,8 @@ pub struct Trainer<'a> {
     skipped: usize,
     /// Training loss sum and count of this rank since the ranks last added theirs into `state`.
     pending: (f64, usize),
-    /// The last trained epoch's wall time and images (all ranks), for timing.csv.
-    epoch_time: (f64, usize),
+    /// The last epoch's phases, for timing.csv.
+    epoch_time: EpochTiming,
     /// The last validation's logits, in the order of the validation rows.
     val_logits: Vec<f64>,
 }
@@ -172,7 +172,7 @@ impl<'a> Trainer<'a> {
             pos_weight: cfg.pos_weight.map(|w| Tensor::from_slice(&[w as f32]).to_device(device)),
             skipped: 0,
             pending: (0.0, 0),
-            epoch_time: (0.0, 0),
+            epoch_time: EpochTiming::default(),
             val_logits: Vec::new(),
         };
         trainer.initial_state(resume)?;
@@ -281,7 +281,7 @@ impl<'a> Trainer<'a> {
         }
         self.add_loss()?;
         self.emit(Event::EpochTrained);
-        self.epoch_time = (started.elapsed().as_secs_f64(), trained);
+        self.epoch_time = EpochTiming { train_seconds: started.elapsed().as_secs_f64(), images: trained, ..Default::default() };
         Ok(true)
     }
 
@@ -348,7 +348,9 @@ impl<'a> Trainer<'a> {
 
     /// Validates the model after an epoch: the metrics row of the epoch (the same on every rank).
     pub fn validate(&mut self) -> Result<MetricsRow> {
+        let started = Instant::now();
         let logits = self.validation_logits()?;
+        self.epoch_time.validation_seconds = started.elapsed().as_secs_f64();
         let s = &self.state;
         let lr =
             schedule::lr_at(s.global_step.saturating_sub(1), self.total_steps(), self.cfg.lr, self.cfg.warmup_steps);
@@ -387,9 +389,9 @@ impl<'a> Trainer<'a> {
     /// stopping and the checkpoint. Returns the outcome when the run ends here.
     pub fn finish_epoch(&mut self, row: MetricsRow, stop: &AtomicBool) -> Result<Option<Outcome>> {
         let epoch = self.state.epoch;
-        let (seconds, images) = self.epoch_time;
-        let images_per_s = images as f64 / seconds.max(1e-9);
+        let images_per_s = self.epoch_time.images as f64 / self.epoch_time.train_seconds.max(1e-9);
         self.emit(Event::Validated { row: &row, epochs: self.cfg.epochs, images_per_s });
+        let saving = Instant::now();
         let improved = self.state.best_auc.is_none_or(|best| row.val_auc > best);
         if improved {
             self.state.best_auc = Some(row.val_auc);
@@ -402,13 +404,17 @@ impl<'a> Trainer<'a> {
         self.state.history.push(row);
         if self.is_main() {
             self.run.write_metrics(&self.state.history)?;
-            self.run.append_timing(epoch + 1, seconds, images)?;
         }
         self.state.next_epoch();
         if self.state.epochs_without_improvement >= self.cfg.patience {
             self.state.stopped_early = true;
         }
         self.save_checkpoint()?;
+        if self.is_main() {
+            // After the checkpoint, so that its time counts; a run killed in between lacks this epoch's row.
+            self.epoch_time.save_seconds = saving.elapsed().as_secs_f64();
+            self.run.append_timing(epoch + 1, &self.epoch_time)?;
+        }
         if self.state.stopped_early {
             let best_epoch = self.state.best_epoch.unwrap_or(0);
             self.emit(Event::StoppedEarly { patience: self.cfg.patience, best_epoch });

@@ -33,7 +33,7 @@ impl Data {
                 }
                 ((0..pack.len()).collect(), (0..v.len()).collect())
             }
-            None => stratified_split(&pack.meta, cfg.val_split, cfg.seed)?,
+            None => stratified_split(&pack.meta, cfg.val_split, cfg.split_seed())?,
         };
         let data = Data { pack, val_pack, train_rows, val_rows };
         check_classes(&data.pack.meta, &data.train_rows, "training")?;
@@ -46,8 +46,8 @@ impl Data {
     }
 }
 
-/// A validation split stratified by label and source: `fraction` of each (label, source) group, drawn with the
-/// seed. Returns (train rows, validation rows), each in pack order. Rows without a label cannot be used.
+/// A validation split stratified by label and source: `fraction` of each (label, source) group, drawn with `seed`
+/// (the run's split seed, apart from its training seed). Returns (train rows, validation rows), each in pack order. Rows without a label cannot be used.
 pub fn stratified_split(meta: &[MetaRow], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&fraction) || fraction == 0.0 {
         bail!("--val-split {fraction} must be in (0, 1) when there is no --val-pack");

@@ -27,7 +27,8 @@ use lensfind_nn::{registry, ModelConfig};
 /// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
 /// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
 /// lr 1e-4, no warm-up, 50 epochs); options given explicitly win over it. Without --val-pack, a validation split
-/// stratified by label and source (SLSim/HSC) is drawn from the seed.
+/// stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by default, apart from --seed, so
+/// that the models of an ensemble share their validation objects).
 ///
 /// The run directory gets config.json (every setting, written first), metrics.csv (one row per epoch: training
 /// loss; validation loss, AUC, accuracy, precision and recall at logit 0, TPR at FPR 1e-2 and 1e-3, AUC per
@@ -141,6 +142,12 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
+    /// Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different
+    /// seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in
+    /// config.json; runs made before this option drew their split from --seed and keep doing so.
+    #[arg(long, default_value_t = DEFAULT_SPLIT_SEED, value_name = "SEED")]
+    pub split_seed: u64,
+
     /// Fraction of each (label, source) group held out for validation when there is no --val-pack.
     #[arg(long, default_value_t = 0.2)]
     pub val_split: f64,
@@ -182,6 +189,10 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
+
+/// The default --split-seed: 42, the default --seed, so that a run with the default seed holds out the objects it
+/// held out before the split had a seed of its own.
+pub const DEFAULT_SPLIT_SEED: u64 = 42;
 
 /// The options `--resume` may change: where and how the run continues, not what it computes. Every other option
 /// is taken from config.json and refused on the command line.
@@ -267,6 +278,7 @@ fn config_from_args(args: &Args, world: usize) -> Result<TrainConfig> {
         channels_last: args.exec.memory_format().fixed().is_some_and(MemoryFormat::is_channels_last),
         autotune: None,
         seed: args.seed,
+        split_seed: Some(args.split_seed),
         val_split: args.val_split,
         patience: args.patience,
         pretrained,
@@ -350,6 +362,15 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Sta
             return Ok((cfg, Start::New));
         }
         let channels_last = args.exec.memory_format().fixed().map(MemoryFormat::is_channels_last);
+        let mut cfg = cfg;
+        // A run made before --split-seed drew its split from --seed: a command line that does not name a split
+        // seed continues it so.
+        if matches.value_source("split_seed") != Some(ValueSource::CommandLine)
+            && run.config_path().exists()
+            && run.read_config().is_ok_and(|old| old.split_seed.is_none())
+        {
+            cfg.split_seed = None;
+        }
         return auto_resume::decide(&run, cfg, args.exec.precision.fixed(), channels_last);
     }
     let given: Vec<String> = Args::command()
