@@ -23,7 +23,7 @@ _lens__synth() {
 
     case "${cmd}" in
         lens__synth)
-            opts="-o -n -j -q -h -V --out --objects --seed --blind --corrupt --size --threads --quiet --help --version"
+            opts="-o -n -j -q -h -V --out --objects --seed --blind --corrupt --size --difficulty --threads --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -55,6 +55,10 @@ _lens__synth() {
                     ;;
                 --size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --difficulty)
+                    COMPREPLY=($(compgen -W "easy hard" -- "${cur}"))
                     return 0
                     ;;
                 --threads)

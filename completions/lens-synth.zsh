@@ -22,6 +22,8 @@ _lens-synth() {
 '--seed=[Random seed; the same seed gives the same bytes]:SEED:_default' \
 '--corrupt=[Damage K of the written files (alternately truncated and with a garbage header), listed in OUT/corrupted.csv, as the real release had]:K:_default' \
 '--size=[Cutout side in pixels]:PIXELS:_default' \
+'--difficulty=[easy (the default) or hard\: the benchmark of training recipes (see above)]:LEVEL:((easy\:"Bright arcs, companions on 40% of the objects, one seeing/noise domain per source\: learnt in a few epochs"
+hard\:"Fainter and smaller arcs, companions on half the objects, ring and spiral galaxies on half the non-lenses, a good and a poor seeing/noise domain (a quarter poor in training, 70% in the blind set)"))' \
 '-j+[Worker threads (default\: all cores)]:N:_default' \
 '--threads=[Worker threads (default\: all cores)]:N:_default' \
 '--blind[Write the blind test layout (image in the primary HDU, no label in the name) and OUT/labels.csv]' \

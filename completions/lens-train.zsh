@@ -21,13 +21,16 @@ _lens-train() {
 '--out=[The run directory to create (or, with --resume or --auto-resume, to continue)]:DIR:_files' \
 '--model=[Model name (see --list-models)]:MODEL:_default' \
 '--input-size=[ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224]:PIXELS:_default' \
-'--epochs=[]:EPOCHS:_default' \
+'--recipe=[]:RECIPE:((reference\:"The reference'\''s recipe (its Lightning script)\: what suits fine-tuning ImageNet weights"
+scratch\:"From scratch\: a 20x higher learning rate with a warm-up, no decay on norms and biases, drop path"
+finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the batch, a short warm-up, drop path"))' \
+'--epochs=[Epochs (default\: the recipe'\''s)]:N:_default' \
 '--batch-size=[]:BATCH_SIZE:_default' \
-'--lr=[Peak learning rate (AdamW)]:LR:_default' \
-'--weight-decay=[]:WEIGHT_DECAY:_default' \
-'--warmup-steps=[Linear warm-up steps before the cosine schedule]:WARMUP_STEPS:_default' \
+'--lr=[Peak learning rate (AdamW), used as given (default\: the recipe'\''s, scaled with the global batch)]:LR:_default' \
+'--weight-decay=[AdamW weight decay (default\: the recipe'\''s)]:WD:_default' \
+'--warmup-steps=[Linear warm-up steps before the cosine schedule (default\: the recipe'\''s)]:STEPS:_default' \
 '--grad-clip=[Clip the global gradient norm to this value]:NORM:_default' \
-'--drop-path=[Stochastic depth rate of the last block (timm'\''s drop_path_rate)]:DROP_PATH:_default' \
+'--drop-path=[Stochastic depth rate of the last block, timm'\''s drop_path_rate (default\: the recipe'\''s)]:RATE:_default' \
 '--pos-weight=[Weight of the positive class in the loss (BCE pos_weight)]:W:_default' \
 '--seed=[]:SEED:_default' \
 '--split-seed=[Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in config.json; runs made before this option drew their split from --seed and keep doing so]:SEED:_default' \
@@ -35,6 +38,7 @@ _lens-train() {
 '--patience=[Stop after this many epochs without a better validation AUC]:PATIENCE:_default' \
 '--pretrained=[Start from a timm ImageNet checkpoint (safetensors)\: first conv adapted to 5 channels, fresh head]:FILE:_files' \
 '--checkpoint-every=[Also write a checkpoint every N steps (one is always written after each epoch)]:N:_default' \
+'--time-limit=[Stop at the end of the epoch after which another one would pass this many seconds of training (counted from the start of this process), with its checkpoint written (exit 0; --resume continues the run). For comparisons at equal wall-clock budget (scripts/bench-recipes.sh) and batch jobs'\'' time limits]:SECONDS:_default' \
 '--precision=[auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)]:PRECISION:_default' \
 '--memory-format=[auto (timed with --precision), contiguous (NCHW) or channels-last]:FORMAT:_default' \
 '--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
@@ -45,7 +49,8 @@ _lens-train() {
 '--list-models[List the models (name, family, input size, parameters) and exit]' \
 '--resume[Continue the run in --out from its checkpoint, with the settings of its config.json]' \
 '(--resume)--auto-resume[Start the run, or continue it if --out already holds it\: from its checkpoint, or from the first step when it has none yet (exact\: all randomness comes from the seed); a complete run is left as it is (exit 0). The settings must be config.json'\''s, else an error names those that differ\: --device and --checkpoint-every may change, and --precision auto and --memory-format auto match what the run chose. For a command line that is run again as it is\: batch scripts, requeued jobs, torchrun --max-restarts. Every process must see the same --out]' \
-'--no-decay-norm-bias[No weight decay on norms, biases, layer scales, position embeddings and the class token]' \
+'--no-decay-norm-bias[No weight decay on norms, biases, layer scales, position embeddings and the class token (default\: the recipe'\''s)]' \
+'(--no-decay-norm-bias)--decay-norm-bias[Weight decay on every parameter, norms and biases included, whatever the recipe says]' \
 '--data-on-device[Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file]' \
 '(--memory-format)--no-channels-last[The same as --memory-format contiguous]' \
 '--no-autotune-cache[Time the auto settings now, without reading or writing the cache of earlier choices (\$XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json)]' \

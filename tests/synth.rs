@@ -103,3 +103,56 @@ fn refuses_a_non_empty_directory() {
     assert!(err.contains("--corrupt 21 is more than the 20 files to write"), "{err}");
     assert!(!t.path().join("n").exists(), "checked before writing anything");
 }
+
+/// The digest of every file under `dir` (sha256sum of each, in path order, then of that list).
+fn digest(dir: &Path) -> String {
+    let out = ok(std::process::Command::new("sh")
+        .arg("-c")
+        .arg("find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum")
+        .current_dir(dir));
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn easy_data_is_byte_for_byte_what_it_always_was() {
+    // Pinned from the generator before --difficulty existed: the hard benchmark must not move the default data
+    // (tests and the demo are built on it).
+    let t = tempfile::tempdir().unwrap();
+    let (train, blind) = (t.path().join("train"), t.path().join("blind"));
+    synth(&train, 3, 7, &["--corrupt", "1"]);
+    synth(&blind, 3, 8, &["--blind", "--difficulty", "easy"]);
+    assert_eq!(digest(&train), "249cefbdb2789db62f43f16af3f952e846ac57b80276f48a6e15e4c710067cd6");
+    assert_eq!(digest(&blind), "b474b08577ba717bf54e3f5ad8dbc18a56ac9f2d7106421634a42b70d37bb3a9");
+}
+
+#[test]
+fn hard_data_has_lookalikes_two_domains_and_a_shifted_blind_mix() {
+    let t = tempfile::tempdir().unwrap();
+    let (train, blind) = (t.path().join("train"), t.path().join("blind"));
+    synth(&train, 40, 3, &["--difficulty", "hard"]);
+    synth(&blind, 40, 4, &["--difficulty", "hard", "--blind"]);
+    let header = fs::read_to_string(train.join("params.csv")).unwrap().lines().next().unwrap().to_string();
+    assert_eq!(header, "id,label,source,theta_e_arcsec,source_flux_i,companion,domain,lookalike");
+    let rows = csv_rows(&train.join("params.csv"));
+    assert_eq!(rows.len(), 160);
+    let (lenses, nonlenses): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r[1] == "1");
+    assert!(lenses.iter().all(|r| r[7] == "none"), "look-alikes are non-lenses");
+    for r in &lenses {
+        let theta_e: f64 = r[3].parse().unwrap();
+        assert!((0.5..1.6).contains(&theta_e), "hard Einstein radii are 0.5-1.6\": {theta_e}");
+    }
+    // Counts of random draws, so bounds: each is more than 4 standard deviations from the expected count (half of
+    // 80 non-lenses: 40 +- 4.5; a quarter of 160 poor: 40 +- 5.5; 70% of 80 blind poor: 56 +- 4.1).
+    let lookalikes = nonlenses.iter().filter(|r| r[7] == "ring" || r[7] == "spiral").count();
+    assert!((20..=60).contains(&lookalikes), "{lookalikes} of 80 non-lenses have a look-alike");
+    assert!(nonlenses.iter().any(|r| r[7] == "ring") && nonlenses.iter().any(|r| r[7] == "spiral"));
+    let poor = |rows: &[Vec<String>]| rows.iter().filter(|r| r[6] == "poor").count();
+    assert!((16..=64).contains(&poor(&rows)), "{} of 160 training objects poor", poor(&rows));
+    let blind_rows = csv_rows(&blind.join("params.csv"));
+    assert!(poor(&blind_rows) > 40, "{} of 80 blind objects poor: the mix is not shifted", poor(&blind_rows));
+    // The hard set is other data than the easy one of the same seed.
+    let easy = t.path().join("easy");
+    synth(&easy, 40, 3, &[]);
+    assert!(fs::read(easy.join("slsim_lenses/D1_L_00000000_i.fits")).unwrap()
+        != fs::read(train.join("slsim_lenses/D1_L_00000000_i.fits")).unwrap());
+}

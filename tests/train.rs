@@ -127,13 +127,14 @@ fn auto_resume_starts_a_run_continues_it_and_refuses_other_settings() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is already complete"));
     assert!(read(&whole) == before, "a complete run is left as it was");
 
-    // Other settings: an error that names them (--checkpoint-every and --device may change).
+    // Other settings: an error that names them (--checkpoint-every and --device may change); the recipe's warm-up,
+    // a tenth of the run's steps here, follows the epochs.
     let other = ["--epochs", "3", "--weight-decay", "0.05", "--auto-resume", "--device", "cpu"];
     let err = fails(&mut train_cmd(&p, &whole, &other));
     assert!(
         err.contains(
-            "holds a run with other settings (epochs: 2 in config.json, 3 on the command line; weight_decay: 0.01 \
-             in config.json, 0.05 on the command line)"
+            "holds a run with other settings (epochs: 2 in config.json, 3 on the command line; warmup_steps: 0 in \
+             config.json, 1 on the command line; weight_decay: 0.01 in config.json, 0.05 on the command line)"
         ),
         "{err}"
     );
@@ -204,6 +205,86 @@ fn a_pretrained_checkpoint_that_does_not_fit_is_a_clear_error() {
     assert!(err.starts_with("lens-train: error: "), "{err}");
     assert!(err.contains("odd.safetensors does not fit this convnext model: it lacks"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// lens-train on `pack` into `out` with a recipe's values left to it (no --lr, unlike train_cmd).
+fn recipe_cmd(pack: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = tool("lens-train");
+    c.args(["-j", "2", "--model", "convnext_atto", "--batch-size", "8", "--precision", "fp32"])
+        .args(["--memory-format", "contiguous", "--pack"])
+        .arg(pack)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    c
+}
+
+fn config(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_recipe_sets_its_values_and_an_explicit_option_wins() {
+    // 40 objects: 32 train, 4 steps of 8 per epoch.
+    let (t, p) = packed_dataset(10, 8);
+    let default = t.path().join("default");
+    let out = ok(&mut recipe_cmd(&p, &default, &["--epochs", "1"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lens-train: recipe scratch (lr 2e-3 x global batch / 256, global batch 8)"), "{stderr}");
+    let c = config(&default);
+    // scratch: 2e-3 x 8 / 256; its 200 warm-up steps capped at a tenth of the run's 4 steps.
+    assert_eq!(c["lr"], 6.25e-5);
+    assert_eq!((c["warmup_steps"].as_u64(), c["no_decay_norm_bias"].as_bool()), (Some(0), Some(true)));
+    assert_eq!((c["weight_decay"].as_f64(), c["epochs"].as_u64()), (Some(1e-2), Some(1)));
+    assert_eq!(c["model_config"]["drop_path_rate"], 0.1);
+    assert_eq!(c["recipe"]["name"], "scratch");
+    assert_eq!(c["recipe"]["preset"]["epochs"], 50);
+    assert_eq!(c["recipe"]["overridden"], serde_json::json!(["epochs"]));
+
+    let reference = t.path().join("reference");
+    ok(&mut recipe_cmd(&p, &reference, &["--recipe", "reference", "--epochs", "1"]));
+    let c = config(&reference);
+    assert_eq!((c["lr"].as_f64(), c["warmup_steps"].as_u64()), (Some(1e-4), Some(0)), "1e-4 at any batch");
+    assert_eq!((c["no_decay_norm_bias"].as_bool(), c["model_config"]["drop_path_rate"].as_f64()), (Some(false), Some(0.0)));
+
+    let given = t.path().join("given");
+    let extra = ["--recipe", "scratch", "--epochs", "1", "--lr", "5e-4", "--decay-norm-bias", "--drop-path", "0"];
+    ok(&mut recipe_cmd(&p, &given, &[&extra[..], &["--warmup-steps", "3"]].concat()));
+    let c = config(&given);
+    assert_eq!((c["lr"].as_f64(), c["warmup_steps"].as_u64()), (Some(5e-4), Some(3)), "explicit, uncapped");
+    assert_eq!((c["no_decay_norm_bias"].as_bool(), c["model_config"]["drop_path_rate"].as_f64()), (Some(false), Some(0.0)));
+    assert_eq!(c["recipe"]["preset"]["lr"], 6.25e-5, "the preset's own value stays on record");
+    assert_eq!(
+        c["recipe"]["overridden"],
+        serde_json::json!(["lr", "warmup-steps", "no-decay-norm-bias", "drop-path", "epochs"])
+    );
+    let err = fails(&mut recipe_cmd(&p, &t.path().join("both"), &["--no-decay-norm-bias", "--decay-norm-bias"]));
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn time_limit_stops_at_an_epoch_and_resume_keeps_the_recipe() {
+    let (t, p) = packed_dataset(10, 9);
+    let whole = t.path().join("whole");
+    ok(&mut recipe_cmd(&p, &whole, &["-q", "--recipe", "scratch", "--epochs", "3"]));
+
+    // A limit shorter than any epoch: the run stops after the first, with its checkpoint, and exits 0.
+    let limited = t.path().join("limited");
+    let out = ok(&mut recipe_cmd(&p, &limited, &["--recipe", "scratch", "--epochs", "3", "--time-limit", "0.001"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("time limit: stopped after epoch 1 of 3"), "{stderr}");
+    assert_eq!(csv_rows(&limited.join("metrics.csv")).len(), 1);
+    let written = fs::read(limited.join("config.json")).unwrap();
+
+    let err = fails(tool("lens-train").args(["--resume", "--recipe", "reference", "--out"]).arg(&limited));
+    assert!(err.contains("drop --recipe"), "{err}");
+    // --resume keeps config.json, recipe and all, and continues to the run that was never stopped.
+    ok(tool("lens-train").args(["-q", "-j", "2", "--resume", "--out"]).arg(&limited));
+    assert_eq!(fs::read(limited.join("config.json")).unwrap(), written, "--resume rewrote config.json");
+    assert_eq!(config(&limited)["recipe"], config(&whole)["recipe"]);
+    for f in ["model.safetensors", "metrics.csv"] {
+        assert!(fs::read(whole.join(f)).unwrap() == fs::read(limited.join(f)).unwrap(), "{f} differs");
+    }
 }
 
 #[test]

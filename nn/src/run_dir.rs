@@ -15,6 +15,7 @@ use tch::{Device, Tensor};
 use crate::autotune::Autotune;
 use crate::device::Precision;
 use crate::models::ModelConfig;
+use crate::recipe::RecipeRecord;
 
 /// Every setting of a run; written to RUN/config.json at the start and read back by --resume and lens-infer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,12 +53,18 @@ pub struct TrainConfig {
     pub device: String,
     /// The tool and version that made the run.
     pub tool: String,
+    /// The recipe (lens-train --recipe) the run's lr, warm-up, decay groups, drop path and epochs came from, what
+    /// it resolved to and which of them the command line overrode. Absent in runs made before recipes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<RecipeRecord>,
 }
 
 /// Settings of config.json that a command line may change when it continues a run: where it runs, how often it
-/// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any), and
-/// `autotune` only records how auto chose them.
-const NOT_COMPARED: [&str; 6] = ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last"];
+/// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any),
+/// `autotune` only records how auto chose them, and `recipe` how the values were chosen (the values themselves,
+/// lr, epochs and the others, are compared; so a run made before recipes continues when they agree).
+const NOT_COMPARED: [&str; 7] =
+    ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last", "recipe"];
 
 impl TrainConfig {
     /// The seed the validation split is drawn from: `split_seed`, or `seed` for a run made before --split-seed.
@@ -305,6 +312,7 @@ impl TrainConfig {
             data_on_device: false,
             device: "auto".into(),
             tool: "lens-train 0.1.0".into(),
+            recipe: None,
         }
     }
 }
@@ -362,5 +370,27 @@ mod tests {
         drop.model_config.set_drop_path(0.1);
         let d = run.differences(&drop, None, None);
         assert!(d.len() == 1 && d[0].starts_with("model_config: "), "{d:?}");
+    }
+}
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+    use crate::recipe::{resolve, Overrides, Recipe};
+
+    #[test]
+    fn config_json_keeps_the_recipe_and_old_files_still_load() {
+        let (_, record) = resolve(Recipe::Scratch, 128, Some(100), &Overrides { lr: Some(3e-3), ..Overrides::default() });
+        let cfg = TrainConfig { recipe: Some(record), ..TrainConfig::example() };
+        let t = tempfile::tempdir().unwrap();
+        let run = RunDir::new(t.path().join("run"));
+        run.create(&cfg).unwrap();
+        assert_eq!(run.read_config().unwrap(), cfg, "the recipe round-trips through config.json");
+
+        // A config.json written before recipes has no "recipe": it loads, as None.
+        let mut old = serde_json::to_value(TrainConfig::example()).unwrap();
+        assert!(old.as_object_mut().unwrap().remove("recipe").is_none(), "None is not written");
+        std::fs::write(run.config_path(), old.to_string()).unwrap();
+        assert_eq!(run.read_config().unwrap().recipe, None);
     }
 }

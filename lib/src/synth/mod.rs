@@ -1,6 +1,8 @@
 //! A challenge-format synthetic dataset: the same directory layout, file names and FITS encoding as the LSST
 //! Strong Lensing Data Challenge release, with images from `render` (the physics of a cutout).
 
+mod difficulty;
+mod lookalike;
 mod render;
 
 use std::fs;
@@ -13,6 +15,8 @@ use crate::fits;
 use crate::naming::BANDS;
 use crate::progress::Progress;
 use crate::rng::Rng;
+pub use difficulty::Difficulty;
+use difficulty::Domain;
 use render::{Instrument, Scene, DP0, HSC};
 
 /// Why a dataset could not be written.
@@ -92,6 +96,8 @@ pub struct SynthOptions {
     pub corrupt: usize,
     /// Cutout side in pixels.
     pub size: usize,
+    /// Easy (the default, bytes unchanged) or the hard benchmark.
+    pub difficulty: Difficulty,
     pub quiet: bool,
 }
 
@@ -163,15 +169,23 @@ struct Drawn {
     theta_e: f64,
     source_flux_i: f64,
     companion: bool,
+    /// Hard datasets: the seeing/noise domain and the look-alike ("none", "ring", "spiral").
+    domain: Option<Domain>,
+    lookalike: &'static str,
 }
 
 fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn, SynthError> {
-    let inst = Category::instrument(job.source);
     let mut rng = Rng::new(opts.seed, job.stream);
-    let scene = Scene::draw(&mut rng, job.label == 1, inst);
+    // The domain is the first draw of a hard object's stream; easy objects draw none (their stream is unchanged).
+    let domain = opts
+        .difficulty
+        .poor_domain_chance(job.blind)
+        .map(|p| if rng.chance(p) { Domain::Poor } else { Domain::Good });
+    let inst = domain.map_or(*Category::instrument(job.source), |d| d.apply(Category::instrument(job.source)));
+    let scene = Scene::draw(&mut rng, job.label == 1, &inst, &opts.difficulty.distributions());
     let npix = opts.size * opts.size;
     let mut pixels = vec![0.0; 5 * npix];
-    scene.render(&mut rng, inst, opts.size, &mut pixels);
+    scene.render(&mut rng, &inst, opts.size, &mut pixels);
     for (b, band) in BANDS.iter().enumerate() {
         let path = job.dir.join(format!("{}_{band}.fits", job.id));
         let img = &pixels[b * npix..(b + 1) * npix];
@@ -188,6 +202,8 @@ fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn, SynthError> {
         theta_e: scene.lens_mass.map_or(0.0, |m| m.theta_e),
         source_flux_i: scene.source.map_or(0.0, |(_, f)| f[2]),
         companion: scene.companion.is_some(),
+        domain,
+        lookalike: scene.lookalike.map_or("none", |(l, _)| l.kind()),
     })
 }
 
@@ -274,19 +290,29 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
 
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|&a, &b| jobs[a].id.cmp(&jobs[b].id));
+    // A hard dataset's params.csv has two more columns; an easy one's is as it always was.
+    let hard = opts.difficulty == Difficulty::Hard;
+    let mut header = vec!["id", "label", "source", "theta_e_arcsec", "source_flux_i", "companion"];
+    if hard {
+        header.extend(["domain", "lookalike"]);
+    }
     write_csv(
         opts.out.join("params.csv"),
-        &["id", "label", "source", "theta_e_arcsec", "source_flux_i", "companion"],
+        &header,
         order.iter().map(|&k| {
             let (j, d) = (&jobs[k], &drawn[k]);
-            vec![
+            let mut row = vec![
                 j.id.clone(),
                 j.label.to_string(),
                 j.source.to_string(),
                 format!("{:.4}", d.theta_e),
                 format!("{:.3}", d.source_flux_i),
                 u8::from(d.companion).to_string(),
-            ]
+            ];
+            if let Some(domain) = d.domain {
+                row.extend([domain.name().to_string(), d.lookalike.to_string()]);
+            }
+            row
         }),
     )?;
     if opts.blind {

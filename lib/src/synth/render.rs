@@ -3,6 +3,8 @@
 //!
 //! Angles are in arcseconds, positions relative to the cutout centre, fluxes in arbitrary counts.
 
+use super::difficulty::Distributions;
+use super::lookalike::Lookalike;
 use crate::rng::Rng;
 
 /// Instrument settings of one source of data (SLSim/DP0 = LSST-like, HSC).
@@ -163,6 +165,8 @@ pub(crate) struct Scene {
     pub(crate) source: Option<(Sersic, [f64; 5])>,
     /// An unlensed companion (a blue interloper or a satellite), on lenses and non-lenses alike.
     pub(crate) companion: Option<(Sersic, [f64; 5])>,
+    /// A ring or spiral galaxy's blue light around the foreground galaxy (hard non-lenses only).
+    pub(crate) lookalike: Option<(Lookalike, [f64; 5])>,
     pub(crate) psf_fwhm: [f64; 5],
 }
 
@@ -178,8 +182,10 @@ fn sed(rng: &mut Rng, base: &[f64; 5], flux: (f64, f64)) -> [f64; 5] {
 
 impl Scene {
     /// Draws a scene. Lenses and non-lenses share every distribution of the foreground galaxy and companions, so
-    /// only the lensed source, its arcs, rings and counter-images, tells them apart.
-    pub(crate) fn draw(rng: &mut Rng, lens: bool, inst: &Instrument) -> Scene {
+    /// only the lensed source, its arcs, rings and counter-images, tells them apart (and, in a hard dataset, the
+    /// ring and spiral look-alikes are non-lenses). The draws come in a fixed order, and a look-alike is drawn
+    /// only when `dist` allows one, so that an easy dataset's random stream, and so its bytes, never change.
+    pub(crate) fn draw(rng: &mut Rng, lens: bool, inst: &Instrument, dist: &Distributions) -> Scene {
         let lens_light = Sersic {
             x: rng.range(-0.1, 0.1),
             y: rng.range(-0.1, 0.1),
@@ -193,13 +199,13 @@ impl Scene {
         for (f, (lo, hi)) in psf_fwhm.iter_mut().zip(inst.psf_fwhm) {
             *f = rng.range(lo, hi);
         }
-        let companion = rng.chance(0.4).then(|| {
-            let s = Sersic::draw_around(rng, (1.2, 3.2), (0.15, 0.6), (0.6, 2.0), (0.3, 1.0));
+        let companion = rng.chance(dist.companion_chance).then(|| {
+            let s = Sersic::draw_around(rng, dist.companion_distance, (0.15, 0.6), (0.6, 2.0), (0.3, 1.0));
             let colours = if rng.chance(0.7) { &BLUE } else { &RED };
             (s, sed(rng, colours, (20.0, 250.0)))
         });
         let (lens_mass, source) = if lens {
-            let theta_e = rng.range(0.6, 2.0);
+            let theta_e = rng.range(dist.theta_e.0, dist.theta_e.1);
             let mass = Sie {
                 x: lens_light.x,
                 y: lens_light.y,
@@ -210,13 +216,17 @@ impl Scene {
                 gamma2: rng.range(-0.06, 0.06),
             };
             // Source positions inside the caustics make rings and quads; further out, doubles and single arcs.
-            let src = Sersic::draw_around(rng, (0.0, 0.7 * theta_e), (0.08, 0.35), (0.7, 1.5), (0.5, 1.0));
+            let src = Sersic::draw_around(rng, (0.0, 0.7 * theta_e), dist.source_r_eff, (0.7, 1.5), (0.5, 1.0));
             // Unlensed source flux: log-uniform so that a good fraction of the systems are faint.
-            (Some(mass), Some((src, sed(rng, &BLUE, (8.0, 200.0)))))
+            (Some(mass), Some((src, sed(rng, &BLUE, dist.source_flux))))
         } else {
             (None, None)
         };
-        Scene { lens_light, lens_flux, lens_mass, source, companion, psf_fwhm }
+        let lookalike = (!lens && dist.lookalike_chance > 0.0 && rng.chance(dist.lookalike_chance)).then(|| {
+            let shape = Lookalike::draw(rng, lens_light.x, lens_light.y);
+            (shape, sed(rng, &BLUE, dist.lookalike_flux))
+        });
+        Scene { lens_light, lens_flux, lens_mass, source, companion, lookalike, psf_fwhm }
     }
 
     /// Renders the scene into `out` (5 bands of `size x size`, row-major, band-major) with PSF and noise.
@@ -227,11 +237,12 @@ impl Scene {
         let mut lens_map = vec![0.0; npix];
         let mut source_map = vec![0.0; npix];
         let mut comp_map = vec![0.0; npix];
+        let mut lookalike_map = vec![0.0; npix];
         let half = (size as f64 - 1.0) / 2.0;
         let px_area = inst.pixel_scale * inst.pixel_scale / (SUB * SUB) as f64;
         for row in 0..size {
             for col in 0..size {
-                let (mut l, mut s, mut c) = (0.0, 0.0, 0.0);
+                let (mut l, mut s, mut c, mut k) = (0.0, 0.0, 0.0, 0.0);
                 for sy in 0..SUB {
                     for sx in 0..SUB {
                         let off = |k: usize| (k as f64 + 0.5) / SUB as f64 - 0.5;
@@ -246,13 +257,22 @@ impl Scene {
                         if let Some((comp, _)) = &self.companion {
                             c += comp.at(x, y);
                         }
+                        if let Some((shape, _)) = &self.lookalike {
+                            k += shape.at(x, y);
+                        }
                     }
                 }
                 let i = row * size + col;
                 lens_map[i] = l * px_area;
                 source_map[i] = s * px_area;
                 comp_map[i] = c * px_area;
+                lookalike_map[i] = k;
             }
+        }
+        // A look-alike's profile is not normalised: scale its map to unit flux inside the cutout.
+        let lookalike_sum: f64 = lookalike_map.iter().sum();
+        if lookalike_sum > 0.0 {
+            lookalike_map.iter_mut().for_each(|v| *v /= lookalike_sum);
         }
         let mut band_img = vec![0.0; npix];
         for b in 0..5 {
@@ -260,6 +280,9 @@ impl Scene {
                 band_img[i] = lens_map[i] * self.lens_flux[b]
                     + self.source.as_ref().map_or(0.0, |(_, f)| source_map[i] * f[b])
                     + self.companion.as_ref().map_or(0.0, |(_, f)| comp_map[i] * f[b]);
+                if let Some((_, f)) = &self.lookalike {
+                    band_img[i] += lookalike_map[i] * f[b];
+                }
             }
             let sigma_px = self.psf_fwhm[b] / 2.354_820_045 / inst.pixel_scale;
             gaussian_blur(&mut band_img, size, sigma_px);
@@ -344,7 +367,7 @@ mod tests {
         // centre is not.
         let inst = Instrument { sky_sigma: [0.0; 5], ..DP0 };
         let mut rng = Rng::new(1, 1);
-        let mut scene = Scene::draw(&mut rng, true, &inst);
+        let mut scene = Scene::draw(&mut rng, true, &inst, &super::super::Difficulty::Easy.distributions());
         scene.lens_flux = [0.0; 5];
         scene.companion = None;
         scene.lens_mass = Some(Sie { x: 0.0, y: 0.0, theta_e: 1.6, q: 0.999, phi: 0.0, gamma1: 0.0, gamma2: 0.0 });

@@ -79,6 +79,14 @@ impl ModelConfig {
         }
     }
 
+    /// The stochastic depth rate of the last block (timm's drop_path_rate).
+    pub fn drop_path(&self) -> f64 {
+        match self {
+            ModelConfig::ConvNext(c) => c.drop_path_rate,
+            ModelConfig::Vit(v) => v.drop_path_rate,
+        }
+    }
+
     pub fn set_drop_path(&mut self, rate: f64) {
         match self {
             ModelConfig::ConvNext(c) => c.drop_path_rate = rate,

@@ -30,4 +30,7 @@ pub enum Event<'a> {
     StoppedEarly { patience: usize, best_epoch: usize },
     /// A signal asked to stop: the checkpoint after (1-based) `epoch`'s step `step` is saved.
     Interrupted { epoch: usize, step: usize },
+    /// The time limit: another epoch would have ended after it, so the run stops after (1-based) `epoch` of
+    /// `epochs`, at the checkpoint of its end; `seconds` have passed.
+    TimeLimit { epoch: usize, epochs: usize, seconds: f64 },
 }

@@ -15,7 +15,7 @@ mod validate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use tch::nn::{ModuleT, VarStore};
@@ -41,9 +41,14 @@ pub enum Outcome {
     StoppedEarly,
     /// A signal asked us to stop; the checkpoint is saved.
     Interrupted,
+    /// The time limit stopped the run at the end of an epoch; the checkpoint is saved.
+    TimeLimit,
 }
 
 /// Trains (or resumes) the run in `run` to its end. `stop` is polled after every step (set it from SIGTERM/SIGINT).
+/// With a `time_limit`, the run stops at the end of an epoch (its checkpoint written) when another epoch as long
+/// as the last one would end after the limit, counted from this call: a budget that is never overrun by more than
+/// the first epoch, and a run that `--resume` continues exactly.
 ///
 /// With a process group, this process is one rank of a data-parallel run: `cfg.batch_size` is per rank, each rank
 /// trains on its shard of every epoch, gradients are averaged, validation is split and gathered, and rank 0 alone
@@ -54,14 +59,17 @@ pub fn train(
     resume: bool,
     stop: &AtomicBool,
     pg: Option<&ProcessGroup>,
+    time_limit: Option<Duration>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome> {
+    let started = Instant::now();
     let mut trainer = Trainer::new(cfg, run, resume, pg, on_event)?;
     if trainer.is_complete() {
         trainer.emit(Event::AlreadyComplete);
         return Ok(Outcome::Finished);
     }
     while !trainer.is_complete() {
+        let epoch_started = Instant::now();
         if !trainer.epoch(stop)? {
             return Ok(Outcome::Interrupted);
         }
@@ -69,8 +77,26 @@ pub fn train(
         if let Some(outcome) = trainer.finish_epoch(row, stop)? {
             return Ok(outcome);
         }
+        if let Some(limit) = time_limit {
+            let next_would_end = started.elapsed() + epoch_started.elapsed();
+            // Rank 0's clock decides for all, so that every rank stops after the same epoch.
+            if !trainer.is_complete() && trainer.any_rank(trainer.is_main() && next_would_end > limit)? {
+                let (epoch, epochs) = (trainer.state.epoch, cfg.epochs);
+                trainer.emit(Event::TimeLimit { epoch, epochs, seconds: started.elapsed().as_secs_f64() });
+                return Ok(Outcome::TimeLimit);
+            }
+        }
     }
     Ok(Outcome::Finished)
+}
+
+/// Optimizer steps per epoch of the run `cfg` describes on `world` processes (opens its packs and draws its
+/// split, as training will): what a recipe needs to cap its warm-up.
+pub fn steps_per_epoch(cfg: &TrainConfig, world: usize) -> Result<usize> {
+    if cfg.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    Ok(Data::open(cfg)?.train_rows.len().div_ceil(world.max(1)).div_ceil(cfg.batch_size))
 }
 
 /// A run in progress on this process.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use lensfind::synth::{generate, SynthOptions};
+use lensfind::synth::{generate, Difficulty, SynthOptions};
 
 /// Write a synthetic lens-finding dataset in the exact layout of the LSST Strong Lensing Data Challenge.
 ///
@@ -22,6 +22,13 @@ use lensfind::synth::{generate, SynthOptions};
 /// multiple images; Einstein radii 0.6-2.0", many sources faint). 40% of all objects, lenses or not, have an
 /// unlensed companion, mostly blue, so colour alone does not separate the classes. SLSim and HSC objects differ in
 /// PSF and noise. OUT/params.csv records each object's Einstein radius, source flux and companion.
+///
+/// --difficulty hard makes the benchmark that tells training recipes apart (scripts/bench-recipes.sh): fainter
+/// and smaller arcs (Einstein radii 0.5-1.6", sources 0.05-0.25" and fainter), companions on half the
+/// objects, ring and spiral galaxies (blue rings and arms around the red galaxy) on half the non-lenses, and two
+/// seeing/noise domains: good (the instrument's) and poor (seeing 1.4x broader, sky noise 1.7x), a quarter poor
+/// in the training layout and 70% poor in the blind layout, a shifted mix. params.csv then adds the columns domain
+/// (good, poor) and lookalike (none, ring, spiral). The default, easy, is unchanged, byte for byte.
 ///
 /// The same --seed gives byte-identical files, whatever the number of threads.
 #[derive(Debug, Parser)]
@@ -52,6 +59,10 @@ pub struct Args {
     #[arg(long, value_name = "PIXELS", default_value_t = 41)]
     pub size: usize,
 
+    /// easy (the default) or hard: the benchmark of training recipes (see above).
+    #[arg(long, value_enum, default_value_t = Difficulty::Easy, value_name = "LEVEL")]
+    pub difficulty: Difficulty,
+
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub threads: Option<usize>,
@@ -70,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         blind: args.blind,
         corrupt: args.corrupt,
         size: args.size,
+        difficulty: args.difficulty,
         quiet: args.quiet,
     };
     let report = generate(&opts)?;

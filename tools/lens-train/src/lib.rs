@@ -14,6 +14,7 @@ use lensfind_nn::autotune::{self, Request, Workload};
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
 use lensfind_nn::device::{parse_device, rank_device, MemoryFormat, Precision};
 use lensfind_nn::dist::{Backend, Env, ProcessGroup};
+use lensfind_nn::recipe::{self, Overrides, Recipe};
 use lensfind_nn::run_dir::{RunDir, TrainConfig};
 use lensfind_nn::train::auto_resume::{self, Start};
 use lensfind_nn::train::{train, Outcome};
@@ -21,11 +22,13 @@ use lensfind_nn::{registry, ModelConfig};
 
 /// Train a lens classifier on a pack: ConvNeXt or ViT with 5-channel input and one logit, timm-compatible.
 ///
-/// The recipe is the reference's: BCE-with-logits, AdamW (lr 1e-4, weight decay 1e-2), cosine annealing stepped
-/// per batch over all steps, random horizontal and vertical flips and rotations by 90 degrees per image, batch 256,
-/// 50 epochs, early stopping on validation AUC with patience 8. Without --val-pack, a validation split stratified
-/// by label and source (SLSim/HSC) is drawn from --split-seed (fixed by default, apart from --seed, so that the
-/// models of an ensemble share their validation objects).
+/// The loop is the reference's: BCE-with-logits, AdamW, a linear warm-up then cosine annealing stepped per batch
+/// over all steps, random horizontal and vertical flips and rotations by 90 degrees per image, batch 256, early
+/// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
+/// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
+/// lr 1e-4, no warm-up, 50 epochs); options given explicitly win over it. Without --val-pack, a validation split
+/// stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by default, apart from --seed, so
+/// that the models of an ensemble share their validation objects).
 ///
 /// The run directory gets config.json (every setting, written first), metrics.csv (one row per epoch: training
 /// loss; validation loss, AUC, accuracy, precision and recall at logit 0, TPR at FPR 1e-2 and 1e-3, AUC per
@@ -93,34 +96,44 @@ pub struct Args {
     #[arg(long, value_name = "PIXELS")]
     pub input_size: Option<i64>,
 
-    #[arg(long, default_value_t = 50)]
-    pub epochs: usize,
+    #[arg(long, long_help = recipe::help(), value_name = "RECIPE")]
+    pub recipe: Option<Recipe>,
+
+    /// Epochs (default: the recipe's).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
 
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
 
-    /// Peak learning rate (AdamW).
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr: f64,
+    /// Peak learning rate (AdamW), used as given (default: the recipe's, scaled with the global batch).
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
 
-    #[arg(long, default_value_t = 1e-2)]
-    pub weight_decay: f64,
+    /// AdamW weight decay (default: the recipe's).
+    #[arg(long, value_name = "WD")]
+    pub weight_decay: Option<f64>,
 
-    /// Linear warm-up steps before the cosine schedule.
-    #[arg(long, default_value_t = 0)]
-    pub warmup_steps: usize,
+    /// Linear warm-up steps before the cosine schedule (default: the recipe's).
+    #[arg(long, value_name = "STEPS")]
+    pub warmup_steps: Option<usize>,
 
     /// Clip the global gradient norm to this value.
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f64>,
 
-    /// Stochastic depth rate of the last block (timm's drop_path_rate).
-    #[arg(long, default_value_t = 0.0)]
-    pub drop_path: f64,
+    /// Stochastic depth rate of the last block, timm's drop_path_rate (default: the recipe's).
+    #[arg(long, value_name = "RATE")]
+    pub drop_path: Option<f64>,
 
-    /// No weight decay on norms, biases, layer scales, position embeddings and the class token.
+    /// No weight decay on norms, biases, layer scales, position embeddings and the class token (default: the
+    /// recipe's).
     #[arg(long)]
     pub no_decay_norm_bias: bool,
+
+    /// Weight decay on every parameter, norms and biases included, whatever the recipe says.
+    #[arg(long, conflicts_with = "no_decay_norm_bias")]
+    pub decay_norm_bias: bool,
 
     /// Weight of the positive class in the loss (BCE pos_weight).
     #[arg(long, value_name = "W")]
@@ -151,6 +164,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<usize>,
 
+    /// Stop at the end of the epoch after which another one would pass this many seconds of training (counted
+    /// from the start of this process), with its checkpoint written (exit 0; --resume continues the run). For
+    /// comparisons at equal wall-clock budget (scripts/bench-recipes.sh) and batch jobs' time limits.
+    #[arg(long, value_name = "SECONDS")]
+    pub time_limit: Option<f64>,
+
     /// Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file.
     #[arg(long)]
     pub data_on_device: bool,
@@ -177,8 +196,9 @@ pub const DEFAULT_SPLIT_SEED: u64 = 42;
 
 /// The options `--resume` may change: where and how the run continues, not what it computes. Every other option
 /// is taken from config.json and refused on the command line.
-const RESUME_MAY_CHANGE: [&str; 9] = [
+const RESUME_MAY_CHANGE: [&str; 10] = [
     "out",
+    "time_limit",
     "resume",
     "device",
     "checkpoint_every",
@@ -202,12 +222,29 @@ fn list_models() {
     }
 }
 
-fn config_from_args(args: &Args) -> Result<TrainConfig> {
-    let mut model_config = ModelConfig::from_name(&args.model, args.input_size)?;
+/// The options given explicitly, which win over the recipe's values.
+fn overrides(args: &Args) -> Overrides {
+    let no_decay_norm_bias = match (args.no_decay_norm_bias, args.decay_norm_bias) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    Overrides {
+        lr: args.lr,
+        warmup_steps: args.warmup_steps,
+        weight_decay: args.weight_decay,
+        no_decay_norm_bias,
+        drop_path: args.drop_path,
+        epochs: args.epochs,
+    }
+}
+
+/// A new run's settings from the command line, its recipe resolved for `world` processes.
+fn config_from_args(args: &Args, world: usize) -> Result<TrainConfig> {
+    let model_config = ModelConfig::from_name(&args.model, args.input_size)?;
     if args.input_size.is_some() && !matches!(model_config, ModelConfig::Vit(_)) {
         bail!("--input-size applies to ViT models; {} runs at the native 41x41", args.model);
     }
-    model_config.set_drop_path(args.drop_path);
     // Absolute paths, so that --resume and lens-infer work from any directory.
     let absolute = |p: &PathBuf| -> Result<PathBuf> {
         if !p.join("pack.json").exists() {
@@ -222,18 +259,19 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
         .as_ref()
         .map(|p| std::fs::canonicalize(p).with_context(|| format!("{}", p.display())))
         .transpose()?;
-    Ok(TrainConfig {
+    let mut cfg = TrainConfig {
         pack,
         val_pack,
         model: args.model.clone(),
         model_config,
-        epochs: args.epochs,
+        // The recipe's values replace these below, once the run's steps per epoch are known.
+        epochs: 1,
         batch_size: args.batch_size,
-        lr: args.lr,
-        weight_decay: args.weight_decay,
-        warmup_steps: args.warmup_steps,
+        lr: 0.0,
+        weight_decay: 0.0,
+        warmup_steps: 0,
         grad_clip: args.grad_clip,
-        no_decay_norm_bias: args.no_decay_norm_bias,
+        no_decay_norm_bias: false,
         pos_weight: args.pos_weight,
         // Placeholders until auto settings are resolved (resolve_auto), which needs this process's device.
         precision: args.exec.precision.fixed().unwrap_or(Precision::Fp32),
@@ -248,7 +286,18 @@ fn config_from_args(args: &Args) -> Result<TrainConfig> {
         data_on_device: args.data_on_device,
         device: args.exec.device.clone(),
         tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
-    })
+        recipe: None,
+    };
+    let name = args.recipe.unwrap_or_else(|| Recipe::default_for(args.pretrained.is_some()));
+    // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
+    // every rank reports it alike; until then the recipe does without the run's length (no warm-up cap).
+    let steps_per_epoch = lensfind_nn::train::steps_per_epoch(&cfg, world).ok();
+    let (values, record) = recipe::resolve(name, args.batch_size * world, steps_per_epoch, &overrides(args));
+    (cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.no_decay_norm_bias, cfg.epochs) =
+        (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
+    cfg.model_config.set_drop_path(values.drop_path);
+    cfg.recipe = Some(record);
+    Ok(cfg)
 }
 
 pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
@@ -301,7 +350,13 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
 fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Start)> {
     let run = RunDir::new(args.out.clone().expect("clap requires --out"));
     if !args.resume {
-        let cfg = config_from_args(args)?;
+        let mut world = Env::from_env()?.map_or(1, |e| e.world);
+        if args.auto_resume {
+            // The recipe at the run's own number of processes: continued at another world size, a run keeps the
+            // learning rate it scaled for its global batch, as with --resume.
+            world = recorded_world(&run, args.batch_size).unwrap_or(world);
+        }
+        let cfg = config_from_args(args, world)?;
         parse_device(&cfg.device)?;
         if !args.auto_resume {
             return Ok((cfg, Start::New));
@@ -338,6 +393,13 @@ fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Sta
     Ok((cfg, Start::Resume { step: None }))
 }
 
+/// The number of processes the run in `run` was started with, from its recipe's global batch (None for a new run,
+/// a run made before recipes, or another batch size, which --auto-resume then names as a difference).
+fn recorded_world(run: &RunDir, batch_size: usize) -> Option<usize> {
+    let recipe = run.read_config().ok()?.recipe?;
+    (batch_size > 0 && recipe.global_batch % batch_size == 0).then_some(recipe.global_batch / batch_size)
+}
+
 /// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
 /// config.json of a new run.
 fn run_process(args: &Args, mut cfg: TrainConfig, start: Start, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
@@ -348,6 +410,7 @@ fn run_process(args: &Args, mut cfg: TrainConfig, start: Start, pg: Option<&Proc
             resolve_auto(args, &mut cfg, pg)?;
             if main {
                 run.create(&cfg)?;
+                report::recipe(&cfg, args.quiet);
             }
         }
         Start::Again if main && !args.quiet => {
@@ -364,8 +427,9 @@ fn run_process(args: &Args, mut cfg: TrainConfig, start: Start, pg: Option<&Proc
     }
     let mut reporter = report::Reporter::new(&run, args.quiet);
     let resume = matches!(start, Start::Resume { .. });
-    match train(&cfg, &run, resume, &stop, pg, &mut |e| reporter.event(e))? {
-        Outcome::Finished | Outcome::StoppedEarly => Ok(ExitCode::SUCCESS),
+    let time_limit = args.time_limit.map(std::time::Duration::from_secs_f64);
+    match train(&cfg, &run, resume, &stop, pg, time_limit, &mut |e| reporter.event(e))? {
+        Outcome::Finished | Outcome::StoppedEarly | Outcome::TimeLimit => Ok(ExitCode::SUCCESS),
         // A process stopped because another rank was signalled counts as terminated.
         Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),
     }

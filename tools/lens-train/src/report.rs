@@ -3,7 +3,7 @@
 
 use lensfind::progress::Progress;
 use lensfind_nn::autotune::{Autotune, Cache};
-use lensfind_nn::run_dir::RunDir;
+use lensfind_nn::run_dir::{RunDir, TrainConfig};
 use lensfind_nn::train::Event;
 
 pub(crate) struct Reporter<'a> {
@@ -69,9 +69,36 @@ impl<'a> Reporter<'a> {
             Event::Interrupted { epoch, step } => eprintln!(
                 "lens-train: stopped by a signal at epoch {epoch}, step {step}; checkpoint saved, resume with --resume"
             ),
+            Event::TimeLimit { epoch, epochs, seconds } => eprintln!(
+                "lens-train: time limit: stopped after epoch {epoch} of {epochs} ({seconds:.0} s), checkpoint saved; \
+                 --resume continues the run"
+            ),
             Event::Pretrained { .. } | Event::Resumed { .. } => {}
         }
     }
+}
+
+/// The recipe of a new run and the values it resolved to, on stderr.
+pub(crate) fn recipe(cfg: &TrainConfig, quiet: bool) {
+    let Some(r) = cfg.recipe.as_ref().filter(|_| !quiet) else { return };
+    let overridden = if r.overridden.is_empty() {
+        String::new()
+    } else {
+        format!("; given on the command line: --{}", r.overridden.join(", --"))
+    };
+    eprintln!(
+        "lens-train: recipe {} (lr {}, global batch {}): lr {:e}, warm-up {} steps, weight decay {:e}{}, drop path \
+         {}, {} epochs{overridden}",
+        r.name,
+        r.lr_rule,
+        r.global_batch,
+        cfg.lr,
+        cfg.warmup_steps,
+        cfg.weight_decay,
+        if cfg.no_decay_norm_bias { " except norms and biases" } else { "" },
+        cfg.model_config.drop_path(),
+        cfg.epochs,
+    );
 }
 
 /// What auto measured (or found in the cache) and chose, on stderr; notes about the cache always.

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Training recipes compared on the hard synthetic benchmark (lens-synth --difficulty hard): each preset of
+# lens-train --recipe trains the same model on the same training set with the same epochs and the same wall-clock
+# budget (--time-limit: a run stops at the end of the epoch after which another would pass the budget), then
+# scores the blind set (its seeing/noise domain mix shifted from training's) with lens-infer and lens-eval. Prints
+# a table: epochs done, training wall time, test AUC, TPR at FPR 1e-2 and 1e-3.
+#   usage: scripts/bench-recipes.sh            (settings from the environment; defaults in brackets)
+#   OBJECTS [1000]  training objects per directory (4 directories: 4 x OBJECTS, 20% held out for validation)
+#   BLIND [1000]    blind objects per label (2 x BLIND: BLIND lenses and BLIND non-lenses)
+#   MODEL [convnext_atto]  BATCH [128]  EPOCHS [30] (given to every preset, so that their schedules end alike)
+#   BUDGET [1800]   seconds of training per preset (--time-limit)
+#   RECIPES ["reference scratch"], plus finetune when PRETRAINED names a timm checkpoint (safetensors) of MODEL
+#   PRECISION [fp32]  MEMORY_FORMAT [contiguous]: the same for every preset (auto would time itself per run)
+#   TTA [flips]  SEED [1]  THREADS [all cores]  DIR [bench/recipes]: data and runs (the data is kept and reused)
+#   A quick check that it runs: OBJECTS=40 BLIND=40 EPOCHS=2 BATCH=32 scripts/bench-recipes.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+. scripts/bench-common.sh
+OBJECTS=${OBJECTS:-1000}; BLIND=${BLIND:-1000}; MODEL=${MODEL:-convnext_atto}; BATCH=${BATCH:-128}
+EPOCHS=${EPOCHS:-30}; BUDGET=${BUDGET:-1800}; RECIPES=${RECIPES:-reference scratch}; PRECISION=${PRECISION:-fp32}
+MEMORY_FORMAT=${MEMORY_FORMAT:-contiguous}; TTA=${TTA:-flips}; SEED=${SEED:-1}; THREADS=${THREADS:-$(nproc)}
+DIR=${DIR:-bench/recipes}; PRETRAINED=${PRETRAINED:-}
+if [ -n "$PRETRAINED" ]; then
+  RECIPES="$RECIPES finetune"
+fi
+cargo build -q --release --bins
+BIN=target/release
+
+# The benchmark's data, made once per setting (the directory names say which).
+DATA=$DIR/hard-$OBJECTS-$BLIND-$SEED
+if [ ! -f "$DATA/blind.pack/pack.json" ]; then
+  rm -rf "$DATA" && mkdir -p "$DATA"
+  $BIN/lens-synth -q --difficulty hard --out "$DATA/train" --objects "$OBJECTS" --seed "$SEED"
+  $BIN/lens-synth -q --difficulty hard --out "$DATA/blind" --objects "$BLIND" --seed $((SEED + 1000)) --blind
+  for set in train blind; do
+    $BIN/lens-index -q "$DATA/$set" -o "$DATA/$set.index.csv" 2> /dev/null
+    $BIN/lens-pack -q "$DATA/$set.index.csv" -o "$DATA/$set.pack" 2> /dev/null
+  done
+fi
+
+metric() { .venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['all'][sys.argv[2]])" "$@"; }
+ROWS=()
+for recipe in $RECIPES; do
+  run=$DIR/runs/$recipe-$OBJECTS-$SEED
+  rm -rf "$run"
+  extra=()
+  if [ "$recipe" = finetune ]; then
+    extra=(--pretrained "$PRETRAINED")
+  fi
+  start=$(now)
+  $BIN/lens-train -q -j "$THREADS" --pack "$DATA/train.pack" --out "$run" --model "$MODEL" --recipe "$recipe" \
+    --batch-size "$BATCH" --epochs "$EPOCHS" --time-limit "$BUDGET" --seed "$SEED" --precision "$PRECISION" \
+    --memory-format "$MEMORY_FORMAT" "${extra[@]}"
+  seconds=$(echo "$(now) - $start" | bc -l)
+  $BIN/lens-infer -q -j "$THREADS" --run "$run" --pack "$DATA/blind.pack" --tta "$TTA" -o "$run/blind.logits.csv"
+  $BIN/lens-eval --pred "$run/blind.logits.csv" --truth "$DATA/blind/labels.csv" > "$run/blind.metrics.json" \
+    2> "$run/blind.metrics.txt"
+  done_epochs=$(($(wc -l < "$run/metrics.csv") - 1))
+  lr=$(.venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['lr'])" "$run/config.json")
+  ROWS+=("$(printf '| %s | %s | %d/%d | %.0f s | %.4f | %.3f | %.3f |' "$recipe" "$lr" "$done_epochs" "$EPOCHS" \
+    "$seconds" "$(metric "$run/blind.metrics.json" auc)" "$(metric "$run/blind.metrics.json" tpr_at_fpr_1e2)" \
+    "$(metric "$run/blind.metrics.json" tpr_at_fpr_1e3)")")
+done
+
+machine "threads: $THREADS"
+echo "hard synthetic benchmark (lens-synth --difficulty hard, seed $SEED): $((4 * OBJECTS)) training objects (20% held out for validation), $((2 * BLIND)) blind ($BLIND lenses; domain mix shifted); $MODEL, batch $BATCH, $PRECISION $MEMORY_FORMAT, $EPOCHS epochs or ${BUDGET} s of training each, whichever ends first; test-time augmentation $TTA"
+echo
+echo "| recipe | lr | epochs | training wall time | test AUC | TPR@FPR 1e-2 | TPR@FPR 1e-3 |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${ROWS[@]}"
