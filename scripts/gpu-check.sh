@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared script for a machine with an NVIDIA GPU: builds with CUDA (the torch wheel is the CUDA build),
 # checks that libtorch sees the GPU, then trains convnext_tiny@41 on a synthetic pack of >= 50k objects for 2
-# epochs in bf16, measures lens-infer for convnext_tiny@41 and vit_small@224, and prints images/second and GPU
+# epochs in bf16, prints what auto precision and memory format pick for convnext_tiny and convnext_atto at batch 256
+# and 1024 and their speed, measures lens-infer for convnext_tiny@41 and vit_small@224, and prints images/second and GPU
 # memory; then the c10d paths: NCCL (world size 1) and Gloo with 2 ranks on CUDA tensors (gradient all-reduce of
 # convnext_tiny, and a 2-rank lens-train sharing the GPU). Meant to finish in a few minutes.
 #   usage: scripts/gpu-check.sh [OBJECTS_PER_CLASS=12500]
@@ -25,6 +26,24 @@ for extra in "" "--data-on-device"; do
     --batch-size 256 --precision bf16 $extra
   echo "lens-train convnext_tiny bf16 ${extra:-(gathered from the mapped pack)}: images/s per epoch:"
   tail -n +2 "$W/run/timing.csv"
+done
+# What --precision auto --memory-format auto (the defaults) pick on this GPU, and what they then train at: one epoch
+# each of convnext_tiny@41 and convnext_atto@41 at batch 256 and 1024 (the choice and every candidate's timing from
+# config.json's autotune record; the cache kept out of the way so that each measures).
+for model in convnext_tiny convnext_atto; do
+  for batch in 256 1024; do
+    rm -rf "$W/auto"
+    XDG_CACHE_HOME="$W/cache" $BIN/lens-train -q --device cuda --pack "$W/train.pack" --out "$W/auto" \
+      --model $model --epochs 1 --batch-size $batch --no-autotune-cache
+    .venv/bin/python - "$W/auto/config.json" "$model" "$batch" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+a = cfg.get("autotune") or {}
+print(f"auto {sys.argv[2]} batch {sys.argv[3]}: precision {cfg['precision']}, channels_last {cfg['channels_last']};",
+      "candidates:", "; ".join(json.dumps(t, separators=(",", ":")) for t in a.get("timings", [])))
+PY
+    echo "  trained at (timing.csv): $(tail -n +2 "$W/auto/timing.csv")"
+  done
 done
 # lens-infer on the GPU: convnext_tiny@41 (the run above) and vit_small@224 (one quick epoch on a small pack).
 $BIN/lens-pack -q <(head -2001 "$W/index.csv") -o "$W/small.pack"

@@ -153,6 +153,8 @@ fn hard_data_has_lookalikes_two_domains_and_a_shifted_blind_mix() {
     // The hard set is other data than the easy one of the same seed.
     let easy = t.path().join("easy");
     synth(&easy, 40, 3, &[]);
-    assert!(fs::read(easy.join("slsim_lenses/D1_L_00000000_i.fits")).unwrap()
-        != fs::read(train.join("slsim_lenses/D1_L_00000000_i.fits")).unwrap());
+    assert!(
+        fs::read(easy.join("slsim_lenses/D1_L_00000000_i.fits")).unwrap()
+            != fs::read(train.join("slsim_lenses/D1_L_00000000_i.fits")).unwrap()
+    );
 }

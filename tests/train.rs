@@ -245,14 +245,20 @@ fn a_recipe_sets_its_values_and_an_explicit_option_wins() {
     ok(&mut recipe_cmd(&p, &reference, &["--recipe", "reference", "--epochs", "1"]));
     let c = config(&reference);
     assert_eq!((c["lr"].as_f64(), c["warmup_steps"].as_u64()), (Some(1e-4), Some(0)), "1e-4 at any batch");
-    assert_eq!((c["no_decay_norm_bias"].as_bool(), c["model_config"]["drop_path_rate"].as_f64()), (Some(false), Some(0.0)));
+    assert_eq!(
+        (c["no_decay_norm_bias"].as_bool(), c["model_config"]["drop_path_rate"].as_f64()),
+        (Some(false), Some(0.0))
+    );
 
     let given = t.path().join("given");
     let extra = ["--recipe", "scratch", "--epochs", "1", "--lr", "5e-4", "--decay-norm-bias", "--drop-path", "0"];
     ok(&mut recipe_cmd(&p, &given, &[&extra[..], &["--warmup-steps", "3"]].concat()));
     let c = config(&given);
     assert_eq!((c["lr"].as_f64(), c["warmup_steps"].as_u64()), (Some(5e-4), Some(3)), "explicit, uncapped");
-    assert_eq!((c["no_decay_norm_bias"].as_bool(), c["model_config"]["drop_path_rate"].as_f64()), (Some(false), Some(0.0)));
+    assert_eq!(
+        (c["no_decay_norm_bias"].as_bool(), c["model_config"]["drop_path_rate"].as_f64()),
+        (Some(false), Some(0.0))
+    );
     assert_eq!(c["recipe"]["preset"]["lr"], 6.25e-5, "the preset's own value stays on record");
     assert_eq!(
         c["recipe"]["overridden"],

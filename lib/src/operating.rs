@@ -159,6 +159,32 @@ fn next_up(x: f64) -> f64 {
     }
 }
 
+/// The cuts between groups of tied scores, from the highest: (objects called, tp, fp) after each group, from none
+/// called to all, and each group's score.
+fn cuts(scores: &[f64], lab: impl Fn(usize) -> bool) -> (Vec<(usize, usize, usize)>, Vec<f64>) {
+    let n = scores.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut cuts = vec![(0usize, 0usize, 0usize)];
+    let mut group_scores = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let s = scores[order[i]];
+        let (_, mut tp, mut fp) = cuts[cuts.len() - 1]; // never empty: it starts with the cut calling none
+        while i < n && scores[order[i]] == s {
+            if lab(order[i]) {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        cuts.push((i, tp, fp));
+        group_scores.push(s);
+    }
+    (cuts, group_scores)
+}
+
 /// Chooses a threshold on `scores` (of column `column`: `logit`, or `pred` probabilities) by `rule`, with
 /// `labels` (1 = lens) when known; see the module's note on ties.
 pub fn pick(scores: &[f64], labels: Option<&[u8]>, rule: Rule, column: &str) -> Result<OperatingPoint, OperatingError> {
@@ -178,26 +204,7 @@ pub fn pick(scores: &[f64], labels: Option<&[u8]>, rule: Rule, column: &str) -> 
         Rule::Tpr(_) | Rule::F1 if pos == 0 => return Err(OperatingError::NeedsClass { rule, what: "lenses" }),
         _ => {}
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    // Each cut: (objects called, tp, fp) after each group of tied scores, from none called to all.
-    let mut cuts = vec![(0usize, 0usize, 0usize)];
-    let mut group_scores = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let s = scores[order[i]];
-        let (_, mut tp, mut fp) = cuts[cuts.len() - 1]; // never empty: it starts with the cut calling none
-        while i < n && scores[order[i]] == s {
-            if lab(order[i]) {
-                tp += 1;
-            } else {
-                fp += 1;
-            }
-            i += 1;
-        }
-        cuts.push((i, tp, fp));
-        group_scores.push(s);
-    }
+    let (cuts, group_scores) = cuts(scores, lab);
     let rate = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let f1 = |tp: usize, called: usize| {
         if tp == 0 {

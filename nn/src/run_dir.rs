@@ -380,7 +380,8 @@ mod recipe_tests {
 
     #[test]
     fn config_json_keeps_the_recipe_and_old_files_still_load() {
-        let (_, record) = resolve(Recipe::Scratch, 128, Some(100), &Overrides { lr: Some(3e-3), ..Overrides::default() });
+        let (_, record) =
+            resolve(Recipe::Scratch, 128, Some(100), &Overrides { lr: Some(3e-3), ..Overrides::default() });
         let cfg = TrainConfig { recipe: Some(record), ..TrainConfig::example() };
         let t = tempfile::tempdir().unwrap();
         let run = RunDir::new(t.path().join("run"));

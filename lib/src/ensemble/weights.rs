@@ -112,14 +112,10 @@ fn project(v: &[f64]) -> Vec<f64> {
     v.iter().map(|&x| (x - theta).max(0.0)).collect()
 }
 
-/// Chooses ensemble weights on the members' validation predictions (`validation`: one file or shard pattern per
-/// member, with labels, on the same validation objects). AUC: the best point of a grid on the simplex (steps of
-/// 1/20, coarser for many members) and equal weights. Log-loss: projected gradient descent from equal weights,
-/// a step taken only when it lowers the loss.
-pub fn choose_weights(validation: &[String], objective: Objective) -> Result<ChosenWeights, EnsembleError> {
-    let models = validation.iter().map(|v| read_model(v)).collect::<Result<Vec<_>, _>>()?;
+/// Refuses members whose validation files hold different objects (they were split differently).
+fn check_shared_split(validation: &[String], models: &[super::Model]) -> Result<(), EnsembleError> {
     let first = &models[0];
-    for (spec, m) in validation.iter().zip(&models).skip(1) {
+    for (spec, m) in validation.iter().zip(models).skip(1) {
         let differ: Vec<String> = first
             .logits
             .keys()
@@ -135,6 +131,17 @@ pub fn choose_weights(validation: &[String], objective: Objective) -> Result<Cho
             });
         }
     }
+    Ok(())
+}
+
+/// Chooses ensemble weights on the members' validation predictions (`validation`: one file or shard pattern per
+/// member, with labels, on the same validation objects). AUC: the best point of a grid on the simplex (steps of
+/// 1/20, coarser for many members) and equal weights. Log-loss: projected gradient descent from equal weights,
+/// a step taken only when it lowers the loss.
+pub fn choose_weights(validation: &[String], objective: Objective) -> Result<ChosenWeights, EnsembleError> {
+    let models = validation.iter().map(|v| read_model(v)).collect::<Result<Vec<_>, _>>()?;
+    check_shared_split(validation, &models)?;
+    let first = &models[0];
     let truth = super::join_truth(validation, &models)?;
     let ids: Vec<&String> = first.logits.keys().collect();
     let labels: Vec<u8> = ids

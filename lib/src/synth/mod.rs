@@ -177,10 +177,8 @@ struct Drawn {
 fn write_object(job: &Job, opts: &SynthOptions) -> Result<Drawn, SynthError> {
     let mut rng = Rng::new(opts.seed, job.stream);
     // The domain is the first draw of a hard object's stream; easy objects draw none (their stream is unchanged).
-    let domain = opts
-        .difficulty
-        .poor_domain_chance(job.blind)
-        .map(|p| if rng.chance(p) { Domain::Poor } else { Domain::Good });
+    let domain =
+        opts.difficulty.poor_domain_chance(job.blind).map(|p| if rng.chance(p) { Domain::Poor } else { Domain::Good });
     let inst = domain.map_or(*Category::instrument(job.source), |d| d.apply(Category::instrument(job.source)));
     let scene = Scene::draw(&mut rng, job.label == 1, &inst, &opts.difficulty.distributions());
     let npix = opts.size * opts.size;

@@ -112,34 +112,7 @@ pub fn import_timm(vs: &VarStore, cfg: &ModelConfig, path: &Path) -> Result<Impo
     vars.sort_by(|a, b| a.0.cmp(&b.0));
 
     // First every tensor is checked, so that a checkpoint that does not fit changes nothing.
-    let mut absent = Vec::new();
-    let mut misfits = Vec::new();
-    for (name, var) in &vars {
-        match ckpt.get(name) {
-            None if is_classifier(name) => {}
-            None => absent.push(name.as_str()),
-            Some(src) if src.size() == var.size() || is_classifier(name) => {}
-            Some(src) => misfits.extend(unadaptable(cfg, name, &src.size(), &var.size())),
-        }
-    }
-    if !absent.is_empty() {
-        let first = if absent.contains(&cfg.first_conv()) {
-            format!(" (among them {}, the first convolution)", cfg.first_conv())
-        } else {
-            String::new()
-        };
-        bail!(
-            "{} does not fit this {} model: it lacks {} of the model's {} tensors{first}: {}",
-            path.display(),
-            cfg.family(),
-            absent.len(),
-            vars.len(),
-            list(&absent)
-        );
-    }
-    if !misfits.is_empty() {
-        bail!("{} does not fit this {} model: {}", path.display(), cfg.family(), list(&misfits));
-    }
+    check_fit(cfg, path, &vars, &ckpt)?;
 
     let mut report = ImportReport::default();
     tch::no_grad(|| -> Result<()> {
@@ -193,6 +166,40 @@ pub fn import_timm(vs: &VarStore, cfg: &ModelConfig, path: &Path) -> Result<Impo
         }
     }
     Ok(report)
+}
+
+/// Refuses a checkpoint that lacks one of the model's tensors (the classifier may be absent) or holds one of a shape
+/// that neither adaptation (first convolution, ViT position embeddings) makes fit, naming them.
+fn check_fit(cfg: &ModelConfig, path: &Path, vars: &[(String, Tensor)], ckpt: &BTreeMap<String, Tensor>) -> Result<()> {
+    let mut absent = Vec::new();
+    let mut misfits = Vec::new();
+    for (name, var) in vars {
+        match ckpt.get(name) {
+            None if is_classifier(name) => {}
+            None => absent.push(name.as_str()),
+            Some(src) if src.size() == var.size() || is_classifier(name) => {}
+            Some(src) => misfits.extend(unadaptable(cfg, name, &src.size(), &var.size())),
+        }
+    }
+    if !absent.is_empty() {
+        let first = if absent.contains(&cfg.first_conv()) {
+            format!(" (among them {}, the first convolution)", cfg.first_conv())
+        } else {
+            String::new()
+        };
+        bail!(
+            "{} does not fit this {} model: it lacks {} of the model's {} tensors{first}: {}",
+            path.display(),
+            cfg.family(),
+            absent.len(),
+            vars.len(),
+            list(&absent)
+        );
+    }
+    if !misfits.is_empty() {
+        bail!("{} does not fit this {} model: {}", path.display(), cfg.family(), list(&misfits));
+    }
+    Ok(())
 }
 
 /// The first few of `items` and how many more, for an error message.

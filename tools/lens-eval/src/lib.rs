@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -200,6 +200,37 @@ fn pick_threshold(args: &Args, rule: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// --fit-calibration: fits on the logits and writes the calibration file.
+fn fit_calibration(path: &Path, args: &Args, column: &str, scores: &[f64], labels: &[u8]) -> Result<()> {
+    if column != "logit" {
+        bail!("--fit-calibration fits on logits; {} has only probabilities (pred)", args.pred.display());
+    }
+    let method = if args.platt { Method::Platt } else { Method::Temperature };
+    let fitted = calibration::fit(scores, labels, method)?;
+    write_output(Some(path), |w| {
+        serde_json::to_writer_pretty(&mut *w, &fitted)?;
+        writeln!(w)?;
+        Ok(())
+    })?;
+    eprintln!(
+        "lens-eval: calibration: temperature {:.4}, bias {:.4}; log-loss on these {} objects {:.4} -> {:.4}",
+        fitted.temperature, fitted.bias, fitted.n, fitted.log_loss_before, fitted.log_loss_after
+    );
+    Ok(())
+}
+
+/// --roc: the ROC curve as CSV.
+fn write_roc(path: &Path, scores: &[f64], labels: &[u8]) -> Result<()> {
+    write_output(Some(path), |w| {
+        writeln!(w, "fpr,tpr,threshold")?;
+        for (fpr, tpr, t) in roc(scores, labels) {
+            writeln!(w, "{fpr},{tpr},{t}")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(rule) = &args.pick_threshold {
         return pick_threshold(&args, rule);
@@ -239,29 +270,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         reliability: calibration::reliability(&probabilities, labels),
     };
     if let Some(path) = &args.fit_calibration {
-        if pred.column != "logit" {
-            bail!("--fit-calibration fits on logits; {} has only probabilities (pred)", args.pred.display());
-        }
-        let method = if args.platt { Method::Platt } else { Method::Temperature };
-        let fitted = calibration::fit(scores, labels, method)?;
-        write_output(Some(path), |w| {
-            serde_json::to_writer_pretty(&mut *w, &fitted)?;
-            writeln!(w)?;
-            Ok(())
-        })?;
-        eprintln!(
-            "lens-eval: calibration: temperature {:.4}, bias {:.4}; log-loss on these {} objects {:.4} -> {:.4}",
-            fitted.temperature, fitted.bias, fitted.n, fitted.log_loss_before, fitted.log_loss_after
-        );
+        fit_calibration(path, &args, &pred.column, scores, labels)?;
     }
     if let Some(path) = &args.roc {
-        write_output(Some(path), |w| {
-            writeln!(w, "fpr,tpr,threshold")?;
-            for (fpr, tpr, t) in roc(scores, labels) {
-                writeln!(w, "{fpr},{tpr},{t}")?;
-            }
-            Ok(())
-        })?;
+        write_roc(path, scores, labels)?;
     }
     if let Some(path) = &args.plot {
         roc_plot(path, scores, labels, sources, &eval, &probabilities)?;
