@@ -34,6 +34,32 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// The settings of the runs that 2 processes at batch 8 must train like 1 process at batch 16. No drop path: its
+/// masks are drawn per process, so with it two tasks would not reach one process's weights.
+const EXACT: [&str; 11] = [
+    "--model",
+    "convnext_atto",
+    "--seed",
+    "3",
+    "--precision",
+    "fp32",
+    "--no-channels-last",
+    "--epochs",
+    "2",
+    "--drop-path",
+    "0",
+];
+
+/// The reference of those comparisons: one process at batch 16 on `pack`, into `out`, which it returns.
+fn train_one_process(pack: &str, out: &Path) -> PathBuf {
+    ok(tool("lens-train")
+        .args(["-q", "-j", "2", "--pack", pack, "--out"])
+        .arg(out)
+        .args(EXACT)
+        .args(["--batch-size", "16"]));
+    out.to_path_buf()
+}
+
 /// The CPU node's layout, as in the README: no GPUs, 2 tasks of 1 core (the command line wins over #SBATCH).
 const CPU_TRAIN: [&str; 3] = ["--gpus-per-node=0", "--ntasks-per-node=2", "--cpus-per-task=1"];
 const CPU_INFER: [&str; 2] = ["--gpus-per-node=0", "--cpus-per-task=1"];
@@ -246,33 +272,14 @@ fn train_1node_with_two_tasks_trains_like_one_process_with_twice_the_batch() {
     let _serial = serial();
     let (t, pack) = packed_dataset(50, 1); // 160 training objects: 10 steps of 16 per epoch
     let p = pack.to_str().unwrap();
-    // No drop path: its masks are drawn per process, so with it two tasks would not reach one process's weights.
-    let exact = [
-        "--model",
-        "convnext_atto",
-        "--seed",
-        "3",
-        "--precision",
-        "fp32",
-        "--no-channels-last",
-        "--epochs",
-        "2",
-        "--drop-path",
-        "0",
-    ];
-    let one = t.path().join("one");
-    ok(tool("lens-train")
-        .args(["-q", "-j", "2", "--pack", p, "--out"])
-        .arg(&one)
-        .args(exact)
-        .args(["--batch-size", "16"]));
+    let one = train_one_process(p, &t.path().join("one"));
 
     let cluster = Cluster::start();
     fs::create_dir(t.path().join("logs")).unwrap();
     let script = root().join("scripts/slurm/train-1node.sbatch");
     let mut args = CPU_TRAIN.to_vec();
     args.extend([script.to_str().unwrap(), p, "runs/two"]);
-    args.extend(exact);
+    args.extend(EXACT);
     args.extend(["--batch-size", "8"]);
     let started = Instant::now();
     let id = cluster.sbatch(t.path(), &args);
@@ -323,26 +330,7 @@ fn train_multinode_on_two_nodes_trains_like_one_process_with_twice_the_batch() {
     let _serial = serial();
     let (t, pack) = packed_dataset(50, 7);
     let p = pack.to_str().unwrap();
-    // No drop path: its masks are drawn per process, so with it two tasks would not reach one process's weights.
-    let exact = [
-        "--model",
-        "convnext_atto",
-        "--seed",
-        "3",
-        "--precision",
-        "fp32",
-        "--no-channels-last",
-        "--epochs",
-        "2",
-        "--drop-path",
-        "0",
-    ];
-    let one = t.path().join("one");
-    ok(tool("lens-train")
-        .args(["-q", "-j", "2", "--pack", p, "--out"])
-        .arg(&one)
-        .args(exact)
-        .args(["--batch-size", "16"]));
+    let one = train_one_process(p, &t.path().join("one"));
 
     // Two nodes of one core, one task each: rank 1 reaches rank 0's store at the first node's NodeAddr.
     let cluster = Cluster::with_nodes(2);
@@ -350,7 +338,7 @@ fn train_multinode_on_two_nodes_trains_like_one_process_with_twice_the_batch() {
     let script = root().join("scripts/slurm/train-multinode.sbatch");
     let mut args = vec!["--gpus-per-node=0", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1"];
     args.extend([script.to_str().unwrap(), p, "runs/two"]);
-    args.extend(exact);
+    args.extend(EXACT);
     args.extend(["--batch-size", "8"]);
     let started = Instant::now();
     let id = cluster.sbatch(t.path(), &args);
@@ -670,26 +658,7 @@ fn torchrun_c10d_rendezvous_between_two_agents_trains_like_one_process() {
     let _serial = serial();
     let (t, pack) = packed_dataset(50, 5);
     let p = pack.to_str().unwrap();
-    // No drop path: its masks are drawn per process, so with it two tasks would not reach one process's weights.
-    let exact = [
-        "--model",
-        "convnext_atto",
-        "--seed",
-        "3",
-        "--precision",
-        "fp32",
-        "--no-channels-last",
-        "--epochs",
-        "2",
-        "--drop-path",
-        "0",
-    ];
-    let one = t.path().join("one");
-    ok(tool("lens-train")
-        .args(["-q", "-j", "2", "--pack", p, "--out"])
-        .arg(&one)
-        .args(exact)
-        .args(["--batch-size", "16"]));
+    let one = train_one_process(p, &t.path().join("one"));
 
     // Two agents (two "nodes" of one worker each) meet at the c10d rendezvous endpoint; the first to bind it
     // serves the store.
@@ -697,7 +666,7 @@ fn torchrun_c10d_rendezvous_between_two_agents_trains_like_one_process() {
     let port = free_port();
     let two = t.path().join("two");
     let mut args = vec!["--pack", p, "--out", two.to_str().unwrap(), "-j", "1", "--batch-size", "8"];
-    args.extend(exact);
+    args.extend(EXACT);
     let mut agents: Vec<Agent> =
         (0..2).map(|k| Agent::start(port, 2, 1, &[], &args, &t.path().join(format!("agent{k}.log")))).collect();
     for (k, a) in agents.iter_mut().enumerate() {
