@@ -20,7 +20,7 @@ makes of it (first conv to 5 channels, ViT position embeddings resampled to a ne
 Run with the project's .venv (timm installed by scripts/setup.sh):
     .venv/bin/python scripts/make_parity_fixtures.py [--out tests/fixtures]
 With --full DIR it instead writes the full-size convnext_tiny (41x41 input) and vit_small_patch16_224 (224x224)
-fixtures (weights, outputs, gradients: ~100-200 MB each) for the heavier check (nn/tests/parity.rs runs it; it fails when timm is missing).
+fixtures (weights, outputs, gradients: ~100-200 MB each) for the heavier check (nn/tests/parity/ runs it; it fails when timm is missing).
 """
 import argparse
 import json
@@ -79,7 +79,7 @@ def fixture(model, size, gen, batch=4):
     return out
 
 
-# The optimizer check (keep in step with nn/tests/parity.rs).
+# The optimizer check (keep in step with nn/tests/parity/).
 ADAMW_LRS = [1e-3, 5e-4, 2.5e-4]
 ADAMW_DECAY = 0.05
 

@@ -3,6 +3,7 @@
 //! (finding and running the tools, datasets, the project's Python, LENSFIND_SKIP) are this crate's library,
 //! common.rs. Run one module with `cargo test -p lensfind-e2e -- pack::`.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails, also in the helpers the tests call
+#![allow(clippy::too_many_lines)] // a scenario test reads top to bottom: its steps and their checks in order
 
 mod autotune;
 mod crash;

@@ -1,7 +1,9 @@
 //! Classification metrics for a ranking where positives are rare: AUC (ties counted half, as sklearn's
 //! roc_auc_score), accuracy, precision and recall at a threshold, TPR at a fixed FPR, and the ROC curve; and
-//! ([`Report`], [`evaluate`]) the report of all of them, overall and per source, that lens-eval prints and validation records.
+//! ([`Report`], [`evaluate`]) the report of all of them, overall and per source, that lens-eval prints and validation records;
+//! ([`files`]) a scores file evaluated against its labels.
 
+pub mod files;
 mod report;
 
 pub(crate) use report::split_by_source;

@@ -3,12 +3,23 @@
 
 use std::path::Path;
 
+use crate::dist::Backend;
 use crate::models::import::ImportReport;
-use crate::run_dir::MetricsRow;
+use crate::run_dir::{MetricsRow, TrainConfig};
 
 /// Something that happened during training.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// A launcher started `world` processes that met over `backend`; each trains `batch` images a step.
+    Processes { world: usize, launcher: &'static str, backend: Backend, batch: usize },
+    /// --precision/--memory-format auto of a new run: `summary` says what was measured (or found in the cache) and
+    /// chosen (None when only one candidate was left); `notes` are about the cache (one that could not be read or
+    /// written).
+    Autotune { notes: &'a [String], summary: Option<String> },
+    /// A new run's directory and config.json are written; `cfg.recipe` is the recipe and what it resolved to.
+    Recipe { cfg: &'a TrainConfig },
+    /// The run directory holds config.json but no checkpoint yet: the run starts again from its first step.
+    StartingAgain,
     /// Weights imported from a timm checkpoint before the first step.
     Pretrained { path: &'a Path, report: &'a ImportReport },
     /// Continuing from a checkpoint at `epoch` (0-based), after `batch` of its batches, at global `step`.

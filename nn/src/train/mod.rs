@@ -7,6 +7,7 @@ pub mod auto_resume;
 pub mod checkpoint;
 pub mod ddp;
 pub mod events;
+pub mod launch;
 pub mod scaler;
 pub mod schedule;
 pub mod split;
@@ -347,45 +348,6 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// Validates the model after an epoch: the metrics row of the epoch (the same on every rank).
-    pub fn validate(&mut self) -> Result<MetricsRow> {
-        let started = Instant::now();
-        let logits = self.validation_logits()?;
-        self.epoch_time.validation_seconds = started.elapsed().as_secs_f64();
-        let s = &self.state;
-        let lr =
-            schedule::lr_at(s.global_step.saturating_sub(1), self.total_steps(), self.cfg.lr, self.cfg.warmup_steps);
-        let train_loss = s.loss_sum / s.loss_count.max(1) as f64;
-        let val = self.data.val_source();
-        let labels: Vec<u8> = self.data.val_rows.iter().map(|&r| val.meta[r].label.unwrap_or(0)).collect();
-        let sources: Vec<Option<u8>> = self.data.val_rows.iter().map(|&r| val.meta[r].source).collect();
-        let mut row = validate::metrics_row(&logits, &labels, &sources, self.cfg.pos_weight.unwrap_or(1.0));
-        (row.epoch, row.step, row.lr, row.train_loss, row.skipped_steps) =
-            (s.epoch + 1, s.global_step, lr, train_loss, self.skipped);
-        self.val_logits = logits;
-        Ok(row)
-    }
-
-    /// The logits of the validation rows, in their order (each rank scores a stride of them; all get all).
-    fn validation_logits(&mut self) -> Result<Vec<f64>> {
-        let exec = crate::device::ExecSettings {
-            size: self.cfg.model_config.input_size(),
-            precision: self.cfg.precision,
-            channels_last: self.cfg.channels_last,
-            device: self.device,
-            batch: self.cfg.batch_size * 2,
-        };
-        let vb = self.val_batcher.as_ref().unwrap_or(&self.batcher);
-        let rows = &self.data.val_rows;
-        Ok(match self.pg {
-            Some(pg) => {
-                let part = crate::infer::predict(&self.model, vb, &ddp::strided(rows, self.rank, self.world), exec)?;
-                ddp::unshard(&pg.gather_f64(&part, self.device)?, rows.len())
-            }
-            None => crate::infer::predict(&self.model, vb, rows, exec)?,
-        })
-    }
-
     /// Records the epoch's validation: the best weights and their predictions, metrics.csv, timing.csv, early
     /// stopping and the checkpoint. Returns the outcome when the run ends here.
     pub fn finish_epoch(&mut self, row: MetricsRow, stop: &AtomicBool) -> Result<Option<Outcome>> {
@@ -422,19 +384,6 @@ impl<'a> Trainer<'a> {
             return Ok(Some(Outcome::StoppedEarly));
         }
         Ok(self.any_rank(stop.load(Ordering::Relaxed))?.then_some(Outcome::Interrupted))
-    }
-
-    /// model.safetensors and val_predictions.csv of the best epoch so far (rank 0 writes).
-    fn write_best(&self) -> Result<()> {
-        if !self.is_main() {
-            return Ok(());
-        }
-        self.run.save_weights(&self.vs)?;
-        let val = self.data.val_source();
-        self.run.write_val_predictions(self.data.val_rows.iter().zip(&self.val_logits).map(|(&r, &logit)| {
-            let m = &val.meta[r];
-            crate::run_dir::ValPrediction { id: &m.id, label: m.label, source: m.source, logit }
-        }))
     }
 
     /// Whether `flag` is set on any rank (on this one, without a group).

@@ -1,19 +1,16 @@
-//! lens-eval's command line: the evaluation is lensfind::metrics's, the plot lensfind::render's.
+//! lens-eval's command line: the evaluation is lensfind::metrics::files's, the plot lensfind::render's.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use lensfind::calibration::{self, Bin, Method};
-use lensfind::ensemble::sigmoid;
-use lensfind::metrics::{evaluate, roc, Confusion, Evaluation, Report};
-use lensfind::operating::{pick, Rule};
+use lensfind::calibration::{self, Method};
+use lensfind::metrics::files::{evaluate_files, pick_on_file, write_roc, Evaluated, Inputs};
+use lensfind::metrics::Evaluation;
 use lensfind::output::write_output;
 use lensfind::render::roc_plot;
-use lensfind::scores::{has_column, read_scores, read_truth, Joined};
 use serde::Serialize;
 
 /// Measure how well a submission ranks lenses: AUC, accuracy, precision, recall and F1 at a threshold, TPR at FPR
@@ -85,44 +82,6 @@ pub struct Args {
     pub allow_missing: bool,
 }
 
-/// lens-eval's JSON on stdout.
-#[derive(Debug, Serialize)]
-struct Output {
-    pred: String,
-    truth: String,
-    score_column: String,
-    threshold: f64,
-    missing_labels: usize,
-    missing_scores: usize,
-    all: Report,
-    by_source: BTreeMap<u8, Report>,
-    at_threshold: AtThreshold,
-    calibration: CalibrationReport,
-}
-
-/// The counts and rates at the threshold, over all objects.
-#[derive(Debug, Serialize)]
-struct AtThreshold {
-    tp: u64,
-    fp: u64,
-    tn: u64,
-    #[serde(rename = "fn")]
-    fn_: u64,
-    tpr: f64,
-    fpr: f64,
-}
-
-/// How well the probabilities are calibrated, over all objects.
-#[derive(Debug, Serialize)]
-struct CalibrationReport {
-    /// Where the probabilities came from: `pred`, or `sigmoid(logit)`.
-    probabilities: String,
-    log_loss: f64,
-    brier: f64,
-    ece: f64,
-    reliability: Vec<Bin>,
-}
-
 fn fmt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
 }
@@ -158,33 +117,18 @@ fn print_table(eval: &Evaluation) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The labels: --truth's, or those of the scores file itself.
-fn truth_path(args: &Args) -> Result<PathBuf> {
-    match &args.truth {
-        Some(t) => Ok(t.clone()),
-        None if has_column(&args.pred, "label")? => Ok(args.pred.clone()),
-        None => bail!("{} has no label column: give the labels with --truth", args.pred.display()),
-    }
+/// The files named on the command line.
+fn inputs(args: &Args) -> Inputs<'_> {
+    Inputs { pred: &args.pred, truth: args.truth.as_deref(), allow_missing: args.allow_missing }
 }
 
 /// --pick-threshold: the operating point as JSON on stdout, a line on stderr.
 fn pick_threshold(args: &Args, rule: &str) -> Result<ExitCode> {
-    let rule: Rule = rule.parse()?;
-    let pred = read_scores(&args.pred, &["logit", "pred"])?;
-    let labelled = args.truth.is_some() || has_column(&args.pred, "label")?;
-    let point = if !labelled && matches!(rule, Rule::Fraction(_)) {
-        pick(&pred.values, None, rule, &pred.column)?
-    } else {
-        let truth_path = truth_path(args)?;
-        let joined = Joined::new(&pred, &read_truth(&truth_path)?);
-        joined.check(&args.pred, &truth_path, args.allow_missing)?;
-        pick(&joined.scores, Some(&joined.labels), rule, &pred.column)?
-    };
+    let (point, column) = pick_on_file(inputs(args), rule.parse()?)?;
     let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"));
     eprintln!(
-        "lens-eval: {}: threshold {} (logit {}, probability {}): {} of {} called lenses; TPR {}, FPR {}",
+        "lens-eval: {}: threshold {column} (logit {}, probability {}): {} of {} called lenses; TPR {}, FPR {}",
         point.rule,
-        pred.column,
         show(point.logit),
         show(point.probability),
         point.called,
@@ -192,26 +136,27 @@ fn pick_threshold(args: &Args, rule: &str) -> Result<ExitCode> {
         show(point.tpr),
         show(point.fpr)
     );
-    write_output(None, |w| {
-        serde_json::to_writer_pretty(&mut *w, &point)?;
-        writeln!(w)?;
-        Ok(())
-    })?;
+    write_json(None, &point)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// JSON, pretty, to `path` or stdout.
+fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<()> {
+    write_output(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        writeln!(w)?;
+        Ok(())
+    })
+}
+
 /// --fit-calibration: fits on the logits and writes the calibration file.
-fn fit_calibration(path: &Path, args: &Args, column: &str, scores: &[f64], labels: &[u8]) -> Result<()> {
-    if column != "logit" {
+fn fit_calibration(path: &Path, args: &Args, e: &Evaluated) -> Result<()> {
+    if e.summary.score_column != "logit" {
         bail!("--fit-calibration fits on logits; {} has only probabilities (pred)", args.pred.display());
     }
     let method = if args.platt { Method::Platt } else { Method::Temperature };
-    let fitted = calibration::fit(scores, labels, method)?;
-    write_output(Some(path), |w| {
-        serde_json::to_writer_pretty(&mut *w, &fitted)?;
-        writeln!(w)?;
-        Ok(())
-    })?;
+    let fitted = calibration::fit(&e.scores, &e.labels, method)?;
+    write_json(Some(path), &fitted)?;
     eprintln!(
         "lens-eval: calibration: temperature {:.4}, bias {:.4}; log-loss on these {} objects {:.4} -> {:.4}",
         fitted.temperature, fitted.bias, fitted.n, fitted.log_loss_before, fitted.log_loss_after
@@ -219,96 +164,36 @@ fn fit_calibration(path: &Path, args: &Args, column: &str, scores: &[f64], label
     Ok(())
 }
 
-/// --roc: the ROC curve as CSV.
-fn write_roc(path: &Path, scores: &[f64], labels: &[u8]) -> Result<()> {
-    write_output(Some(path), |w| {
-        writeln!(w, "fpr,tpr,threshold")?;
-        for (fpr, tpr, t) in roc(scores, labels) {
-            writeln!(w, "{fpr},{tpr},{t}")?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(rule) = &args.pick_threshold {
         return pick_threshold(&args, rule);
     }
-    let pred = read_scores(&args.pred, &["logit", "pred", "preds"])?;
-    let truth_path = truth_path(&args)?;
-    let truth = read_truth(&truth_path)?;
-    let threshold = args.threshold.unwrap_or(if pred.column == "logit" { 0.0 } else { 0.5 });
-    let joined = Joined::new(&pred, &truth);
-    joined.check(&args.pred, &truth_path, args.allow_missing)?;
-    let (scores, labels, sources) = (&joined.scores, &joined.labels, &joined.sources);
-    let eval = evaluate(scores, labels, sources, threshold);
-    // Probabilities: the file's pred column when it has one (with a logit column too, the logit ranks), else the
-    // sigmoid of the logits.
-    let (probabilities, from) = if pred.column == "logit" && has_column(&args.pred, "pred")? {
-        let p = Joined::new(&read_scores(&args.pred, &["pred"])?, &truth);
-        (p.scores, "pred")
-    } else if pred.column == "logit" {
-        (scores.iter().map(|&z| sigmoid(z)).collect(), "sigmoid(logit)")
-    } else {
-        (scores.clone(), "pred")
-    };
-    let c = Confusion::at(scores, labels, threshold);
-    let at_threshold = AtThreshold {
-        tp: c.tp,
-        fp: c.fp,
-        tn: c.tn,
-        fn_: c.fn_,
-        tpr: c.recall(),
-        fpr: if c.fp + c.tn == 0 { 0.0 } else { c.fp as f64 / (c.fp + c.tn) as f64 },
-    };
-    let calibration_report = CalibrationReport {
-        probabilities: from.to_string(),
-        log_loss: calibration::log_loss_of_probabilities(&probabilities, labels),
-        brier: calibration::brier(&probabilities, labels),
-        ece: calibration::ece(&probabilities, labels),
-        reliability: calibration::reliability(&probabilities, labels),
-    };
+    let e = evaluate_files(inputs(&args), args.threshold)?;
     if let Some(path) = &args.fit_calibration {
-        fit_calibration(path, &args, &pred.column, scores, labels)?;
+        fit_calibration(path, &args, &e)?;
     }
     if let Some(path) = &args.roc {
-        write_roc(path, scores, labels)?;
+        write_roc(path, &e.scores, &e.labels)?;
     }
+    let eval = e.evaluation();
     if let Some(path) = &args.plot {
-        roc_plot(path, scores, labels, sources, &eval, &probabilities)?;
+        roc_plot(path, &e.scores, &e.labels, &e.sources, &eval, &e.probabilities)?;
     }
     print_table(&eval)?;
+    let (s, at) = (&e.summary, &e.summary.at_threshold);
     eprintln!(
-        "at threshold {threshold} on {}: {} of {} lenses called (TPR {:.4}), {} of {} non-lenses (FPR {:.4})",
-        pred.column,
-        c.tp,
-        c.tp + c.fn_,
-        at_threshold.tpr,
-        c.fp,
-        c.fp + c.tn,
-        at_threshold.fpr
+        "at threshold {} on {}: {} of {} lenses called (TPR {:.4}), {} of {} non-lenses (FPR {:.4})",
+        s.threshold,
+        s.score_column,
+        at.tp,
+        at.tp + at.fn_,
+        at.tpr,
+        at.fp,
+        at.fp + at.tn,
+        at.fpr
     );
-    eprintln!(
-        "calibration ({}): log-loss {:.4}, Brier {:.4}, ECE {:.4}",
-        calibration_report.probabilities, calibration_report.log_loss, calibration_report.brier, calibration_report.ece
-    );
-    let out = Output {
-        pred: args.pred.display().to_string(),
-        truth: truth_path.display().to_string(),
-        score_column: pred.column.clone(),
-        threshold,
-        missing_labels: joined.missing_labels.len(),
-        missing_scores: joined.missing_scores.len(),
-        all: eval.all,
-        by_source: eval.by_source,
-        at_threshold,
-        calibration: calibration_report,
-    };
-    write_output(None, |w| {
-        serde_json::to_writer_pretty(&mut *w, &out)?;
-        writeln!(w)?;
-        Ok(())
-    })?;
+    let c = &s.calibration;
+    eprintln!("calibration ({}): log-loss {:.4}, Brier {:.4}, ECE {:.4}", c.probabilities, c.log_loss, c.brier, c.ece);
+    write_json(None, s)?;
     Ok(ExitCode::SUCCESS)
 }

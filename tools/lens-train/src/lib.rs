@@ -6,19 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use lensfind_nn::autotune::{self, Request, Workload};
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
-use lensfind_nn::device::{parse_device, rank_device, MemoryFormat, Precision};
-use lensfind_nn::dist::{Backend, Env, ProcessGroup};
 use lensfind_nn::recipe::{self, Overrides, Recipe};
-use lensfind_nn::run_dir::{RunDir, TrainConfig};
-use lensfind_nn::train::auto_resume::{self, Start};
-use lensfind_nn::train::{train, Outcome};
-use lensfind_nn::{registry, ModelConfig};
+use lensfind_nn::registry;
+use lensfind_nn::run_dir::RunDir;
+use lensfind_nn::train::launch::{launch, Launch, Mode, NewRun};
+use lensfind_nn::train::Outcome;
 
 /// Train a lens classifier on a pack: ConvNeXt or ViT with 5-channel input and one logit, timm-compatible.
 ///
@@ -239,65 +237,56 @@ fn overrides(args: &Args) -> Overrides {
     }
 }
 
-/// A new run's settings from the command line, its recipe resolved for `world` processes.
-fn config_from_args(args: &Args, world: usize) -> Result<TrainConfig> {
-    let model_config = ModelConfig::from_name(&args.model, args.input_size)?;
-    if args.input_size.is_some() && !matches!(model_config, ModelConfig::Vit(_)) {
-        bail!("--input-size applies to ViT models; {} runs at the native 41x41", args.model);
-    }
-    // Absolute paths, so that --resume and lens-infer work from any directory.
-    let absolute = |p: &PathBuf| -> Result<PathBuf> {
-        if !p.join("pack.json").exists() {
-            bail!("{} is not a pack (no pack.json); make one with lens-pack", p.display());
+/// What the command line asks for; with --resume, an error naming the options that config.json decides.
+fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    if args.resume {
+        let refused: Vec<String> = Args::command()
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !RESUME_MAY_CHANGE.contains(id) && given(id))
+            .map(|id| id.replace('_', "-"))
+            .collect();
+        if !refused.is_empty() {
+            let config = RunDir::new(args.out.clone().unwrap_or_default()).config_path();
+            bail!("--resume takes every setting from {}; drop --{}", config.display(), refused.join(", --"));
         }
-        std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))
+    }
+    let mode = match (args.resume, args.auto_resume) {
+        (true, _) => Mode::Resume,
+        (_, true) => Mode::AutoResume,
+        _ => Mode::New,
     };
-    let pack = absolute(args.pack.as_ref().expect("clap requires --pack"))?;
-    let val_pack = args.val_pack.as_ref().map(absolute).transpose()?;
-    let pretrained = args
-        .pretrained
-        .as_ref()
-        .map(|p| std::fs::canonicalize(p).with_context(|| format!("{}", p.display())))
-        .transpose()?;
-    let mut cfg = TrainConfig {
-        pack,
-        val_pack,
-        model: args.model.clone(),
-        model_config,
-        // The recipe's values replace these below, once the run's steps per epoch are known.
-        epochs: 1,
+    let run = NewRun {
+        overrides: overrides(&args),
+        split_seed_given: given("split_seed"),
+        pack: args.pack,
+        val_pack: args.val_pack,
+        model: args.model,
+        input_size: args.input_size,
+        recipe: args.recipe,
         batch_size: args.batch_size,
-        lr: 0.0,
-        weight_decay: 0.0,
-        warmup_steps: 0,
         grad_clip: args.grad_clip,
-        no_decay_norm_bias: false,
         pos_weight: args.pos_weight,
-        // Placeholders until auto settings are resolved (resolve_auto), which needs this process's device.
-        precision: args.exec.precision.fixed().unwrap_or(Precision::Fp32),
-        channels_last: args.exec.memory_format().fixed().is_some_and(MemoryFormat::is_channels_last),
-        autotune: None,
         seed: args.seed,
-        split_seed: Some(args.split_seed),
+        split_seed: args.split_seed,
         val_split: args.val_split,
         patience: args.patience,
-        pretrained,
+        pretrained: args.pretrained,
         checkpoint_every: args.checkpoint_every,
         data_on_device: args.data_on_device,
-        device: args.exec.device.clone(),
-        tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
-        recipe: None,
     };
-    let name = args.recipe.unwrap_or_else(|| Recipe::default_for(args.pretrained.is_some()));
-    // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
-    // every rank reports it alike; until then the recipe does without the run's length (no warm-up cap).
-    let steps_per_epoch = lensfind_nn::train::steps_per_epoch(&cfg, world).ok();
-    let (values, record) = recipe::resolve(name, args.batch_size * world, steps_per_epoch, &overrides(args));
-    (cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.no_decay_norm_bias, cfg.epochs) =
-        (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
-    cfg.model_config.set_drop_path(values.drop_path);
-    cfg.recipe = Some(record);
-    Ok(cfg)
+    Ok(Launch {
+        out: args.out.expect("clap requires --out"),
+        mode,
+        resume_device: given("device").then(|| args.exec.device.clone()),
+        resume_checkpoint_every: args.checkpoint_every.filter(|_| given("checkpoint_every")),
+        run,
+        exec: args.exec,
+        time_limit: args.time_limit.map(Duration::from_secs_f64),
+        dist_backend: args.dist_backend,
+        dist_timeout: Duration::from_secs(args.dist_timeout),
+    })
 }
 
 pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
@@ -306,118 +295,8 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     lensfind_nn::init_threads(args.exec.threads)?;
-    // The run's settings decide the device (and so the backend) and the batch; an error in them is reported to
-    // the other ranks once the group exists, so that they can name this one.
-    let cfg = resolve_config(&args, matches);
-    let Some(env) = Env::from_env()? else {
-        let (cfg, start) = cfg?;
-        return run_process(&args, cfg, start, None);
-    };
-    let device = cfg.as_ref().map_or(args.exec.device.as_str(), |(c, _)| c.device.as_str());
-    let backend = Backend::choose(&args.dist_backend, rank_device(device, env.local_rank)?)?;
-    let pg = ProcessGroup::init(&env, backend, std::time::Duration::from_secs(args.dist_timeout))?;
-    if let (0, false, Ok((cfg, _))) = (env.rank, args.quiet, &cfg) {
-        eprintln!(
-            "lens-train: {} processes ({}, {backend}); batch {} per process, {} per step",
-            env.world,
-            env.launcher,
-            cfg.batch_size,
-            cfg.batch_size * env.world
-        );
-    }
-    let agreed = |(cfg, start): (TrainConfig, Start)| -> Result<(TrainConfig, Start)> {
-        if args.auto_resume {
-            let run = RunDir::new(args.out.clone().expect("clap requires --out"));
-            auto_resume::agree(&pg, start, &run, rank_device(&cfg.device, env.local_rank)?)?;
-        }
-        Ok((cfg, start))
-    };
-    match cfg.and_then(agreed).and_then(|(cfg, start)| run_process(&args, cfg, start, Some(&pg))) {
-        Ok(code) => {
-            pg.finish()?;
-            Ok(code)
-        }
-        Err(e) => {
-            pg.report_failure(&format!("{e:#}"));
-            Err(e.context(format!("rank {} of {}", env.rank, env.world)))
-        }
-    }
-}
-
-/// The settings of the run and how it starts: config.json's with --resume (plus --device and --checkpoint-every
-/// when given), the command line's for a new run, and with --auto-resume what the run directory decides. Writes
-/// nothing.
-fn resolve_config(args: &Args, matches: &ArgMatches) -> Result<(TrainConfig, Start)> {
-    let run = RunDir::new(args.out.clone().expect("clap requires --out"));
-    if !args.resume {
-        let mut world = Env::from_env()?.map_or(1, |e| e.world);
-        if args.auto_resume {
-            // The recipe at the run's own number of processes: continued at another world size, a run keeps the
-            // learning rate it scaled for its global batch, as with --resume.
-            world = recorded_world(&run, args.batch_size).unwrap_or(world);
-        }
-        let cfg = config_from_args(args, world)?;
-        parse_device(&cfg.device)?;
-        if !args.auto_resume {
-            return Ok((cfg, Start::New));
-        }
-        let channels_last = args.exec.memory_format().fixed().map(MemoryFormat::is_channels_last);
-        let mut cfg = cfg;
-        // A run made before --split-seed drew its split from --seed: a command line that does not name a split
-        // seed continues it so.
-        if matches.value_source("split_seed") != Some(ValueSource::CommandLine)
-            && run.config_path().exists()
-            && run.read_config().is_ok_and(|old| old.split_seed.is_none())
-        {
-            cfg.split_seed = None;
-        }
-        return auto_resume::decide(&run, cfg, args.exec.precision.fixed(), channels_last);
-    }
-    let given: Vec<String> = Args::command()
-        .get_arguments()
-        .map(|a| a.get_id().as_str())
-        .filter(|id| !RESUME_MAY_CHANGE.contains(id))
-        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
-        .map(|id| id.replace('_', "-"))
-        .collect();
-    if !given.is_empty() {
-        bail!("--resume takes every setting from {}; drop --{}", run.config_path().display(), given.join(", --"));
-    }
-    let mut cfg = run.read_config()?;
-    if matches.value_source("device") == Some(ValueSource::CommandLine) {
-        cfg.device = args.exec.device.clone();
-    }
-    if matches.value_source("checkpoint_every") == Some(ValueSource::CommandLine) {
-        cfg.checkpoint_every = args.checkpoint_every;
-    }
-    Ok((cfg, Start::Resume { step: None }))
-}
-
-/// The number of processes the run in `run` was started with, from its recipe's global batch (None for a new run,
-/// a run made before recipes, or another batch size, which --auto-resume then names as a difference).
-fn recorded_world(run: &RunDir, batch_size: usize) -> Option<usize> {
-    let recipe = run.read_config().ok()?.recipe?;
-    (batch_size > 0 && recipe.global_batch % batch_size == 0).then_some(recipe.global_batch / batch_size)
-}
-
-/// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
-/// config.json of a new run.
-fn run_process(args: &Args, mut cfg: TrainConfig, start: Start, pg: Option<&ProcessGroup>) -> Result<ExitCode> {
-    let run = RunDir::new(args.out.clone().expect("clap requires --out"));
-    let main = pg.is_none_or(|p| p.rank == 0);
-    match start {
-        Start::New => {
-            resolve_auto(args, &mut cfg, pg)?;
-            if main {
-                run.create(&cfg)?;
-                report::recipe(&cfg, args.quiet);
-            }
-        }
-        Start::Again if main && !args.quiet => {
-            eprintln!("lens-train: {} has no checkpoint yet: starting it from the first step", run.path().display());
-        }
-        Start::Again | Start::Resume { .. } => {}
-    }
+    let quiet = args.quiet;
+    let launch_args = to_launch(args, matches)?;
     let term = Arc::new(AtomicBool::new(false));
     let int = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -425,46 +304,10 @@ fn run_process(args: &Args, mut cfg: TrainConfig, start: Start, pg: Option<&Proc
         signal_hook::flag::register(sig, Arc::clone(flag))?;
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let mut reporter = report::Reporter::new(&run, args.quiet);
-    let resume = matches!(start, Start::Resume { .. });
-    let time_limit = args.time_limit.map(std::time::Duration::from_secs_f64);
-    match train(&cfg, &run, resume, &stop, pg, time_limit, &mut |e| reporter.event(e))? {
+    let mut reporter = report::Reporter::new(&launch_args.out, quiet);
+    match launch(&launch_args, &stop, &mut |e| reporter.event(e))? {
         Outcome::Finished | Outcome::StoppedEarly | Outcome::TimeLimit => Ok(ExitCode::SUCCESS),
         // A process stopped because another rank was signalled counts as terminated.
         Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),
     }
-}
-
-/// Settles `--precision auto` and `--memory-format auto` of a new run: rank 0 (or the only process) measures or
-/// reads the cache and says what it chose; every rank then runs with rank 0's choice.
-fn resolve_auto(args: &Args, cfg: &mut TrainConfig, pg: Option<&ProcessGroup>) -> Result<()> {
-    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
-    let req = Request {
-        workload: Workload::Train,
-        model_name: &cfg.model,
-        model: &cfg.model_config,
-        batch: cfg.batch_size,
-        device,
-        precision: args.exec.precision,
-        memory_format: args.exec.memory_format(),
-    };
-    let options = autotune::candidates(device, req.precision, req.memory_format);
-    let mut chosen = None;
-    if pg.is_none_or(|p| p.rank == 0) {
-        let (setting, record, notes) = autotune::resolve(&req, &args.exec.cache())?;
-        report::autotune(record.as_ref(), &notes, &args.exec.cache(), args.quiet);
-        cfg.autotune = record;
-        chosen = Some(setting);
-    }
-    let setting = match pg {
-        // Rank 0's choice, as its index among the candidates (the same list on every rank).
-        Some(pg) => {
-            let index = chosen.and_then(|c| options.iter().position(|o| *o == c)).unwrap_or(0);
-            options[pg.sum_f64(&[index as f64], device)?[0] as usize]
-        }
-        None => chosen.expect("the only process chose"),
-    };
-    cfg.precision = setting.precision;
-    cfg.channels_last = setting.memory_format.is_channels_last();
-    Ok(())
 }

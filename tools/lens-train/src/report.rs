@@ -1,24 +1,42 @@
 //! What lens-train says on stderr about training's events: a progress bar (a terminal) or a line every few seconds
-//! (a log), one summary line per epoch, and the resume, early-stopping and signal messages.
+//! (a log), one summary line per epoch, and the set-up, resume, early-stopping and signal messages.
+
+use std::path::Path;
 
 use lensfind::progress::Progress;
-use lensfind_nn::autotune::{Autotune, Cache};
-use lensfind_nn::run_dir::{RunDir, TrainConfig};
+use lensfind_nn::run_dir::TrainConfig;
 use lensfind_nn::train::Event;
 
 pub(crate) struct Reporter<'a> {
-    run: &'a RunDir,
+    out: &'a Path,
     quiet: bool,
     progress: Option<Progress>,
 }
 
 impl<'a> Reporter<'a> {
-    pub(crate) fn new(run: &'a RunDir, quiet: bool) -> Self {
-        Reporter { run, quiet, progress: None }
+    pub(crate) fn new(out: &'a Path, quiet: bool) -> Self {
+        Reporter { out, quiet, progress: None }
     }
 
     pub(crate) fn event(&mut self, event: Event) {
         match event {
+            Event::Processes { world, launcher, backend, batch } if !self.quiet => eprintln!(
+                "lens-train: {world} processes ({launcher}, {backend}); batch {batch} per process, {} per step",
+                batch * world
+            ),
+            Event::Autotune { notes, summary } => {
+                // Notes about the cache are said even with -q: a cache that cannot be written costs every run.
+                for note in notes {
+                    eprintln!("lens-train: {note}");
+                }
+                if let (Some(summary), false) = (summary, self.quiet) {
+                    eprintln!("lens-train: {summary}");
+                }
+            }
+            Event::Recipe { cfg } if !self.quiet => recipe(cfg),
+            Event::StartingAgain if !self.quiet => {
+                eprintln!("lens-train: {} has no checkpoint yet: starting it from the first step", self.out.display())
+            }
             Event::Pretrained { path, report } if !self.quiet => {
                 let adapted: Vec<String> = report.adapted.iter().map(|(k, w)| format!("{k}: {w}")).collect();
                 eprintln!(
@@ -34,14 +52,14 @@ impl<'a> Reporter<'a> {
             }
             Event::Resumed { epoch, batch, step } if !self.quiet => eprintln!(
                 "lens-train: resuming {} at epoch {}, batch {batch} (step {step})",
-                self.run.path().display(),
+                self.out.display(),
                 epoch + 1
             ),
             Event::WorldChanged { from, to, repeated } => eprintln!(
                 "lens-train: resuming with {to} processes a checkpoint of {from}: the last {repeated} objects before \
                  it are trained on again"
             ),
-            Event::AlreadyComplete => eprintln!("lens-train: {} is already complete", self.run.path().display()),
+            Event::AlreadyComplete => eprintln!("lens-train: {} is already complete", self.out.display()),
             Event::EpochStarted { images, done, .. } => {
                 let progress = Progress::new("lens-train", "images", images, self.quiet);
                 progress.inc(done);
@@ -73,14 +91,18 @@ impl<'a> Reporter<'a> {
                 "lens-train: time limit: stopped after epoch {epoch} of {epochs} ({seconds:.0} s), checkpoint saved; \
                  --resume continues the run"
             ),
-            Event::Pretrained { .. } | Event::Resumed { .. } => {}
+            Event::Processes { .. }
+            | Event::Recipe { .. }
+            | Event::StartingAgain
+            | Event::Pretrained { .. }
+            | Event::Resumed { .. } => {}
         }
     }
 }
 
-/// The recipe of a new run and the values it resolved to, on stderr.
-pub(crate) fn recipe(cfg: &TrainConfig, quiet: bool) {
-    let Some(r) = cfg.recipe.as_ref().filter(|_| !quiet) else { return };
+/// The recipe of a new run and the values it resolved to.
+fn recipe(cfg: &TrainConfig) {
+    let Some(r) = cfg.recipe.as_ref() else { return };
     let overridden = if r.overridden.is_empty() {
         String::new()
     } else {
@@ -99,14 +121,4 @@ pub(crate) fn recipe(cfg: &TrainConfig, quiet: bool) {
         cfg.model_config.drop_path(),
         cfg.epochs,
     );
-}
-
-/// What auto measured (or found in the cache) and chose, on stderr; notes about the cache always.
-pub(crate) fn autotune(record: Option<&Autotune>, notes: &[String], cache: &Cache, quiet: bool) {
-    for note in notes {
-        eprintln!("lens-train: {note}");
-    }
-    if let (Some(r), false) = (record, quiet) {
-        eprintln!("lens-train: {}", r.summary(cache));
-    }
 }

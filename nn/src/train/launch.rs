@@ -1,0 +1,283 @@
+//! One lens-train process, from what its command line asks to the end of its part of the run: the run's settings
+//! (a new run's from the command line with its recipe resolved, config.json's for --resume, what the run directory
+//! decides for --auto-resume), the process group when a launcher started several, --precision/--memory-format
+//! auto settled once for every rank, and [`train`]. lens-train parses its options into a [`Launch`] and reports the
+//! [`Event`]s; everything else is here.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::auto_resume::{self, Start};
+use super::{steps_per_epoch, train, Event, Outcome};
+use crate::autotune::{self, Request, Workload};
+use crate::cli::ExecArgs;
+use crate::device::{parse_device, rank_device, MemoryFormat, Precision};
+use crate::dist::{Backend, Env, ProcessGroup};
+use crate::recipe::{self, Overrides, Recipe};
+use crate::run_dir::{RunDir, TrainConfig};
+use crate::ModelConfig;
+
+/// How the command line starts the run in `out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new run (--out must not hold one).
+    New,
+    /// --resume: continue with config.json's settings.
+    Resume,
+    /// --auto-resume: start the run, or continue it when `out` holds it with the same settings.
+    AutoResume,
+}
+
+/// The settings of a new run as the command line gives them (also what --auto-resume compares with config.json).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub pack: Option<PathBuf>,
+    pub val_pack: Option<PathBuf>,
+    pub model: String,
+    pub input_size: Option<i64>,
+    /// None: the default recipe (`finetune` with `pretrained`, else `scratch`).
+    pub recipe: Option<Recipe>,
+    /// The recipe's values that the command line gave explicitly.
+    pub overrides: Overrides,
+    pub batch_size: usize,
+    pub grad_clip: Option<f64>,
+    pub pos_weight: Option<f64>,
+    pub seed: u64,
+    pub split_seed: u64,
+    /// Whether the command line named --split-seed: one that does not continues a run made before the split had a
+    /// seed of its own as it was (its split drawn from --seed).
+    pub split_seed_given: bool,
+    pub val_split: f64,
+    pub patience: usize,
+    pub pretrained: Option<PathBuf>,
+    pub checkpoint_every: Option<usize>,
+    pub data_on_device: bool,
+}
+
+/// What a lens-train command line asks for.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub out: PathBuf,
+    pub mode: Mode,
+    pub run: NewRun,
+    pub exec: ExecArgs,
+    /// With --resume: the command line's --device and --checkpoint-every, which replace config.json's when given.
+    pub resume_device: Option<String>,
+    pub resume_checkpoint_every: Option<usize>,
+    pub time_limit: Option<Duration>,
+    /// auto, gloo or nccl.
+    pub dist_backend: String,
+    pub dist_timeout: Duration,
+}
+
+/// Runs this process's part of the run: alone, or as one rank of the group that the launcher's environment (torchrun,
+/// srun) describes. `stop` is polled after every step (set it from SIGTERM/SIGINT). Events reach `on_event` on the
+/// process that writes the run (rank 0, or the only one).
+pub fn launch(l: &Launch, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> Result<Outcome> {
+    // The run's settings decide the device (and so the backend) and the batch; an error in them is reported to
+    // the other ranks once the group exists, so that they can name this one.
+    let settings = resolve_config(l);
+    let Some(env) = Env::from_env()? else {
+        let (cfg, start) = settings?;
+        return run_process(l, cfg, start, None, stop, on_event);
+    };
+    let device = settings.as_ref().map_or(l.exec.device.as_str(), |(c, _)| c.device.as_str());
+    let backend = Backend::choose(&l.dist_backend, rank_device(device, env.local_rank)?)?;
+    let pg = ProcessGroup::init(&env, backend, l.dist_timeout)?;
+    if let (0, Ok((cfg, _))) = (env.rank, &settings) {
+        on_event(Event::Processes { world: env.world, launcher: env.launcher, backend, batch: cfg.batch_size });
+    }
+    let agreed = |(cfg, start): (TrainConfig, Start)| -> Result<(TrainConfig, Start)> {
+        if l.mode == Mode::AutoResume {
+            auto_resume::agree(&pg, start, &RunDir::new(l.out.clone()), rank_device(&cfg.device, env.local_rank)?)?;
+        }
+        Ok((cfg, start))
+    };
+    match settings.and_then(agreed).and_then(|(cfg, start)| run_process(l, cfg, start, Some(&pg), stop, on_event)) {
+        Ok(outcome) => {
+            pg.finish()?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            pg.report_failure(&format!("{e:#}"));
+            Err(e.context(format!("rank {} of {}", env.rank, env.world)))
+        }
+    }
+}
+
+/// The settings of the run and how it starts: config.json's with --resume (plus --device and --checkpoint-every
+/// when given), the command line's for a new run, and with --auto-resume what the run directory decides. Writes
+/// nothing.
+fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
+    let run = RunDir::new(l.out.clone());
+    if l.mode == Mode::Resume {
+        let mut cfg = run.read_config()?;
+        if let Some(device) = &l.resume_device {
+            cfg.device = device.clone();
+        }
+        if l.resume_checkpoint_every.is_some() {
+            cfg.checkpoint_every = l.resume_checkpoint_every;
+        }
+        return Ok((cfg, Start::Resume { step: None }));
+    }
+    let mut world = Env::from_env()?.map_or(1, |e| e.world);
+    if l.mode == Mode::AutoResume {
+        // The recipe at the run's own number of processes: continued at another world size, a run keeps the
+        // learning rate it scaled for its global batch, as with --resume.
+        world = recorded_world(&run, l.run.batch_size).unwrap_or(world);
+    }
+    let mut cfg = config_from_args(&l.run, &l.exec, world)?;
+    parse_device(&cfg.device)?;
+    if l.mode == Mode::New {
+        return Ok((cfg, Start::New));
+    }
+    // A run made before --split-seed drew its split from --seed: a command line that does not name a split seed
+    // continues it so.
+    if !l.run.split_seed_given
+        && run.config_path().exists()
+        && run.read_config().is_ok_and(|old| old.split_seed.is_none())
+    {
+        cfg.split_seed = None;
+    }
+    let channels_last = l.exec.memory_format().fixed().map(MemoryFormat::is_channels_last);
+    auto_resume::decide(&run, cfg, l.exec.precision.fixed(), channels_last)
+}
+
+/// The number of processes the run in `run` was started with, from its recipe's global batch (None for a new run,
+/// a run made before recipes, or another batch size, which --auto-resume then names as a difference).
+fn recorded_world(run: &RunDir, batch_size: usize) -> Option<usize> {
+    let recipe = run.read_config().ok()?.recipe?;
+    (batch_size > 0 && recipe.global_batch % batch_size == 0).then_some(recipe.global_batch / batch_size)
+}
+
+/// A pack given on the command line, as an absolute path (so that --resume and lens-infer work from any
+/// directory).
+fn absolute_pack(p: &Path) -> Result<PathBuf> {
+    if !p.join("pack.json").exists() {
+        bail!("{} is not a pack (no pack.json); make one with lens-pack", p.display());
+    }
+    std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+/// A new run's settings from the command line, its recipe resolved for `world` processes.
+fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainConfig> {
+    let model_config = ModelConfig::from_name(&a.model, a.input_size)?;
+    if a.input_size.is_some() && !matches!(model_config, ModelConfig::Vit(_)) {
+        bail!("--input-size applies to ViT models; {} runs at the native 41x41", a.model);
+    }
+    let Some(pack) = &a.pack else { bail!("a new run needs --pack") };
+    let pretrained = a
+        .pretrained
+        .as_ref()
+        .map(|p| std::fs::canonicalize(p).with_context(|| format!("{}", p.display())))
+        .transpose()?;
+    let mut cfg = TrainConfig {
+        pack: absolute_pack(pack)?,
+        val_pack: a.val_pack.as_deref().map(absolute_pack).transpose()?,
+        model: a.model.clone(),
+        model_config,
+        // The recipe's values replace these below, once the run's steps per epoch are known.
+        epochs: 1,
+        batch_size: a.batch_size,
+        lr: 0.0,
+        weight_decay: 0.0,
+        warmup_steps: 0,
+        grad_clip: a.grad_clip,
+        no_decay_norm_bias: false,
+        pos_weight: a.pos_weight,
+        // Placeholders until auto settings are resolved (resolve_auto), which needs this process's device.
+        precision: exec.precision.fixed().unwrap_or(Precision::Fp32),
+        channels_last: exec.memory_format().fixed().is_some_and(MemoryFormat::is_channels_last),
+        autotune: None,
+        seed: a.seed,
+        split_seed: Some(a.split_seed),
+        val_split: a.val_split,
+        patience: a.patience,
+        pretrained,
+        checkpoint_every: a.checkpoint_every,
+        data_on_device: a.data_on_device,
+        device: exec.device.clone(),
+        tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
+        recipe: None,
+    };
+    let name = a.recipe.unwrap_or_else(|| Recipe::default_for(a.pretrained.is_some()));
+    // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
+    // every rank reports it alike; until then the recipe does without the run's length (no warm-up cap).
+    let steps = steps_per_epoch(&cfg, world).ok();
+    let (values, record) = recipe::resolve(name, a.batch_size * world, steps, &a.overrides);
+    (cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.no_decay_norm_bias, cfg.epochs) =
+        (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
+    cfg.model_config.set_drop_path(values.drop_path);
+    cfg.recipe = Some(record);
+    Ok(cfg)
+}
+
+/// One process's part: the whole run, or rank `pg.rank`'s share of it. Rank 0 (or the only process) writes
+/// config.json of a new run.
+fn run_process(
+    l: &Launch,
+    mut cfg: TrainConfig,
+    start: Start,
+    pg: Option<&ProcessGroup>,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Outcome> {
+    let run = RunDir::new(l.out.clone());
+    let main = pg.is_none_or(|p| p.rank == 0);
+    match start {
+        Start::New => {
+            resolve_auto(l, &mut cfg, pg, on_event)?;
+            if main {
+                run.create(&cfg)?;
+                on_event(Event::Recipe { cfg: &cfg });
+            }
+        }
+        Start::Again if main => on_event(Event::StartingAgain),
+        Start::Again | Start::Resume { .. } => {}
+    }
+    let resume = matches!(start, Start::Resume { .. });
+    train(&cfg, &run, resume, stop, pg, l.time_limit, on_event)
+}
+
+/// Settles `--precision auto` and `--memory-format auto` of a new run: rank 0 (or the only process) measures or
+/// reads the cache and says what it chose; every rank then runs with rank 0's choice.
+fn resolve_auto(
+    l: &Launch,
+    cfg: &mut TrainConfig,
+    pg: Option<&ProcessGroup>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+    let req = Request {
+        workload: Workload::Train,
+        model_name: &cfg.model,
+        model: &cfg.model_config,
+        batch: cfg.batch_size,
+        device,
+        precision: l.exec.precision,
+        memory_format: l.exec.memory_format(),
+    };
+    let options = autotune::candidates(device, req.precision, req.memory_format);
+    let mut chosen = None;
+    if pg.is_none_or(|p| p.rank == 0) {
+        let cache = l.exec.cache();
+        let (setting, record, notes) = autotune::resolve(&req, &cache)?;
+        on_event(Event::Autotune { notes: &notes, summary: record.as_ref().map(|r| r.summary(&cache)) });
+        cfg.autotune = record;
+        chosen = Some(setting);
+    }
+    let setting = match pg {
+        // Rank 0's choice, as its index among the candidates (the same list on every rank).
+        Some(pg) => {
+            let index = chosen.and_then(|c| options.iter().position(|o| *o == c)).unwrap_or(0);
+            options[pg.sum_f64(&[index as f64], device)?[0] as usize]
+        }
+        None => chosen.expect("the only process chose"),
+    };
+    cfg.precision = setting.precision;
+    cfg.channels_last = setting.memory_format.is_channels_last();
+    Ok(())
+}
