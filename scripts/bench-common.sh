@@ -5,7 +5,22 @@ machine() {
   local cpu mem
   cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   mem=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
-  echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, ${mem} GiB; $(date -u +%Y-%m-%d)${1:+; $1}"
+  echo "machine: ${cpu:-unknown CPU} ($(vector_isa)), $(nproc) cores, ${mem} GiB; $(date -u +%Y-%m-%d)${1:+; $1}"
+}
+
+# The vector instructions that decide which kernels oneDNN runs (a model name such as "AMD EPYC" covers CPUs with
+# and without AVX-512 and bf16): the widest of AVX2/AVX-512, then bf16 and AMX support.
+vector_isa() {
+  local flags isa
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  isa=SSE
+  [[ $flags == *" avx2 "* ]] && isa=AVX2
+  [[ $flags == *" avx512f "* ]] && isa=AVX-512
+  [[ $flags == *" avx512_bf16 "* ]] && isa="$isa, AVX512-BF16"
+  [[ $flags == *" amx_tile "* ]] && isa="$isa, AMX"
+  [[ $flags == *" avx512_bf16 "* || $flags == *" amx_bf16 "* || $flags == *" avx_ne_convert "* ]] ||
+    isa="$isa, no bf16 instructions"
+  echo "$isa"
 }
 
 # The versions of the Python side, for the benchmarks that compare with PyTorch.
