@@ -1,17 +1,16 @@
 //! A scores file evaluated against its labels, what lens-eval reports: the metrics overall and per source, the
 //! counts at a threshold, how well the probabilities are calibrated, and an operating point picked on the scores.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{evaluate, roc, Confusion, Evaluation, Report};
+use super::{evaluate, roc, Confusion, Evaluation};
 use crate::calibration::{self, Bin};
 use crate::ensemble::sigmoid;
 use crate::operating::{pick, OperatingError, OperatingPoint, Rule};
 use crate::output::{write_whole, OutputError};
-use crate::scores::{has_column, read_scores, read_truth, Joined, ScoresError};
+use crate::scores::{has_column, read_scores, read_truth, Joined, Scores, ScoresError, Truth};
 
 /// Why a scores file could not be evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +43,16 @@ impl Inputs<'_> {
             None => Err(EvalError::NoLabels(self.pred.to_path_buf())),
         }
     }
+
+    /// `pred`'s scores paired with the labels (an error when ids differ, unless `allow_missing`), with the labels
+    /// read and where they came from.
+    fn join(&self, pred: &Scores) -> Result<(Joined, Vec<Truth>, PathBuf), EvalError> {
+        let truth_path = self.truth_path()?;
+        let truth = read_truth(&truth_path)?;
+        let joined = Joined::new(pred, &truth);
+        joined.check(self.pred, &truth_path, self.allow_missing)?;
+        Ok((joined, truth, truth_path))
+    }
 }
 
 /// lens-eval's JSON.
@@ -55,8 +64,9 @@ pub struct Summary {
     pub threshold: f64,
     pub missing_labels: usize,
     pub missing_scores: usize,
-    pub all: Report,
-    pub by_source: BTreeMap<u8, Report>,
+    /// The metrics overall (`all`) and per source (`by_source`), at the top level of the JSON.
+    #[serde(flatten)]
+    pub eval: Evaluation,
     pub at_threshold: AtThreshold,
     pub calibration: CalibrationReport,
 }
@@ -96,22 +106,12 @@ pub struct Evaluated {
     pub probabilities: Vec<f64>,
 }
 
-impl Evaluated {
-    /// The metrics overall and per source (the summary holds the same).
-    pub fn evaluation(&self) -> Evaluation {
-        Evaluation { all: self.summary.all.clone(), by_source: self.summary.by_source.clone() }
-    }
-}
-
 /// Evaluates `inputs.pred` (its logit column when it has one, else pred or a submission's preds) against the
 /// labels, at `threshold` (default 0 for logits, 0.5 for probabilities).
 pub fn evaluate_files(inputs: Inputs, threshold: Option<f64>) -> Result<Evaluated, EvalError> {
     let pred = read_scores(inputs.pred, &["logit", "pred", "preds"])?;
-    let truth_path = inputs.truth_path()?;
-    let truth = read_truth(&truth_path)?;
     let threshold = threshold.unwrap_or(if pred.column == "logit" { 0.0 } else { 0.5 });
-    let joined = Joined::new(&pred, &truth);
-    joined.check(inputs.pred, &truth_path, inputs.allow_missing)?;
+    let (joined, truth, truth_path) = inputs.join(&pred)?;
     let eval = evaluate(&joined.scores, &joined.labels, &joined.sources, threshold);
     // Probabilities: the file's pred column when it has one (with a logit column too, the logit ranks), else the
     // sigmoid of the logits.
@@ -131,16 +131,8 @@ pub fn evaluate_files(inputs: Inputs, threshold: Option<f64>) -> Result<Evaluate
         threshold,
         missing_labels: joined.missing_labels.len(),
         missing_scores: joined.missing_scores.len(),
-        all: eval.all,
-        by_source: eval.by_source,
-        at_threshold: AtThreshold {
-            tp: c.tp,
-            fp: c.fp,
-            tn: c.tn,
-            fn_: c.fn_,
-            tpr: c.recall(),
-            fpr: if c.fp + c.tn == 0 { 0.0 } else { c.fp as f64 / (c.fp + c.tn) as f64 },
-        },
+        eval,
+        at_threshold: AtThreshold { tp: c.tp, fp: c.fp, tn: c.tn, fn_: c.fn_, tpr: c.recall(), fpr: c.fpr() },
         calibration: CalibrationReport {
             probabilities: from.to_string(),
             log_loss: calibration::log_loss_of_probabilities(&probabilities, labels),
@@ -160,9 +152,7 @@ pub fn pick_on_file(inputs: Inputs, rule: Rule) -> Result<(OperatingPoint, Strin
     let point = if !labelled && matches!(rule, Rule::Fraction(_)) {
         pick(&pred.values, None, rule, &pred.column)?
     } else {
-        let truth_path = inputs.truth_path()?;
-        let joined = Joined::new(&pred, &read_truth(&truth_path)?);
-        joined.check(inputs.pred, &truth_path, inputs.allow_missing)?;
+        let (joined, ..) = inputs.join(&pred)?;
         pick(&joined.scores, Some(&joined.labels), rule, &pred.column)?
     };
     Ok((point, pred.column))

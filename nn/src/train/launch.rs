@@ -123,12 +123,15 @@ fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
         }
         return Ok((cfg, Start::Resume { step: None }));
     }
-    let mut world = Env::from_env()?.map_or(1, |e| e.world);
-    if l.mode == Mode::AutoResume {
-        // The recipe at the run's own number of processes: continued at another world size, a run keeps the
-        // learning rate it scaled for its global batch, as with --resume.
-        world = recorded_world(&run, l.run.batch_size).unwrap_or(world);
-    }
+    // With --auto-resume, the run already in `out`: None for a new one, and for a config.json that does not load
+    // (auto_resume::decide reports that).
+    let recorded = (l.mode == Mode::AutoResume && run.config_path().exists()).then(|| run.read_config().ok()).flatten();
+    // The recipe at the run's own number of processes: continued at another world size, a run keeps the learning
+    // rate it scaled for its global batch, as with --resume.
+    let world = match recorded.as_ref().and_then(|old| recorded_world(old, l.run.batch_size)) {
+        Some(world) => world,
+        None => Env::from_env()?.map_or(1, |e| e.world),
+    };
     let mut cfg = config_from_args(&l.run, &l.exec, world)?;
     parse_device(&cfg.device)?;
     if l.mode == Mode::New {
@@ -136,20 +139,17 @@ fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
     }
     // A run made before --split-seed drew its split from --seed: a command line that does not name a split seed
     // continues it so.
-    if !l.run.split_seed_given
-        && run.config_path().exists()
-        && run.read_config().is_ok_and(|old| old.split_seed.is_none())
-    {
+    if !l.run.split_seed_given && recorded.is_some_and(|old| old.split_seed.is_none()) {
         cfg.split_seed = None;
     }
     let channels_last = l.exec.memory_format().fixed().map(MemoryFormat::is_channels_last);
     auto_resume::decide(&run, cfg, l.exec.precision.fixed(), channels_last)
 }
 
-/// The number of processes the run in `run` was started with, from its recipe's global batch (None for a new run,
-/// a run made before recipes, or another batch size, which --auto-resume then names as a difference).
-fn recorded_world(run: &RunDir, batch_size: usize) -> Option<usize> {
-    let recipe = run.read_config().ok()?.recipe?;
+/// The number of processes the run of `old` was started with, from its recipe's global batch (None for a run made
+/// before recipes, or another batch size, which --auto-resume then names as a difference).
+fn recorded_world(old: &TrainConfig, batch_size: usize) -> Option<usize> {
+    let recipe = old.recipe.as_ref()?;
     (batch_size > 0 && recipe.global_batch % batch_size == 0).then_some(recipe.global_batch / batch_size)
 }
 

@@ -175,11 +175,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(path) = &args.roc {
         write_roc(path, &e.scores, &e.labels)?;
     }
-    let eval = e.evaluation();
+    let eval = &e.summary.eval;
     if let Some(path) = &args.plot {
-        roc_plot(path, &e.scores, &e.labels, &e.sources, &eval, &e.probabilities)?;
+        roc_plot(path, &e.scores, &e.labels, &e.sources, eval, &e.probabilities)?;
     }
-    print_table(&eval)?;
+    print_table(eval)?;
     let (s, at) = (&e.summary, &e.summary.at_threshold);
     eprintln!(
         "at threshold {} on {}: {} of {} lenses called (TPR {:.4}), {} of {} non-lenses (FPR {:.4})",
