@@ -6,6 +6,7 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_fused_adamw.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cstring>
@@ -44,6 +45,9 @@ void lensfind_autocast_decrement_nesting() {
 // thread-local RAII in libtorch; we hold it on the heap between the two calls, on the same thread.
 void* lensfind_inference_mode_enter() { return new c10::InferenceMode(true); }
 void lensfind_inference_mode_exit(void* guard) { delete static_cast<c10::InferenceMode*>(guard); }
+
+// Whether autograd records the operations run now on this thread (off under no_grad and inference mode).
+int lensfind_grad_mode_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
 
 // libtorch's fused AdamW kernel (torch.optim.AdamW(fused=True)) over n tensors whose state lensfind owns. A tch
 // Tensor's pointer is an at::Tensor* here. `steps` holds the step count (already incremented) per tensor. Returns 0,

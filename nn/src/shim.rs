@@ -27,6 +27,7 @@ extern "C" {
     fn lensfind_reset_grad(t: *mut torch_sys::C_tensor);
     fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
     fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
+    fn lensfind_grad_mode_enabled() -> c_int;
     fn lensfind_cuda_device_name(device: c_int, out: *mut std::ffi::c_char, len: c_int) -> c_int;
 }
 
@@ -110,6 +111,13 @@ pub fn inference_mode<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Whether autograd records the operations run now on this thread: false under `tch::no_grad` and
+/// `inference_mode`, where a computation can be chosen for its forward alone.
+pub fn grad_mode_enabled() -> bool {
+    // SAFETY: reads a thread-local flag.
+    unsafe { lensfind_grad_mode_enabled() != 0 }
+}
+
 /// The model name of CUDA device `index` (what `nvidia-smi` calls it), None when it cannot be read.
 pub fn cuda_device_name(index: usize) -> Option<String> {
     let mut buf = vec![0 as std::ffi::c_char; 256];
@@ -183,5 +191,13 @@ mod tests {
         let y = inference_mode(|| &w * 2.0);
         assert!(!y.requires_grad());
         assert!((&w * 2.0).requires_grad(), "autograd is back after the region");
+    }
+
+    #[test]
+    fn grad_mode_is_off_under_no_grad_and_inference_mode_and_on_elsewhere() {
+        assert!(grad_mode_enabled());
+        assert!(!tch::no_grad(grad_mode_enabled));
+        assert!(!inference_mode(grad_mode_enabled));
+        assert!(grad_mode_enabled(), "back on after the regions");
     }
 }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
+use crate::shim::grad_mode_enabled;
+
 use super::layers::{conv2d, drop_path, drop_path_rates, gelu, layer_norm, linear, LayerNorm2d};
 
 /// The numbers that define a ConvNeXt.
@@ -123,12 +125,13 @@ impl Block {
 /// input the stages work at 10x10, 5x5, 2x2 and 1x1) the kernel's outer taps only ever multiply padding, and
 /// libtorch's convolutions pay for the whole padded window: with oneDNN on a CPU, their weight gradient on these
 /// shapes falls back to im2col and took most of a training step. Here, on a 1x1 map the convolution is one multiply
-/// per channel; on a CPU, up to 10x10, it is a batched matrix product (below); elsewhere a convolution with the
-/// kernel cropped to the taps that can meet a pixel. Each is the same function with the same gradients (the
-/// unreachable taps' gradient is zero either way), up to the order of the sums.
+/// per channel; on a CPU, on the small maps where it is faster (`Depthwise::choose`), a batched matrix product
+/// (below); elsewhere a convolution with the kernel cropped to the taps that can meet a pixel. Each is the same
+/// function with the same gradients (the unreachable taps' gradient is zero either way), up to the order of the sums.
 fn depthwise_7x7(conv: &nn::Conv2D, xs: &Tensor) -> Tensor {
     let size = xs.size();
-    depthwise_by(Depthwise::choose(xs.device(), size[2], size[3]), conv, xs)
+    let method = Depthwise::choose(xs.device(), size[2], size[3], is_channels_last(xs), grad_mode_enabled());
+    depthwise_by(method, conv, xs)
 }
 
 /// The ways `depthwise_7x7` computes the convolution.
@@ -143,10 +146,25 @@ enum Depthwise {
 }
 
 impl Depthwise {
-    fn choose(device: tch::Device, h: i64, w: i64) -> Self {
+    /// The faster way on a CPU, by map size (pixels), layout and whether autograd records (training) or not
+    /// (inference: the convolution's slow weight gradient is never paid). Measured with libtorch's kernels on
+    /// 40 to 384 channels at batch 128 and 256, matrix product against cropped convolution (AMD EPYC, AVX2):
+    /// - training, NCHW: the matrix product 2.3x (10x10) to 8.7x (5x5) faster forward and backward;
+    /// - training, channels-last: the matrix product pays a transpose on the way in and out, and at 10x10 the
+    ///   convolution is 1.8x faster; at 5x5 and 2x2 the matrix product is still 1.4x to 3x faster;
+    /// - inference, NCHW: the matrix product 1.8x faster at 10x10, level at 5x5, 2x slower at 2x2;
+    /// - inference, channels-last: the convolution (oneDNN's direct depthwise kernel) 3.5x to 30x faster.
+    fn choose(device: tch::Device, h: i64, w: i64, channels_last: bool, training: bool) -> Self {
+        let pixels = h * w;
+        let matmul_faster = match (training, channels_last) {
+            (true, false) => pixels <= 100,
+            (true, true) => pixels <= 25,
+            (false, false) => (26..=100).contains(&pixels),
+            (false, true) => false,
+        };
         if (h, w) == (1, 1) {
             Depthwise::Multiply
-        } else if device == tch::Device::Cpu && h * w <= MATMUL_MAX_PIXELS {
+        } else if device == tch::Device::Cpu && matmul_faster {
             Depthwise::Matmul
         } else {
             Depthwise::Cropped
@@ -171,11 +189,6 @@ fn depthwise_by(method: Depthwise, conv: &nn::Conv2D, xs: &Tensor) -> Tensor {
         }
     }
 }
-
-/// The largest map (in pixels) that `depthwise_as_matmul` takes: it does (h*w)^2 multiplies per channel and image
-/// where the convolution does 49*h*w, and on a CPU up to 10x10 (twice the convolution's work) it was still 3 to 10
-/// times faster forward and backward than libtorch's convolution (batch 128, 40 to 384 channels, AMD EPYC).
-const MATMUL_MAX_PIXELS: i64 = 100;
 
 /// The depthwise convolution (no bias) as one matrix per channel: output pixel o = sum over input pixels i of
 /// x[i] * k[o, i], where k[o, i] is the kernel's tap at the offset from o to i, or 0 beyond its reach. The matrices
