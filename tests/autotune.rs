@@ -77,6 +77,15 @@ fn auto_measures_records_and_caches_its_choice() {
     // The cache holds the choice under config.json's key; the next run reads it instead of measuring.
     let file = json(&cache_file(&cache));
     let key = record["key"].as_str().unwrap();
+    // The key tells CPUs of one model name apart by the vector instructions that pick oneDNN's kernels, and builds
+    // of lensfind apart (a rebuilt lensfind measures again).
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap();
+    let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap().to_string();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    for feature in ["avx2", "avx512f", "avx512_bf16", "amx_bf16"] {
+        assert_eq!(key.contains(feature), has(feature), "{feature} in {key}");
+    }
+    assert!(key.contains("| build "), "{key}");
     assert_eq!(setting(&file["entries"][key]["chosen"]), chosen);
     let two = t.path().join("two");
     let err = stderr(&ok(&mut train(&p, &two, &cache, &["--epochs", "1"])));

@@ -153,20 +153,21 @@ pub fn resolve(req: &Request, cache: &Cache) -> Result<(Setting, Option<Autotune
     Ok((chosen, Some(Autotune { workload: req.workload, key, chosen, timings, from_cache: false }), notes))
 }
 
-/// Everything that decides the choice: the hardware (CPU or GPU model), libtorch, the model and its input size,
-/// the batch, the threads, the device and the candidates.
+/// Everything that decides the choice: the hardware (GPU model, or CPU model and its vector instructions), this
+/// build of lensfind, libtorch, the model and its input size, the batch, the threads, the device and the candidates.
 pub fn key(req: &Request, options: &[Setting]) -> String {
     let hardware = match req.device {
         Device::Cuda(i) => {
             format!("cuda:{i} {}", crate::shim::cuda_device_name(i).unwrap_or_else(|| "(unknown GPU)".into()))
         }
-        _ => format!("cpu {}", cpu_model()),
+        _ => format!("cpu {} [{}]", cpu_model(), cpu_vector_features().join(" ")),
     };
     let size = req.model.input_size();
     let names: Vec<String> = options.iter().map(Setting::to_string).collect();
     format!(
-        "{:?} | {hardware} | libtorch {} | {} {size}x{size} | batch {} | {} threads | {}",
+        "{:?} | {hardware} | {} | libtorch {} | {} {size}x{size} | batch {} | {} threads | {}",
         req.workload,
+        build_identity(),
         crate::version::loaded_libtorch_version(),
         req.model_name,
         req.batch,
@@ -187,6 +188,37 @@ pub fn cpu_model() -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The vector instructions among the CPU's flags that decide which kernels oneDNN and MKL run. A model name does not
+/// tell them apart: "AMD EPYC" has named CPUs with and without bf16 instructions (2026-11-28 and -29, where bf16 ran
+/// 3x faster than fp32 on one and 6x slower on the other).
+pub fn cpu_vector_features() -> Vec<&'static str> {
+    const FEATURES: [&str; 8] =
+        ["avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16"];
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|f| f.split_whitespace().collect())
+        .unwrap_or_default();
+    FEATURES.into_iter().filter(|f| flags.contains(f)).collect()
+}
+
+/// This build of lensfind (the running executable's modification time): a rebuilt or upgraded lensfind may compute
+/// the model differently (which kernels run on which maps), so it measures again rather than trust a choice timed
+/// with other code.
+fn build_identity() -> String {
+    let built = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    match built {
+        Some(t) => format!("build {}", t.as_secs()),
+        None => "build unknown".into(),
+    }
 }
 
 /// Steps run before timing (kernel selection, oneDNN's JIT, allocator warm-up) and steps timed.
