@@ -56,6 +56,7 @@ pub struct Args {
     #[arg(long)]
     pub per_view: bool,
 
+    /// Objects per batch; each view of a batch is one call of the model.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
 
