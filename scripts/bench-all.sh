@@ -79,6 +79,11 @@ as_markdown() {
        { if (table) print ""; table = 0; if (NF) { print; print "" } }'
 }
 
+# Each script builds what it runs, so an edit made during the run would be measured unannounced: the report says
+# when the tree changed (a content hash of the tracked and untracked sources, checked after every section).
+tree_state() { (git describe --always --dirty 2>/dev/null || echo '?'; git status --porcelain 2>/dev/null | sort |
+  while read -r _ f; do [ -f "$f" ] && sha1sum "$f"; done) | sha1sum | cut -c1-12; }
+START="$(git describe --always --dirty 2>/dev/null || echo '?')"; STATE=$(tree_state)
 TMP=$(mktemp); trap 'rm -f "$TMP"' EXIT
 {
   echo "# lensfind benchmarks${QUICK:+ (QUICK: tiny inputs, to check the scripts; the figures mean nothing)}"
@@ -86,7 +91,7 @@ TMP=$(mktemp); trap 'rm -f "$TMP"' EXIT
   machine
   echo
   [ -n "${BF16_ROUNDS:-}" ] && echo "No bf16 instructions on this CPU: the bf16 settings run $BF16_ROUNDS round (BF16_ROUNDS)." && echo
-  echo "Made by \`make bench\` (scripts/bench-all.sh) in $(git describe --always --dirty 2>/dev/null || echo '?');"
+  echo "Made by \`make bench\` (scripts/bench-all.sh) in $START;"
   echo "each section is one script: its command, then its output."
 } > "$TMP"
 for cmd in "${RUNS[@]}"; do
@@ -99,6 +104,11 @@ for cmd in "${RUNS[@]}"; do
     echo
     echo "$out" | as_markdown
     printf '\n(%.0f s)\n' "$(echo "$(now) - $start" | bc -l)"
+    if [ "$(tree_state)" != "$STATE" ]; then
+      printf '\n**The working tree changed during this section** (now %s): later sections measure other code.\n' \
+        "$(git describe --always --dirty 2>/dev/null || echo '?')"
+      STATE=$(tree_state)
+    fi
   } >> "$TMP"
 done
 mv "$TMP" "$REPORT"
