@@ -3,8 +3,8 @@
 # lens-train --recipe trains the same model on the same training set with the same epochs and the same wall-clock
 # budget (--time-limit: a run stops at the end of the epoch after which another would pass the budget), then
 # scores the blind set (its seeing/noise domain mix shifted from training's) with lens-infer and lens-eval. Prints
-# a table: epochs done, training wall time, test AUC, TPR at FPR 1e-2 and 1e-3 (each run's lens-train log: train.log in
-# its run directory).
+# a table: epochs done, training wall time, test AUC, TPR at FPR 1e-2 and 1e-3 (each run's lens-train log: RUN.train.log
+# beside its run directory).
 #   usage: scripts/bench-recipes.sh            (settings from the environment; defaults in brackets)
 #   OBJECTS [2000]  training objects per directory (4 directories: 4 x OBJECTS, 20% held out for validation)
 #   BLIND [1000]    blind objects per label (2 x BLIND: BLIND lenses and BLIND non-lenses)
@@ -53,10 +53,11 @@ for recipe in $RECIPES; do
   if [ "$BUDGET" != match ]; then
     extra+=(--time-limit "$BUDGET")
   fi
+  mkdir -p "$(dirname "$run")"
   start=$(now)
   $BIN/lens-train -q -j "$THREADS" --pack "$DATA/train.pack" --out "$run" --model "$MODEL" --recipe "$recipe" \
     --batch-size "$BATCH" --epochs "$EPOCHS" --seed "$SEED" --precision "$PRECISION" \
-    --memory-format "$MEMORY_FORMAT" "${extra[@]}" 2> "$run/train.log" || { cat "$run/train.log" >&2; exit 2; }
+    --memory-format "$MEMORY_FORMAT" "${extra[@]}" 2> "$run.train.log" || { cat "$run.train.log" >&2; exit 2; }
   seconds=$(echo "$(now) - $start" | bc -l)
   if [ "$BUDGET" = match ]; then
     BUDGET=$(printf '%.0f' "$seconds")
