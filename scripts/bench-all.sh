@@ -6,7 +6,7 @@
 # recipes at equal wall-clock time; gpu-check.sh too where there is an NVIDIA GPU. Each section
 # gives its command and output; every table starts with the CPU model and the date. The training and inference
 # benchmarks use the demo's pack and run (make bench makes the demo first when they are missing). On a CPU without
-# bf16 instructions (no avx512_bf16 or amx_bf16 in /proc/cpuinfo) bf16 runs take 10 to 20 times an fp32 one, and
+# bf16 instructions (bench-common.sh's has_bf16_instructions) bf16 runs take 10 to 20 times an fp32 one, and
 # the bf16 settings (the reference's training setting among them) run one round instead of several: their ratios
 # are far beyond the spread between rounds. Run it on a quiet machine (figures measured while other jobs run are
 # noise); the duration of each section is in the report.
@@ -42,7 +42,7 @@ if [ -n "${QUICK:-}" ]; then
     "env OBJECTS=40 BLIND=40 EPOCHS=2 BATCH=32 DIR=$D/recipes scripts/bench-recipes.sh"
   )
 else
-  grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo || export BF16_ROUNDS=1
+  has_bf16_instructions || export BF16_ROUNDS=1
   PACK=demo/train.pack RUN=demo/runs/atto
   [ -f $PACK/pack.json ] && [ -f $RUN/model.safetensors ] || make demo
   # convnext_tiny trains at a few images/s in bf16 on a CPU without bf16 instructions, and the training comparison
@@ -81,9 +81,10 @@ as_markdown() {
 
 # Each script builds what it runs, so an edit made during the run would be measured unannounced: the report says
 # when the tree changed (a content hash of the tracked and untracked sources, checked after every section).
-tree_state() { (git describe --always --dirty 2>/dev/null || echo '?'; git status --porcelain 2>/dev/null | sort |
+revision() { git describe --always --dirty 2>/dev/null || echo '?'; }
+tree_state() { (revision; git status --porcelain 2>/dev/null | sort |
   while read -r _ f; do [ -f "$f" ] && sha1sum "$f"; done) | sha1sum | cut -c1-12; }
-START="$(git describe --always --dirty 2>/dev/null || echo '?')"; STATE=$(tree_state)
+START=$(revision); STATE=$(tree_state)
 TMP=$(mktemp); trap 'rm -f "$TMP"' EXIT
 {
   echo "# lensfind benchmarks${QUICK:+ (QUICK: tiny inputs, to check the scripts; the figures mean nothing)}"
@@ -106,7 +107,7 @@ for cmd in "${RUNS[@]}"; do
     printf '\n(%.0f s)\n' "$(echo "$(now) - $start" | bc -l)"
     if [ "$(tree_state)" != "$STATE" ]; then
       printf '\n**The working tree changed during this section** (now %s): later sections measure other code.\n' \
-        "$(git describe --always --dirty 2>/dev/null || echo '?')"
+        "$(revision)"
       STATE=$(tree_state)
     fi
   } >> "$TMP"

@@ -62,5 +62,6 @@ timed at start-up on the real model, batch and device, and the fastest is used; 
 a CPU; bf16, fp16 and fp32 on a GPU; each contiguous and channels-last. Which is fastest depends on the machine \
 (CPU vendor and instruction sets, GPU model) and the model, so auto may choose differently on another machine; \
 for bit-for-bit repeatable runs across machines give both settings. The choice is cached per CPU model and vector \
-instructions (or GPU model), build of lensfind, libtorch version, model, input size, batch, threads and device in $XDG_CACHE_HOME/lensfind/autotune.json (or \
-~/.cache/lensfind/autotune.json): delete that file to clear it, or pass --no-autotune-cache to time again.";
+instructions (or GPU model), build of lensfind, libtorch version, model, input size, batch, threads and device in \
+$XDG_CACHE_HOME/lensfind/autotune.json (or ~/.cache/lensfind/autotune.json): delete that file to clear it, or pass \
+--no-autotune-cache to time again.";

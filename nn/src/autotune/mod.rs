@@ -177,17 +177,16 @@ pub fn key(req: &Request, options: &[Setting]) -> String {
     .to_lowercase()
 }
 
+/// The value of the first /proc/cpuinfo line that starts with `field` (None where there is no such file or line).
+fn cpuinfo_field(field: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    Some(line.split(':').nth(1)?.trim().to_string())
+}
+
 /// The CPU's model name as /proc/cpuinfo gives it.
 pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+    cpuinfo_field("model name").unwrap_or_else(|| "unknown".into())
 }
 
 /// The vector instructions among the CPU's flags that decide which kernels oneDNN and MKL run. A model name does not
@@ -196,13 +195,8 @@ pub fn cpu_model() -> String {
 pub fn cpu_vector_features() -> Vec<&'static str> {
     const FEATURES: [&str; 8] =
         ["avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16"];
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags: Vec<&str> = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|f| f.split_whitespace().collect())
-        .unwrap_or_default();
+    let flags = cpuinfo_field("flags").unwrap_or_default();
+    let flags: Vec<&str> = flags.split_whitespace().collect();
     FEATURES.into_iter().filter(|f| flags.contains(f)).collect()
 }
 

@@ -146,17 +146,17 @@ enum Depthwise {
 }
 
 impl Depthwise {
-    /// The faster way on a CPU, by map size (pixels), layout and whether autograd records (training) or not
-    /// (inference: the convolution's slow weight gradient is never paid). Measured with libtorch's kernels on
+    /// The faster way on a CPU, by map size (pixels), layout and whether autograd records (`recording`: training)
+    /// or not (inference: the convolution's slow weight gradient is never paid). Measured with libtorch's kernels on
     /// 40 to 384 channels at batch 128 and 256, matrix product against cropped convolution (AMD EPYC, AVX2):
     /// - training, NCHW: the matrix product 2.3x (10x10) to 8.7x (5x5) faster forward and backward;
     /// - training, channels-last: the matrix product pays a transpose on the way in and out, and at 10x10 the
     ///   convolution is 1.8x faster; at 5x5 and 2x2 the matrix product is still 1.4x to 3x faster;
     /// - inference, NCHW: the matrix product 1.8x faster at 10x10, level at 5x5, 2x slower at 2x2;
     /// - inference, channels-last: the convolution (oneDNN's direct depthwise kernel) 3.5x to 30x faster.
-    fn choose(device: tch::Device, h: i64, w: i64, channels_last: bool, training: bool) -> Self {
+    fn choose(device: tch::Device, h: i64, w: i64, channels_last: bool, recording: bool) -> Self {
         let pixels = h * w;
-        let matmul_faster = match (training, channels_last) {
+        let matmul_faster = match (recording, channels_last) {
             (true, false) => pixels <= 100,
             (true, true) => pixels <= 25,
             (false, false) => (26..=100).contains(&pixels),
