@@ -57,7 +57,8 @@ impl ExecArgs {
 /// The text both tools' --help give under AUTO SETTINGS.
 pub const AUTO_SETTINGS_HELP: &str = "\
 AUTO SETTINGS: with --precision auto and --memory-format auto (the defaults), a few steps of each candidate are \
-timed at start-up on the real model, batch and device, and the fastest is used; the timings are printed on stderr \
+timed at start-up on the real model, batch and device (one that is many times slower than the best so far stops \
+after one or two), and the fastest is used; the timings are printed on stderr \
 (training also records them in config.json, and a resume keeps the recorded choice). Candidates: fp32 and bf16 on \
 a CPU; bf16, fp16 and fp32 on a GPU; each contiguous and channels-last. Which is fastest depends on the machine \
 (CPU vendor and instruction sets, GPU model) and the model, so auto may choose differently on another machine; \

@@ -222,6 +222,26 @@ const TIMED: usize = 3;
 /// stops there. (Seen on an AMD EPYC without AVX-512: bf16 ran 6-10x slower than fp32, and timing it fully took
 /// most of the start-up.)
 pub const GIVE_UP: f64 = 4.0;
+/// The same for the first warm-up step, which also pays one-off costs (oneDNN builds its kernels on first use), when
+/// it took at least [`GIVE_UP_FIRST_AFTER`] seconds. Measured on an AMD EPYC (AVX2, 2 threads; timm's convnext_atto
+/// and convnext_tiny at 41x41 on the same libtorch, inference at batch 256 and training at 128, every precision and
+/// layout), the first step took at most 1.1 times a later one, while bf16 ran 6 to 13 times slower than fp32: a
+/// first step 8 times slower than the best is a slow candidate, not one-off costs, and stopping there saves a step of
+/// up to half a minute per candidate (convnext_tiny's bf16 training step on that CPU: 32 s).
+pub const GIVE_UP_FIRST: f64 = 8.0;
+/// Below this duration (seconds) a first step is not judged: one-off costs could be most of it, and finishing the
+/// timing costs little.
+pub const GIVE_UP_FIRST_AFTER: f64 = 1.0;
+
+/// Whether timing a candidate stops after warm-up step `warmup` (0-based), which took `seconds` for a speed of
+/// `images_per_s`, where the best candidate so far ran at `best` images/s (0 if none).
+fn gives_up(warmup: usize, seconds: f64, images_per_s: f64, best: f64) -> bool {
+    if warmup == 0 {
+        seconds >= GIVE_UP_FIRST_AFTER && images_per_s * GIVE_UP_FIRST < best
+    } else {
+        images_per_s * GIVE_UP < best
+    }
+}
 
 /// Images per second of `setting`: the median of TIMED steps after WARMUP, on a fresh model with random inputs;
 /// `best` is the best speed measured so far (0 if none), to stop early at a candidate that cannot win.
@@ -271,8 +291,7 @@ fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
         let t = Instant::now();
         step();
         let images_per_s = rate(t.elapsed().as_secs_f64());
-        // Not on the first step, which pays one-off costs (oneDNN compiles its kernels on first use).
-        if warmup > 0 && images_per_s * GIVE_UP < best {
+        if gives_up(warmup, t.elapsed().as_secs_f64(), images_per_s, best) {
             return Ok(Timing { setting, images_per_s, stopped_early: true });
         }
     }
@@ -303,6 +322,19 @@ mod tests {
         assert!(fixed.iter().all(|s| s.precision == Precision::Fp32));
         let both = candidates(Device::Cpu, Choice::Is(Precision::Bf16), Choice::Is(MemoryFormat::Contiguous));
         assert_eq!(both, [Setting { precision: Precision::Bf16, memory_format: MemoryFormat::Contiguous }]);
+    }
+
+    #[test]
+    fn a_slow_candidate_stops_at_the_first_step_only_when_it_is_long_and_far_behind() {
+        let best = 1000.0;
+        // Second warm-up step: 4x behind stops, 3x does not.
+        assert!(gives_up(1, 0.5, 240.0, best));
+        assert!(!gives_up(1, 0.5, 340.0, best));
+        // First step: only beyond 8x and after a second; never without a best to compare with.
+        assert!(gives_up(0, 2.0, 100.0, best));
+        assert!(!gives_up(0, 2.0, 200.0, best), "5x behind on the first step may be one-off costs");
+        assert!(!gives_up(0, 0.5, 10.0, best), "a short first step is not judged");
+        assert!(!gives_up(0, 30.0, 1.0, 0.0) && !gives_up(1, 30.0, 1.0, 0.0));
     }
 
     #[test]
