@@ -2,7 +2,8 @@
 # `make bench`: every benchmark of BENCHMARKS.md on the machine at hand, in one report (bench/REPORT.md): lens-pack
 # (warm and, as root, cold page cache), lens-index on a million files, the models against timm, lens-train against
 # the reference (its own CPU setting, and PyTorch at its best; convnext_atto and convnext_tiny), 1 and 2 training
-# processes, a FITS directory to a submission against the reference's predict path (both models), and the training
+# processes, a FITS directory to a submission against the reference's predict path (both models) with the ceiling
+# that matrix products put on convnext_tiny's inference on this CPU (bench-ceiling.sh), and the training
 # recipes at equal wall-clock time; gpu-check.sh too where there is an NVIDIA GPU. Each section
 # gives its command and output; every table starts with the CPU model and the date. The training and inference
 # benchmarks use the demo's pack and run (make bench makes the demo first when they are missing). On a CPU without
@@ -39,6 +40,7 @@ if [ -n "${QUICK:-}" ]; then
     "scripts/bench-train.sh $PACK convnext_atto 32 1 1"
     "scripts/bench-dist.sh $PACK convnext_atto 16 1"
     "scripts/bench-infer.sh $RUN 20 1"
+    "scripts/bench-ceiling.sh convnext_tiny 8 1"
     "env OBJECTS=40 BLIND=40 EPOCHS=2 BATCH=32 DIR=$D/recipes scripts/bench-recipes.sh"
   )
 else
@@ -66,6 +68,7 @@ else
     "scripts/bench-dist.sh $PACK convnext_tiny 32 3"
     "scripts/bench-infer.sh $RUN 2500 3"
     "scripts/bench-infer.sh $T/run 2500 3"
+    "scripts/bench-ceiling.sh convnext_tiny 256 7"
     "scripts/bench-recipes.sh"
   )
 fi
