@@ -46,6 +46,11 @@ void lensfind_autocast_decrement_nesting() {
 void* lensfind_inference_mode_enter() { return new c10::InferenceMode(true); }
 void lensfind_inference_mode_exit(void* guard) { delete static_cast<c10::InferenceMode*>(guard); }
 
+// Whether autocast is on for a device (0 = CPU, 1 = CUDA) on this thread.
+int lensfind_autocast_is_enabled(int device) {
+  return at::autocast::is_autocast_enabled(device == 1 ? at::DeviceType::CUDA : at::DeviceType::CPU) ? 1 : 0;
+}
+
 // Whether autograd records the operations run now on this thread (off under no_grad and inference mode).
 int lensfind_grad_mode_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
 

@@ -28,6 +28,7 @@ extern "C" {
     fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
     fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
     fn lensfind_grad_mode_enabled() -> c_int;
+    fn lensfind_autocast_is_enabled(device: c_int) -> c_int;
     fn lensfind_cuda_device_name(device: c_int, out: *mut std::ffi::c_char, len: c_int) -> c_int;
 }
 
@@ -109,6 +110,12 @@ pub fn inference_mode<T>(f: impl FnOnce() -> T) -> T {
     // SAFETY: allocates a thread-local RAII guard, released by Guard's drop on this thread.
     let _guard = Guard(unsafe { lensfind_inference_mode_enter() });
     f()
+}
+
+/// Whether autocast is on for `device`'s type on this thread.
+pub fn autocast_enabled(device: Device) -> bool {
+    // SAFETY: reads a thread-local flag.
+    unsafe { lensfind_autocast_is_enabled(c_int::from(device.is_cuda())) != 0 }
 }
 
 /// Whether autograd records the operations run now on this thread: false under `tch::no_grad` and
@@ -199,5 +206,15 @@ mod tests {
         assert!(!tch::no_grad(grad_mode_enabled));
         assert!(!inference_mode(grad_mode_enabled));
         assert!(grad_mode_enabled(), "back on after the regions");
+    }
+
+    #[test]
+    fn autocast_enabled_follows_the_region() {
+        assert!(!autocast_enabled(Device::Cpu));
+        assert!(autocast(Device::Cpu, AutocastDtype::BFloat16, || autocast_enabled(Device::Cpu)));
+        assert!(!autocast(Device::Cpu, AutocastDtype::BFloat16, || without_autocast(Device::Cpu, || {
+            autocast_enabled(Device::Cpu)
+        })));
+        assert!(!autocast_enabled(Device::Cpu), "off again after the region");
     }
 }
