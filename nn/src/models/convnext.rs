@@ -109,17 +109,16 @@ impl Mixer {
 }
 
 /// Whether a conv_mlp block's norm and 1x1 convolutions run as a LayerNorm and linear layers on the NHWC view of a
-/// channels-last map (the same function with the same weights, as the blocks of convnext_tiny and up compute it):
-/// in float32 inference on a CPU, where MKL's matrix products beat oneDNN's 1x1 convolutions on these shapes.
-/// Measured on an AMD EPYC (AVX2, 2 threads), convnext_atto's 20 MLP layers at batch 256, channels-last: 117 ms as
-/// convolutions, 100 ms as linear layers (2x faster on the 1x1 maps of the last stage, 0.9x at most on one layer).
-/// Training keeps the convolutions (their backward was not measured this way), and so do autocast and GPUs.
+/// channels-last map (the same function with the same weights and gradients, as the blocks of convnext_tiny and up
+/// compute it): in float32 on a CPU, where MKL's matrix products beat oneDNN's 1x1 convolutions on these shapes.
+/// Measured on an AMD EPYC (AVX2, 2 threads) for convnext_atto's 20 MLP layers, channels-last: inference at batch
+/// 256, 117 ms as convolutions against 100 ms as linear layers (2x on the last stage's 1x1 maps); forward and
+/// backward at batch 128, 281 against 206 ms. Autocast and GPUs keep the convolutions (not measured this way).
 fn conv_mlp_as_linear(x: &Tensor) -> bool {
     let size = x.size();
     x.device() == tch::Device::Cpu
         && x.kind() == tch::Kind::Float
         && (is_channels_last(x) || size[2] * size[3] == 1)
-        && !grad_mode_enabled()
         && !crate::shim::autocast_enabled(tch::Device::Cpu)
 }
 
@@ -395,7 +394,7 @@ mod tests {
             super::super::layers::vars_to_channels_last(&vs);
             let x = super::super::layers::to_channels_last(&Tensor::randn([8, c, hw, hw], (Kind::Float, Device::Cpu)));
             let (conv, linear) = crate::shim::inference_mode(|| {
-                assert!(conv_mlp_as_linear(&x), "float32 channels-last inference on a CPU takes the linear layers");
+                assert!(conv_mlp_as_linear(&x), "float32 channels-last on a CPU takes the linear layers");
                 (mixer.forward_by(&x, false), mixer.forward_by(&x, true))
             });
             assert_eq!(conv.size(), linear.size());
@@ -403,9 +402,33 @@ mod tests {
             assert!(diff <= 1e-4, "{c} channels at {hw}x{hw}: differs by {diff}");
             assert_eq!(is_channels_last(&linear), is_channels_last(&conv), "the output keeps the layout");
         }
-        // Recording autograd (training), and on an NCHW map larger than 1x1, the convolutions run.
+        // Training takes them too, with the convolutions' gradients; an NCHW map larger than 1x1 keeps the
+        // convolutions, and so does autocast.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mixer = Mixer::new(&(vs.root() / "block"), 8, true);
+        tch::no_grad(|| {
+            for (_, v) in vs.variables() {
+                let _ = v.shallow_clone().normal_(0.0, 0.1);
+            }
+        });
+        super::super::layers::vars_to_channels_last(&vs);
         let x = Tensor::randn([2, 8, 3, 3], (Kind::Float, Device::Cpu));
-        assert!(!conv_mlp_as_linear(&super::super::layers::to_channels_last(&x)));
-        assert!(!crate::shim::inference_mode(|| conv_mlp_as_linear(&x)));
+        let xl = super::super::layers::to_channels_last(&x).set_requires_grad(true);
+        assert!(conv_mlp_as_linear(&xl), "recording autograd too");
+        let up = super::super::layers::to_channels_last(&Tensor::randn([2, 8, 3, 3], (Kind::Float, Device::Cpu)));
+        let vars: Vec<Tensor> = vs.trainable_variables();
+        let grads = |as_linear: bool| {
+            let y = mixer.forward_by(&xl, as_linear);
+            let mut inputs: Vec<&Tensor> = vars.iter().collect();
+            inputs.push(&xl);
+            Tensor::run_backward(&[(&y * &up).sum(Kind::Float)], &inputs, false, false)
+        };
+        for (a, b) in grads(false).iter().zip(&grads(true)) {
+            let scale = a.abs().max().double_value(&[]).max(1e-12);
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff <= 1e-4 * scale, "a gradient differs by {diff} (scale {scale})");
+        }
+        assert!(!conv_mlp_as_linear(&x), "NCHW");
+        assert!(!crate::shim::autocast(Device::Cpu, crate::shim::AutocastDtype::BFloat16, || conv_mlp_as_linear(&xl)));
     }
 }
