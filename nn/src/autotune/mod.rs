@@ -290,8 +290,9 @@ fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
     for warmup in 0..WARMUP {
         let t = Instant::now();
         step();
-        let images_per_s = rate(t.elapsed().as_secs_f64());
-        if gives_up(warmup, t.elapsed().as_secs_f64(), images_per_s, best) {
+        let seconds = t.elapsed().as_secs_f64();
+        let images_per_s = rate(seconds);
+        if gives_up(warmup, seconds, images_per_s, best) {
             return Ok(Timing { setting, images_per_s, stopped_early: true });
         }
     }

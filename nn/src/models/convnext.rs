@@ -95,17 +95,27 @@ impl Mixer {
     fn forward_by(&self, x: &Tensor, as_linear: bool) -> Tensor {
         match self {
             Mixer::Conv { norm, fc1, fc2 } if as_linear => {
-                let as_linear = |conv: &nn::Conv2D| conv.ws.reshape([conv.ws.size()[0], -1]);
-                let h = x.permute([0, 2, 3, 1]).apply(&norm.0);
-                let h = gelu(&h.linear(&as_linear(fc1), fc1.bs.as_ref())).linear(&as_linear(fc2), fc2.bs.as_ref());
-                h.permute([0, 3, 1, 2])
+                let matrix = |conv: &nn::Conv2D| conv.ws.reshape([conv.ws.size()[0], -1]);
+                mlp_on_nhwc(x, &norm.0, (&matrix(fc1), fc1.bs.as_ref()), (&matrix(fc2), fc2.bs.as_ref()))
             }
             Mixer::Conv { norm, fc1, fc2 } => gelu(&x.apply(norm).apply(fc1)).apply(fc2),
             Mixer::Linear { norm, fc1, fc2 } => {
-                gelu(&x.permute([0, 2, 3, 1]).apply(norm).apply(fc1)).apply(fc2).permute([0, 3, 1, 2])
+                mlp_on_nhwc(x, norm, (&fc1.ws, fc1.bs.as_ref()), (&fc2.ws, fc2.bs.as_ref()))
             }
         }
     }
+}
+
+/// LayerNorm, linear, GELU, linear on the NHWC view of an NCHW-shaped map, returned in its shape: a block's mixer
+/// computed as timm computes it for convnext_tiny and up. Each layer is a (weight [out, in], bias) pair.
+fn mlp_on_nhwc(
+    x: &Tensor,
+    norm: &nn::LayerNorm,
+    fc1: (&Tensor, Option<&Tensor>),
+    fc2: (&Tensor, Option<&Tensor>),
+) -> Tensor {
+    let h = x.permute([0, 2, 3, 1]).apply(norm);
+    gelu(&h.linear(fc1.0, fc1.1)).linear(fc2.0, fc2.1).permute([0, 3, 1, 2])
 }
 
 /// Whether a conv_mlp block's norm and 1x1 convolutions run as a LayerNorm and linear layers on the NHWC view of a
@@ -383,7 +393,8 @@ mod tests {
     #[test]
     fn conv_mlp_as_linear_layers_equals_the_convolutions() {
         tch::manual_seed(5);
-        for (c, hw) in [(40, 10), (80, 5), (160, 2), (320, 1)] {
+        // A conv_mlp mixer of `c` channels with every weight drawn from N(0, 0.1^2), its convolutions channels-last.
+        let random_mixer = |c: i64| {
             let vs = nn::VarStore::new(Device::Cpu);
             let mixer = Mixer::new(&(vs.root() / "block"), c, true);
             tch::no_grad(|| {
@@ -392,6 +403,10 @@ mod tests {
                 }
             });
             super::super::layers::vars_to_channels_last(&vs);
+            (vs, mixer)
+        };
+        for (c, hw) in [(40, 10), (80, 5), (160, 2), (320, 1)] {
+            let (_vs, mixer) = random_mixer(c);
             let x = super::super::layers::to_channels_last(&Tensor::randn([8, c, hw, hw], (Kind::Float, Device::Cpu)));
             let (conv, linear) = crate::shim::inference_mode(|| {
                 assert!(conv_mlp_as_linear(&x), "float32 channels-last on a CPU takes the linear layers");
@@ -404,14 +419,7 @@ mod tests {
         }
         // Training takes them too, with the convolutions' gradients; an NCHW map larger than 1x1 keeps the
         // convolutions, and so does autocast.
-        let vs = nn::VarStore::new(Device::Cpu);
-        let mixer = Mixer::new(&(vs.root() / "block"), 8, true);
-        tch::no_grad(|| {
-            for (_, v) in vs.variables() {
-                let _ = v.shallow_clone().normal_(0.0, 0.1);
-            }
-        });
-        super::super::layers::vars_to_channels_last(&vs);
+        let (vs, mixer) = random_mixer(8);
         let x = Tensor::randn([2, 8, 3, 3], (Kind::Float, Device::Cpu));
         let xl = super::super::layers::to_channels_last(&x).set_requires_grad(true);
         assert!(conv_mlp_as_linear(&xl), "recording autograd too");
