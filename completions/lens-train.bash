@@ -117,6 +117,10 @@ _lens__train() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --data-on-device)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 --precision)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -21,6 +21,9 @@ complete -c lens-train -l patience -d 'Stop after this many epochs without a bet
 complete -c lens-train -l pretrained -d 'Start from a timm ImageNet checkpoint (safetensors): first conv adapted to 5 channels, fresh head' -r -F
 complete -c lens-train -l checkpoint-every -d 'Also write a checkpoint every N steps (one is always written after each epoch)' -r
 complete -c lens-train -l time-limit -d 'Stop at the end of the epoch after which another one would pass this many seconds of training (counted from the start of this process), with its checkpoint written (exit 0; --resume continues the run). For comparisons at equal wall-clock budget (scripts/bench-recipes.sh) and batch jobs\' time limits' -r
+complete -c lens-train -l data-on-device -d 'Where batches come from: auto (the default) puts the whole pack (and --val-pack) on a GPU when it takes at most a quarter of the GPU\'s free memory, and gathers batches from the mapped file on a CPU; always (also the bare flag) puts it on the device; never gathers from the file. Changes the speed only, never the result' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c lens-train -l precision -d 'auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)' -r
 complete -c lens-train -l memory-format -d 'auto (timed with --precision), contiguous (NCHW) or channels-last' -r
 complete -c lens-train -l device -d 'auto (the first GPU if any), cpu, cuda or cuda:N' -r
@@ -30,11 +33,10 @@ gloo\t''
 nccl\t''"
 complete -c lens-train -l dist-timeout -d 'Seconds a process waits for the others (rendezvous, each collective) before it stops with an error' -r
 complete -c lens-train -l list-models -d 'List the models (name, family, input size, parameters) and exit'
-complete -c lens-train -l resume -d 'Continue the run in --out from its checkpoint, with the settings of its config.json'
+complete -c lens-train -l resume -d 'Continue the run in --out from its checkpoint, with the settings of its config.json. Only where and how it runs may be given anew: --device, --memory-format, --data-on-device, --checkpoint-every, --time-limit, --threads and the distributed options'
 complete -c lens-train -l auto-resume -d 'Start the run, or continue it if --out already holds it: from its checkpoint, or from the first step when it has none yet (exact: all randomness comes from the seed); a complete run is left as it is (exit 0). The settings must be config.json\'s, else an error names those that differ: --device and --checkpoint-every may change, and --precision auto and --memory-format auto match what the run chose. For a command line that is run again as it is: batch scripts, requeued jobs, torchrun --max-restarts. Every process must see the same --out'
 complete -c lens-train -l no-decay-norm-bias -d 'No weight decay on norms, biases, layer scales, position embeddings and the class token (default: the recipe\'s)'
 complete -c lens-train -l decay-norm-bias -d 'Weight decay on every parameter, norms and biases included, whatever the recipe says'
-complete -c lens-train -l data-on-device -d 'Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file'
 complete -c lens-train -l no-channels-last -d 'The same as --memory-format contiguous'
 complete -c lens-train -l no-autotune-cache -d 'Time the auto settings now, without reading or writing the cache of earlier choices ($XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json)'
 complete -c lens-train -s q -l quiet -d 'No progress bar or log lines; epoch summaries only'

@@ -39,6 +39,7 @@ finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the b
 '--pretrained=[Start from a timm ImageNet checkpoint (safetensors)\: first conv adapted to 5 channels, fresh head]:FILE:_files' \
 '--checkpoint-every=[Also write a checkpoint every N steps (one is always written after each epoch)]:N:_default' \
 '--time-limit=[Stop at the end of the epoch after which another one would pass this many seconds of training (counted from the start of this process), with its checkpoint written (exit 0; --resume continues the run). For comparisons at equal wall-clock budget (scripts/bench-recipes.sh) and batch jobs'\'' time limits]:SECONDS:_default' \
+'--data-on-device=[Where batches come from\: auto (the default) puts the whole pack (and --val-pack) on a GPU when it takes at most a quarter of the GPU'\''s free memory, and gathers batches from the mapped file on a CPU; always (also the bare flag) puts it on the device; never gathers from the file. Changes the speed only, never the result]::WHEN:(auto always never)' \
 '--precision=[auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)]:PRECISION:_default' \
 '--memory-format=[auto (timed with --precision), contiguous (NCHW) or channels-last]:FORMAT:_default' \
 '--device=[auto (the first GPU if any), cpu, cuda or cuda\:N]:DEVICE:_default' \
@@ -47,11 +48,10 @@ finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the b
 '--dist-backend=[Collectives between processes\: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl]:BACKEND:(auto gloo nccl)' \
 '--dist-timeout=[Seconds a process waits for the others (rendezvous, each collective) before it stops with an error]:SECONDS:_default' \
 '--list-models[List the models (name, family, input size, parameters) and exit]' \
-'--resume[Continue the run in --out from its checkpoint, with the settings of its config.json]' \
+'--resume[Continue the run in --out from its checkpoint, with the settings of its config.json. Only where and how it runs may be given anew\: --device, --memory-format, --data-on-device, --checkpoint-every, --time-limit, --threads and the distributed options]' \
 '(--resume)--auto-resume[Start the run, or continue it if --out already holds it\: from its checkpoint, or from the first step when it has none yet (exact\: all randomness comes from the seed); a complete run is left as it is (exit 0). The settings must be config.json'\''s, else an error names those that differ\: --device and --checkpoint-every may change, and --precision auto and --memory-format auto match what the run chose. For a command line that is run again as it is\: batch scripts, requeued jobs, torchrun --max-restarts. Every process must see the same --out]' \
 '--no-decay-norm-bias[No weight decay on norms, biases, layer scales, position embeddings and the class token (default\: the recipe'\''s)]' \
 '(--no-decay-norm-bias)--decay-norm-bias[Weight decay on every parameter, norms and biases included, whatever the recipe says]' \
-'--data-on-device[Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file]' \
 '(--memory-format)--no-channels-last[The same as --memory-format contiguous]' \
 '--no-autotune-cache[Time the auto settings now, without reading or writing the cache of earlier choices (\$XDG_CACHE_HOME/lensfind/autotune.json, or ~/.cache/lensfind/autotune.json)]' \
 '-q[No progress bar or log lines; epoch summaries only]' \

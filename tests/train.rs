@@ -307,3 +307,45 @@ fn runs_with_different_seeds_and_the_same_split_seed_hold_out_the_same_ids() {
     assert_eq!(a, val_ids("b", "2", "5"), "another --seed, the same --split-seed: the same validation objects");
     assert_ne!(a, val_ids("c", "1", "6"), "another --split-seed: another split");
 }
+
+#[test]
+fn trains_channels_last_in_every_precision_and_resumes_in_the_other_layout() {
+    // CUDA's fused AdamW refuses a parameter whose moments have other strides (lens-train crashed at its first step
+    // on a GPU in channels-last: the moments were made before the weights took that layout); the CPU's kernel ran
+    // it, pairing them by memory position. The shim now checks what CUDA checks on every device, so this fails on a
+    // CPU wherever a GPU would. convnext_atto has 4-D weights in the decayed group and 1-D ones in the other.
+    let (t, p) = packed_dataset(20, 5);
+    for precision in ["fp32", "bf16", "fp16"] {
+        let run = t.path().join(precision);
+        let mut c = tool("lens-train");
+        c.args([
+            "-j",
+            "2",
+            "--model",
+            "convnext_atto",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "2",
+            "--precision",
+            precision,
+        ])
+        .args(["--memory-format", "channels-last", "--time-limit", "0.001", "--pack"])
+        .arg(&p)
+        .arg("--out")
+        .arg(&run);
+        let out = ok(&mut c);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("stopped after epoch 1 of 2"), "{stderr}");
+        // Nothing but lens-train's own lines: no libtorch warnings (a deprecated pin_memory argument printed three
+        // times on a GPU).
+        assert!(stderr.lines().all(|l| l.starts_with("lens-train: ")), "{precision}: {stderr}");
+        // The checkpoint of a channels-last run resumed contiguous: each moment loaded onto its element.
+        let out = ok(tool("lens-train").args(["--resume", "--memory-format", "contiguous", "--out"]).arg(&run));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("resuming") && stderr.contains("epoch 2/2"), "{precision}: {stderr}");
+        assert_eq!(csv_rows(&run.join("metrics.csv")).len(), 2, "{precision}");
+        let state = fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+        assert!(state.contains("\"moments_by_element\": true"), "{state}");
+    }
+}

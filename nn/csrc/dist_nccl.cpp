@@ -77,3 +77,43 @@ extern "C" int lensfind_cuda_device_name(int device, char* out, int len) {
   return -1;
 #endif
 }
+
+#ifdef USE_CUDA
+#include <dlfcn.h>
+#endif
+
+// Free and total memory of CUDA device `device` in bytes, as the driver counts them (every process's allocations,
+// and this one's cached blocks as used); 0 on success, -1 without CUDA. cudaMemGetInfo is looked up in the process
+// (libtorch_cuda has loaded the CUDA runtime) rather than linked, so that building needs no CUDA runtime library.
+extern "C" int lensfind_cuda_mem_info(int device, unsigned long long* free_bytes, unsigned long long* total_bytes) {
+#ifdef USE_CUDA
+  // Looked up rather than linked (also cudaGetDevice/cudaSetDevice: c10's CUDAGuard inlines calls into the runtime).
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  using GetDevice = int (*)(int*);
+  using SetDevice = int (*)(int);
+  static const auto mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+  static const auto get_device = reinterpret_cast<GetDevice>(dlsym(RTLD_DEFAULT, "cudaGetDevice"));
+  static const auto set_device = reinterpret_cast<SetDevice>(dlsym(RTLD_DEFAULT, "cudaSetDevice"));
+  if (mem_get_info == nullptr || get_device == nullptr || set_device == nullptr) {
+    return -1;
+  }
+  int previous = 0;
+  if (get_device(&previous) != 0 || set_device(device) != 0) {
+    return -1;
+  }
+  size_t f = 0, t = 0;
+  const int rc = mem_get_info(&f, &t);
+  set_device(previous);
+  if (rc != 0) {
+    return -1;
+  }
+  *free_bytes = f;
+  *total_bytes = t;
+  return 0;
+#else
+  (void)device;
+  (void)free_bytes;
+  (void)total_bytes;
+  return -1;
+#endif
+}

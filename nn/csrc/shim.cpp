@@ -5,6 +5,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/native/ForeachUtils.h>
 #include <ATen/ops/_fused_adamw.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
@@ -69,12 +70,33 @@ int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** e
       v.push_back(*exp_avg_sqs[i]);
       st.push_back(*steps[i]);
     }
+    // What CUDA's kernel (FusedAdamWKernel.cu) checks before it runs, checked here on every device: the CPU kernel
+    // does not, and pairs the four tensors of a slot by memory position, so moments whose strides differ from their
+    // parameter's would be updated against the wrong elements there and refused on a GPU.
+    TORCH_CHECK(at::native::check_fast_path_restrictions({p, g, m, v}),
+                "params, grads, exp_avgs, and exp_avg_sqs must have same dtype, device, and layout");
     at::_fused_adamw_(p, g, m, v, {}, st, lr, beta1, beta2, weight_decay, eps, false, false);
     return 0;
+  } catch (const c10::Error& e) {
+    std::strncpy(err, e.what_without_backtrace(), err_len - 1);
+    err[err_len - 1] = 0;
+    return 1;
   } catch (const std::exception& e) {
     std::strncpy(err, e.what(), err_len - 1);
     err[err_len - 1] = 0;
     return 1;
+  }
+}
+
+// A page-locked copy of CPU tensor t (Tensor.pin_memory() with no device: tch's wrapper passes one, which libtorch
+// deprecates with a warning each call), as a new at::Tensor owned by the caller; null with err set on failure.
+at::Tensor* lensfind_pin_memory(at::Tensor* t, char* err, int err_len) {
+  try {
+    return new at::Tensor(t->pin_memory());
+  } catch (const std::exception& e) {
+    std::strncpy(err, e.what(), err_len - 1);
+    err[err_len - 1] = 0;
+    return nullptr;
   }
 }
 

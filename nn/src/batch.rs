@@ -50,17 +50,52 @@ pub struct Batcher {
     free: Rc<RefCell<Vec<Tensor>>>,
 }
 
+/// The share of a GPU's free memory that the pack may take when its placement is auto: the rest is the model's
+/// (weights, moments, activations, cuDNN's workspaces).
+pub const AUTO_ON_DEVICE_SHARE: f64 = 0.25;
+
+/// Rows uploaded to the device per copy when the whole pack goes there (bounded host memory: a 200k-object pack is
+/// 6.7 GB in float32).
+const UPLOAD_ROWS: usize = 8192;
+
+/// Whether a pack of `bytes` (in float32) goes whole on `device`: `given` (lens-train --data-on-device always or
+/// never), or for auto, on a GPU when it takes at most [`AUTO_ON_DEVICE_SHARE`] of the GPU's free memory, never on
+/// a CPU (the mapped file is already in host memory).
+pub fn place_on_device(given: Option<bool>, device: Device, bytes: u64) -> bool {
+    match (given, device) {
+        (Some(on), _) => on,
+        (None, Device::Cuda(i)) => {
+            crate::shim::cuda_mem_info(i).is_some_and(|(free, _)| bytes as f64 <= AUTO_ON_DEVICE_SHARE * free as f64)
+        }
+        (None, _) => false,
+    }
+}
+
 impl Batcher {
-    pub fn new(pack: Arc<Pack>, device: Device, data_on_device: bool) -> Result<Batcher> {
-        let on_device = if data_on_device {
-            let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
-            let mut all = vec![0f32; pack.len() * pack.row_len()];
-            all.par_chunks_mut(pack.row_len()).enumerate().for_each(|(i, dst)| pack.row_f32(i, dst));
-            Some(Tensor::from_slice(&all).view([pack.len() as i64, 5, h, w]).to_device(device))
+    /// Batches of `pack` for a model on `device`; `data_on_device`: see [`place_on_device`].
+    pub fn new(pack: Arc<Pack>, device: Device, data_on_device: Option<bool>) -> Result<Batcher> {
+        let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
+        let bytes = (pack.len() * pack.row_len() * 4) as u64;
+        let on_device = if place_on_device(data_on_device, device, bytes) {
+            let all = Tensor::empty([pack.len() as i64, 5, h, w], (Kind::Float, device));
+            let mut host = vec![0f32; UPLOAD_ROWS.min(pack.len()) * pack.row_len()];
+            for start in (0..pack.len()).step_by(UPLOAD_ROWS) {
+                let n = UPLOAD_ROWS.min(pack.len() - start);
+                let chunk = &mut host[..n * pack.row_len()];
+                chunk.par_chunks_mut(pack.row_len()).enumerate().for_each(|(i, dst)| pack.row_f32(start + i, dst));
+                let src = Tensor::from_slice(chunk).view([n as i64, 5, h, w]);
+                all.narrow(0, start as i64, n as i64).copy_(&src);
+            }
+            Some(all)
         } else {
             None
         };
         Ok(Batcher { pack, device, on_device, free: Rc::default() })
+    }
+
+    /// Whether the whole pack is on the device.
+    pub fn on_device(&self) -> bool {
+        self.on_device.is_some()
     }
 
     /// The batches of `plan`, in order, each gathered by a background thread while the ones before it are in
@@ -93,8 +128,9 @@ impl Batcher {
         let (h, w) = (self.pack.manifest.height as i64, self.pack.manifest.width as i64);
         let buf = Tensor::empty([n as i64, 5, h, w], (Kind::Float, Device::Cpu));
         if self.device.is_cuda() {
-            // Page-locked, so that the copy to the GPU runs asynchronously.
-            buf.pin_memory(self.device)
+            // Page-locked, so that the copy to the GPU runs asynchronously; pageable memory where the host refuses
+            // to lock more (the copy then waits, but works).
+            crate::shim::pin_memory(&buf).unwrap_or(buf)
         } else {
             buf
         }

@@ -19,6 +19,7 @@ pub mod dist;
 pub mod infer;
 pub mod models;
 pub mod optim;
+pub mod panics;
 pub mod recipe;
 pub mod run_dir;
 pub mod shim;

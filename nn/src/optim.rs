@@ -51,8 +51,10 @@ impl AdamW {
     }
 
     /// One update at learning rate `lr` with the gradients currently in the parameters. Tensors without a
-    /// gradient are left alone, as PyTorch does.
-    pub fn step(&mut self, lr: f64) {
+    /// gradient are left alone, as PyTorch does. Fails, the weights untouched, where the kernel refuses its
+    /// arguments (the shim checks what CUDA's kernel checks, on every device: one dtype and device, and the same
+    /// strides for a parameter, its gradient and its moments).
+    pub fn step(&mut self, lr: f64) -> anyhow::Result<()> {
         self.step += 1;
         let step = Tensor::from(self.step as f32);
         let mut groups: Vec<(f64, crate::shim::AdamWGroup)> = Vec::new();
@@ -85,8 +87,67 @@ impl AdamW {
         tch::no_grad(|| {
             for (wd, g) in &groups {
                 crate::shim::fused_adamw(g, lr, self.beta1, self.beta2, *wd, self.eps)
-                    .unwrap_or_else(|e| panic!("fused AdamW: {e}"));
+                    .map_err(|e| anyhow::anyhow!("fused AdamW (weight decay {wd}): {e}"))?;
             }
-        });
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::layers::to_channels_last;
+    use tch::{Device, Kind};
+
+    /// A parameter [2, 3, 4, 5] with a gradient, laid out contiguous or channels-last, both with the same values.
+    fn param(channels_last: bool) -> (Tensor, Tensor) {
+        let w = Tensor::arange(120, (Kind::Float, Device::Cpu)).view([2, 3, 4, 5]) / 100.0;
+        let g = (Tensor::arange(120, (Kind::Float, Device::Cpu)).view([2, 3, 4, 5]) * 0.37).sin();
+        let (w, g) = if channels_last { (to_channels_last(&w), to_channels_last(&g)) } else { (w, g) };
+        (w.set_requires_grad(true), g)
+    }
+
+    fn step_with(w: &Tensor, g: &Tensor, opt: &mut AdamW) -> anyhow::Result<()> {
+        opt.zero_grad();
+        (w * g).sum(Kind::Float).backward();
+        opt.step(1e-2)
+    }
+
+    #[test]
+    fn moments_with_other_strides_than_their_parameter_are_refused_as_cuda_refuses_them() {
+        // What lens-train did in channels-last before the moments followed their parameters: moments made while
+        // the parameter was contiguous, the parameter then made channels-last. CUDA's kernel refused it; the CPU's
+        // ran it, pairing moment and parameter by memory position. The shim refuses it on every device.
+        let (w, g) = param(false);
+        let mut opt = AdamW::new(vec![("w".into(), w.shallow_clone(), 0.01)], 0.9, 0.999, 1e-8);
+        tch::no_grad(|| w.shallow_clone().set_data(&to_channels_last(&w)));
+        let before = w.copy();
+        let e = step_with(&w, &to_channels_last(&g), &mut opt).unwrap_err().to_string();
+        assert!(e.contains("must have same dtype, device, and layout"), "{e}");
+        assert!(!e.contains("frame #"), "one message, no backtrace: {e}");
+        assert!(w.equal(&before), "weights untouched");
+    }
+
+    #[test]
+    fn channels_last_steps_update_each_element_as_contiguous_ones_do() {
+        let (wc, g) = param(false);
+        let (wl, gl) = param(true);
+        let mut contiguous = AdamW::new(vec![("w".into(), wc.shallow_clone(), 0.01)], 0.9, 0.999, 1e-8);
+        let mut channels_last = AdamW::new(vec![("w".into(), wl.shallow_clone(), 0.01)], 0.9, 0.999, 1e-8);
+        assert_eq!(channels_last.slots[0].exp_avg.stride(), wl.stride(), "moments take the parameter's strides");
+        for _ in 0..3 {
+            step_with(&wc, &g, &mut contiguous).unwrap();
+            step_with(&wl, &gl, &mut channels_last).unwrap();
+        }
+        // The same float32 arithmetic per element, in another order in memory (vectorised lanes against a scalar
+        // tail may round once differently): 1e-6 relative is a few ulps of weights and moments of order 0.1-1.
+        let close = |a: &Tensor, b: &Tensor| {
+            let scale = f64::max(b.abs().max().double_value(&[]), 1e-12);
+            (a - b).abs().max().double_value(&[]) <= 1e-6 * scale
+        };
+        assert!(close(&wl, &wc), "weights");
+        let (c, l) = (&contiguous.slots[0], &channels_last.slots[0]);
+        assert!(close(&l.exp_avg, &c.exp_avg) && close(&l.exp_avg_sq, &c.exp_avg_sq), "moments, element by element");
     }
 }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use lensfind::output::write_output;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 use crate::autotune::Autotune;
 use crate::device::Precision;
@@ -49,7 +49,11 @@ pub struct TrainConfig {
     pub patience: usize,
     pub pretrained: Option<PathBuf>,
     pub checkpoint_every: Option<usize>,
-    pub data_on_device: bool,
+    /// Whether the whole pack is put on the device (lens-train --data-on-device): true or false as given, null for
+    /// auto (on a GPU when the pack fits in a share of its free memory; see [`crate::batch::Placement`]). Where the
+    /// batches come from changes nothing of what is learned.
+    #[serde(default)]
+    pub data_on_device: Option<bool>,
     pub device: String,
     /// The tool and version that made the run.
     pub tool: String,
@@ -63,8 +67,8 @@ pub struct TrainConfig {
 /// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any),
 /// `autotune` only records how auto chose them, and `recipe` how the values were chosen (the values themselves,
 /// lr, epochs and the others, are compared; so a run made before recipes continues when they agree).
-const NOT_COMPARED: [&str; 7] =
-    ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last", "recipe"];
+const NOT_COMPARED: [&str; 8] =
+    ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last", "recipe", "data_on_device"];
 
 impl TrainConfig {
     /// The seed the validation split is drawn from: `split_seed`, or `seed` for a run made before --split-seed.
@@ -208,14 +212,12 @@ impl RunDir {
         write_output(Some(&self.config_path()), |w| Ok(serde_json::to_writer_pretty(w, cfg)?))
     }
 
-    /// Saves the weights as model.safetensors, sorted by name, whole or not at all.
-    pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
+    /// Saves the weights as model.safetensors, sorted by name, whole or not at all: `vars` are (timm name, tensor)
+    /// pairs in host memory (see [`crate::train::weights_on_host`]).
+    pub fn save_weights(&self, vars: &[(String, Tensor)]) -> Result<()> {
         let path = self.weights_path();
-        let mut vars: Vec<(String, Tensor)> =
-            vs.variables().into_iter().map(|(k, v)| (k, v.detach().to_device(Device::Cpu).contiguous())).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
         let tmp = self.path.join(format!(".model.safetensors.tmp-{}.safetensors", std::process::id()));
-        Tensor::write_safetensors(&vars, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        Tensor::write_safetensors(vars, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
     }
 
@@ -309,7 +311,7 @@ impl TrainConfig {
             patience: 8,
             pretrained: None,
             checkpoint_every: Some(3),
-            data_on_device: false,
+            data_on_device: None,
             device: "auto".into(),
             tool: "lens-train 0.1.0".into(),
             recipe: None,

@@ -25,11 +25,17 @@ extern "C" {
         err_len: c_int,
     ) -> c_int;
     fn lensfind_reset_grad(t: *mut torch_sys::C_tensor);
+    fn lensfind_pin_memory(
+        t: *mut torch_sys::C_tensor,
+        err: *mut std::ffi::c_char,
+        err_len: c_int,
+    ) -> *mut torch_sys::C_tensor;
     fn lensfind_inference_mode_enter() -> *mut std::ffi::c_void;
     fn lensfind_inference_mode_exit(guard: *mut std::ffi::c_void);
     fn lensfind_grad_mode_enabled() -> c_int;
     fn lensfind_autocast_is_enabled(device: c_int) -> c_int;
     fn lensfind_cuda_device_name(device: c_int, out: *mut std::ffi::c_char, len: c_int) -> c_int;
+    fn lensfind_cuda_mem_info(device: c_int, free: *mut u64, total: *mut u64) -> c_int;
 }
 
 /// The arguments of one fused AdamW call: parameters with their gradients, moments and step tensors.
@@ -73,6 +79,21 @@ pub fn fused_adamw(g: &AdamWGroup, lr: f64, beta1: f64, beta2: f64, weight_decay
         // SAFETY: NUL-terminated by the shim.
         Err(unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned())
     }
+}
+
+/// A page-locked copy of the CPU tensor `t`, from which copies to a GPU run asynchronously (libtorch's
+/// `Tensor::pin_memory()`, without the device argument that tch passes and libtorch warns about).
+pub fn pin_memory(t: &Tensor) -> Result<Tensor, String> {
+    let mut err = vec![0 as std::ffi::c_char; 512];
+    // SAFETY: t is a valid tensor; err has err_len bytes; the shim returns a new at::Tensor that we own, or null.
+    let ptr =
+        unsafe { lensfind_pin_memory(t.as_ptr() as *mut torch_sys::C_tensor, err.as_mut_ptr(), err.len() as c_int) };
+    if ptr.is_null() {
+        // SAFETY: NUL-terminated by the shim.
+        return Err(unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned());
+    }
+    // SAFETY: a heap-allocated at::Tensor that no one else owns; tch frees it when the Tensor drops.
+    Ok(unsafe { Tensor::from_ptr(ptr) })
 }
 
 /// Drops the gradient of `t` (set_to_none), so the next backward writes a fresh one.
@@ -132,6 +153,14 @@ pub fn cuda_device_name(index: usize) -> Option<String> {
     let rc = unsafe { lensfind_cuda_device_name(index as c_int, buf.as_mut_ptr(), buf.len() as c_int) };
     // SAFETY: NUL-terminated within buf on success.
     (rc == 0).then(|| unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// Free and total memory of CUDA device `index` in bytes (None without CUDA, or where the driver cannot say).
+pub fn cuda_mem_info(index: usize) -> Option<(u64, u64)> {
+    let (mut free, mut total) = (0u64, 0u64);
+    // SAFETY: the shim writes two integers through valid pointers.
+    let rc = unsafe { lensfind_cuda_mem_info(index as c_int, &mut free, &mut total) };
+    (rc == 0).then_some((free, total))
 }
 
 /// The reduced precision of an autocast region.

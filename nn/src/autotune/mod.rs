@@ -12,16 +12,18 @@ pub mod cache;
 
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{ModuleT, VarStore};
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::device::{in_precision, to_model_input, Choice, MemoryFormat, Precision};
 use crate::models::layers::vars_to_channels_last;
-use crate::models::ModelConfig;
+use crate::models::{ModelConfig, NATIVE_SIZE};
 use crate::optim::AdamW;
 use crate::shim::inference_mode;
+use crate::train::scaler::GradScaler;
+use crate::train::step::{forward_backward, optimizer_step, StepSettings};
 pub use cache::Cache;
 
 /// What is timed: a training step (forward, backward, AdamW) or an inference forward pass.
@@ -57,6 +59,21 @@ pub struct Timing {
     pub stopped_early: bool,
 }
 
+/// A candidate that could not run, and why (the first line of its error).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failed {
+    #[serde(flatten)]
+    pub setting: Setting,
+    pub error: String,
+}
+
+impl Failed {
+    /// One line for stderr.
+    pub fn note(&self) -> String {
+        format!("auto settings: {} dropped, it failed: {}", self.setting, self.error)
+    }
+}
+
 /// What auto chose and why: recorded in a run's config.json and printed on stderr.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Autotune {
@@ -66,6 +83,9 @@ pub struct Autotune {
     pub chosen: Setting,
     /// Every candidate's speed, fastest first.
     pub timings: Vec<Timing>,
+    /// The candidates that failed (dropped, never chosen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
     /// Whether the choice came from the cache (the timings are then the cached ones).
     pub from_cache: bool,
 }
@@ -136,21 +156,54 @@ pub fn resolve(req: &Request, cache: &Cache) -> Result<(Setting, Option<Autotune
     let key = key(req, &options);
     let (cached, mut notes) = cache.lookup(&key);
     if let Some(entry) = cached.filter(|e| options.contains(&e.chosen)) {
-        let record =
-            Autotune { workload: req.workload, key, chosen: entry.chosen, timings: entry.timings, from_cache: true };
+        let record = Autotune {
+            workload: req.workload,
+            key,
+            chosen: entry.chosen,
+            timings: entry.timings,
+            failed: Vec::new(),
+            from_cache: true,
+        };
         return Ok((record.chosen, Some(record), notes));
     }
-    let mut timings: Vec<Timing> = Vec::with_capacity(options.len());
-    for &setting in &options {
-        let best = timings.iter().filter(|t| !t.stopped_early).map(|t| t.images_per_s).fold(0.0, f64::max);
-        timings.push(measure(req, setting, best)?);
-    }
-    timings.sort_by(|a, b| b.images_per_s.total_cmp(&a.images_per_s));
+    let (timings, failed) = measure_all(&options, &mut |setting, best| measure(req, setting, best))?;
+    notes.extend(failed.iter().map(Failed::note));
     let chosen = timings[0].setting;
     if let Err(e) = cache.store(&key, chosen, &timings) {
         notes.push(format!("could not write the autotune cache: {e:#}"));
     }
-    Ok((chosen, Some(Autotune { workload: req.workload, key, chosen, timings, from_cache: false }), notes))
+    Ok((chosen, Some(Autotune { workload: req.workload, key, chosen, timings, failed, from_cache: false }), notes))
+}
+
+/// Times every candidate with `measure` (given the best speed so far): the timings, fastest first, and the
+/// candidates that failed, by an error or a panic (libtorch's errors reach Rust as panics in tch), which are
+/// dropped. Fails when every candidate failed, naming each reason and what to pass instead.
+fn measure_all(
+    options: &[Setting],
+    measure: &mut dyn FnMut(Setting, f64) -> Result<Timing>,
+) -> Result<(Vec<Timing>, Vec<Failed>)> {
+    let mut timings: Vec<Timing> = Vec::with_capacity(options.len());
+    let mut failed = Vec::new();
+    for &setting in options {
+        let best = timings.iter().filter(|t| !t.stopped_early).map(|t| t.images_per_s).fold(0.0, f64::max);
+        match crate::panics::catch(|| measure(setting, best)) {
+            Ok(timing) => timings.push(timing),
+            Err(e) => {
+                let error = format!("{e:#}").lines().next().unwrap_or_default().to_string();
+                failed.push(Failed { setting, error });
+            }
+        }
+    }
+    if timings.is_empty() {
+        let reasons: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.setting, f.error)).collect();
+        bail!(
+            "every candidate of the auto settings failed ({}); pass --precision and --memory-format explicitly \
+             (e.g. --precision fp32 --memory-format contiguous), or try --device cpu",
+            reasons.join("; ")
+        );
+    }
+    timings.sort_by(|a, b| b.images_per_s.total_cmp(&a.images_per_s));
+    Ok((timings, failed))
 }
 
 /// Everything that decides the choice: the hardware (GPU model, or CPU model and its vector instructions), this
@@ -244,40 +297,42 @@ fn gives_up(warmup: usize, seconds: f64, images_per_s: f64, best: f64) -> bool {
 }
 
 /// Images per second of `setting`: the median of TIMED steps after WARMUP, on a fresh model with random inputs;
-/// `best` is the best speed measured so far (0 if none), to stop early at a candidate that cannot win.
+/// `best` is the best speed measured so far (0 if none), to stop early at a candidate that cannot win. A training
+/// step is training's own (the forward and backward pass, the loss scaler in fp16, AdamW); an inference step is a
+/// forward pass in inference mode.
 fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
     ensure!(req.batch > 0, "the batch size must be at least 1");
     let device = req.device;
     let vs = VarStore::new(device);
     let model = req.model.build(&vs.root());
     let channels_last = setting.memory_format.is_channels_last();
+    // Before the optimizer, as in training: the moments take the parameters' strides.
     if channels_last {
         vars_to_channels_last(&vs);
     }
     let b = req.batch as i64;
-    let x = Tensor::randn([b, 5, 41, 41], (Kind::Float, device));
+    let x = Tensor::randn([b, 5, NATIVE_SIZE, NATIVE_SIZE], (Kind::Float, device));
     let y = Tensor::randint(2, [b], (Kind::Float, device));
     let mut opt = AdamW::new(vs.variables().into_iter().map(|(n, t)| (n, t, 1e-2)).collect(), 0.9, 0.999, 1e-8);
-    let size = req.model.input_size();
-    let mut step = || {
-        let x = to_model_input(x.shallow_clone(), size, channels_last);
+    let mut scaler = GradScaler::default();
+    let settings = StepSettings {
+        precision: setting.precision,
+        channels_last,
+        input_size: req.model.input_size(),
+        pos_weight: None,
+    };
+    let mut step = || -> Result<()> {
         let value = match req.workload {
             Workload::Train => {
                 opt.zero_grad();
-                let logits = in_precision(setting.precision, device, || model.forward_t(&x, true));
-                let loss = logits.squeeze_dim(1).to_kind(Kind::Float).binary_cross_entropy_with_logits::<Tensor>(
-                    &y,
-                    None,
-                    None,
-                    Reduction::Mean,
-                );
-                // fp16 trains with a scaled loss; the multiplication is part of its step.
-                let scale = if setting.precision == Precision::Fp16 { 1024.0 } else { 1.0 };
-                (&loss * scale).backward();
-                opt.step(1e-6);
+                let fp16 = setting.precision == Precision::Fp16;
+                let scale = if fp16 { scaler.scale } else { 1.0 };
+                let loss = forward_backward(&model, &x, &y, &settings, scale);
+                optimizer_step(&mut opt, fp16.then_some(&mut scaler), None, 1e-6)?;
                 loss.double_value(&[])
             }
             Workload::Infer => inference_mode(|| {
+                let x = to_model_input(x.shallow_clone(), settings.input_size, channels_last);
                 in_precision(setting.precision, device, || model.forward_t(&x, false))
                     .sum(Kind::Double)
                     .double_value(&[])
@@ -285,24 +340,24 @@ fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
         };
         // Reading a value back waits for the device, so a step's time is its whole time.
         std::hint::black_box(value);
+        Ok(())
     };
     let rate = |seconds: f64| req.batch as f64 / seconds.max(1e-9);
     for warmup in 0..WARMUP {
         let t = Instant::now();
-        step();
+        step()?;
         let seconds = t.elapsed().as_secs_f64();
         let images_per_s = rate(seconds);
         if gives_up(warmup, seconds, images_per_s, best) {
             return Ok(Timing { setting, images_per_s, stopped_early: true });
         }
     }
-    let mut seconds: Vec<f64> = (0..TIMED)
-        .map(|_| {
-            let t = Instant::now();
-            step();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
+    let mut seconds = Vec::with_capacity(TIMED);
+    for _ in 0..TIMED {
+        let t = Instant::now();
+        step()?;
+        seconds.push(t.elapsed().as_secs_f64());
+    }
     seconds.sort_by(f64::total_cmp);
     Ok(Timing { setting, images_per_s: rate(seconds[TIMED / 2]), stopped_early: false })
 }
@@ -336,6 +391,38 @@ mod tests {
         assert!(!gives_up(0, 2.0, 200.0, best), "5x behind on the first step may be one-off costs");
         assert!(!gives_up(0, 0.5, 10.0, best), "a short first step is not judged");
         assert!(!gives_up(0, 30.0, 1.0, 0.0) && !gives_up(1, 30.0, 1.0, 0.0));
+    }
+
+    #[test]
+    fn a_failing_candidate_is_dropped_with_its_reason_and_all_failing_is_an_error() {
+        let options = candidates(Device::Cpu, Choice::Auto, Choice::Auto);
+        let fast = Setting { precision: Precision::Fp32, memory_format: MemoryFormat::ChannelsLast };
+        let erring = Setting { precision: Precision::Bf16, memory_format: MemoryFormat::Contiguous };
+        let panicking = Setting { precision: Precision::Bf16, memory_format: MemoryFormat::ChannelsLast };
+        // One candidate returns an error, one panics inside libtorch (as tch reports a kernel's refusal or a GPU out
+        // of memory); the fastest of the rest wins even though the failing ones come after it.
+        let mut measure = |setting: Setting, _best: f64| -> Result<Timing> {
+            if setting == erring {
+                bail!("fused AdamW: params, grads, exp_avgs, and exp_avg_sqs must have same dtype\nframe #0 ...");
+            }
+            if setting == panicking {
+                let a = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
+                let _ = a.matmul(&a);
+            }
+            let images_per_s = if setting == fast { 900.0 } else { 300.0 };
+            Ok(Timing { setting, images_per_s, stopped_early: false })
+        };
+        let (timings, failed) = measure_all(&options, &mut measure).unwrap();
+        assert_eq!(timings[0].setting, fast);
+        assert_eq!(timings.len(), 2, "{timings:?}");
+        assert_eq!(failed.iter().map(|f| f.setting).collect::<Vec<_>>(), [erring, panicking]);
+        assert_eq!(failed[0].error, "fused AdamW: params, grads, exp_avgs, and exp_avg_sqs must have same dtype");
+        assert!(failed[1].error.contains("cannot be multiplied"), "{:?}", failed[1]);
+        assert!(failed.iter().all(|f| !f.note().contains('\n') && f.note().contains("dropped")));
+        // Every candidate failing: an error that names each and what to pass instead.
+        let e = measure_all(&options, &mut |_, _| bail!("out of memory")).unwrap_err().to_string();
+        assert!(e.contains("every candidate") && e.contains("--precision") && e.contains("--memory-format"), "{e}");
+        assert_eq!(e.matches("out of memory").count(), options.len(), "{e}");
     }
 
     #[test]

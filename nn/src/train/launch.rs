@@ -54,7 +54,8 @@ pub struct NewRun {
     pub patience: usize,
     pub pretrained: Option<PathBuf>,
     pub checkpoint_every: Option<usize>,
-    pub data_on_device: bool,
+    /// None: auto.
+    pub data_on_device: Option<bool>,
 }
 
 /// What a lens-train command line asks for.
@@ -64,9 +65,11 @@ pub struct Launch {
     pub mode: Mode,
     pub run: NewRun,
     pub exec: ExecArgs,
-    /// With --resume: the command line's --device and --checkpoint-every, which replace config.json's when given.
+    /// With --resume: the command line's --device, --checkpoint-every and --data-on-device, which replace
+    /// config.json's when given (and --memory-format, in `exec`, when not auto).
     pub resume_device: Option<String>,
     pub resume_checkpoint_every: Option<usize>,
+    pub resume_data_on_device: Option<Option<bool>>,
     pub time_limit: Option<Duration>,
     /// auto, gloo or nccl.
     pub dist_backend: String,
@@ -120,6 +123,14 @@ fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
         }
         if l.resume_checkpoint_every.is_some() {
             cfg.checkpoint_every = l.resume_checkpoint_every;
+        }
+        if let Some(placement) = l.resume_data_on_device {
+            cfg.data_on_device = placement;
+        }
+        // The layout changes how the arithmetic is laid out, not what is computed: the checkpoint's moments are
+        // loaded element by element into the parameters' new strides.
+        if let Some(format) = l.exec.memory_format().fixed() {
+            cfg.channels_last = format.is_channels_last();
         }
         return Ok((cfg, Start::Resume { step: None }));
     }

@@ -13,27 +13,30 @@ pub mod schedule;
 pub mod split;
 pub mod step;
 mod validate;
+mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-use tch::nn::{ModuleT, VarStore};
-use tch::{Device, Kind, Reduction, Tensor};
+use anyhow::{bail, Context, Result};
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
 
 use crate::batch::{draw_augmentations, streams, Batcher, Planned};
-use crate::device::{in_precision, rank_device, to_model_input, Precision};
+use crate::device::{rank_device, Precision};
 use crate::dist::ProcessGroup;
 use crate::models::layers::vars_to_channels_last;
 use crate::models::Model;
 use crate::optim::AdamW;
-use crate::run_dir::{EpochTiming, MetricsRow, RunDir, TrainConfig};
+use crate::run_dir::{EpochTiming, MetricsRow, RunDir, TrainConfig, ValPrediction};
 use checkpoint::TrainState;
 use ddp::{shard, GradSync};
 pub use events::Event;
 use split::{epoch_order, Data};
-use step::{optimizer_step, param_groups};
+use step::{forward_backward, optimizer_step, param_groups, StepSettings};
+use writer::{host_copy, Job, Writer};
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,30 +68,19 @@ pub fn train(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let mut trainer = Trainer::new(cfg, run, resume, pg, on_event)?;
-    if trainer.is_complete() {
-        trainer.emit(Event::AlreadyComplete);
-        return Ok(Outcome::Finished);
-    }
-    while !trainer.is_complete() {
-        let epoch_started = Instant::now();
-        if !trainer.epoch(stop)? {
-            return Ok(Outcome::Interrupted);
-        }
-        let row = trainer.validate()?;
-        if let Some(outcome) = trainer.finish_epoch(row, stop)? {
-            return Ok(outcome);
-        }
-        if let Some(limit) = time_limit {
-            let next_would_end = started.elapsed() + epoch_started.elapsed();
-            // Rank 0's clock decides for all, so that every rank stops after the same epoch.
-            if !trainer.is_complete() && trainer.any_rank(trainer.is_main() && next_would_end > limit)? {
-                let (epoch, epochs) = (trainer.state.epoch, cfg.epochs);
-                trainer.emit(Event::TimeLimit { epoch, epochs, seconds: started.elapsed().as_secs_f64() });
-                return Ok(Outcome::TimeLimit);
-            }
-        }
-    }
-    Ok(Outcome::Finished)
+    let outcome = trainer.run(stop, started, time_limit);
+    // The files handed to the writer are on disk before the run returns, whatever its outcome.
+    let written = trainer.writer.as_mut().map_or(Ok(()), Writer::wait);
+    let outcome = outcome?;
+    written?;
+    Ok(outcome)
+}
+
+/// The model's weights in host memory, sorted by name (timm's names), as model.safetensors holds them.
+pub fn weights_on_host(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, host_copy(&v))).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
 }
 
 /// Optimizer steps per epoch of the run `cfg` describes on `world` processes (opens its packs and draws its
@@ -127,6 +119,8 @@ pub struct Trainer<'a> {
     epoch_time: EpochTiming,
     /// The last validation's logits, in the order of the validation rows.
     val_logits: Vec<f64>,
+    /// Writes the run's files in the background (rank 0 only).
+    writer: Option<Writer>,
 }
 
 impl<'a> Trainer<'a> {
@@ -149,6 +143,11 @@ impl<'a> Trainer<'a> {
         // The initial weights follow the seed.
         tch::manual_seed((cfg.seed ^ streams::TORCH) as i64);
         let model = cfg.model_config.build(&vs.root());
+        // The layout before the optimizer: AdamW's moments take their parameters' strides, which the fused kernel
+        // needs (CUDA's refuses a mismatch; the CPU's would pair each moment with the wrong element).
+        if cfg.channels_last {
+            vars_to_channels_last(&vs);
+        }
         let batcher = Batcher::new(Arc::clone(&data.pack), device, cfg.data_on_device)?;
         let val_batcher =
             data.val_pack.as_ref().map(|v| Batcher::new(Arc::clone(v), device, cfg.data_on_device)).transpose()?;
@@ -175,6 +174,7 @@ impl<'a> Trainer<'a> {
             pending: (0.0, 0),
             epoch_time: EpochTiming::default(),
             val_logits: Vec::new(),
+            writer: if rank == 0 { Some(Writer::new()?) } else { None },
         };
         trainer.initial_state(resume)?;
         Ok(trainer)
@@ -186,11 +186,8 @@ impl<'a> Trainer<'a> {
             let report = crate::models::import::import_timm(&self.vs, &self.cfg.model_config, ckpt)?;
             self.emit(Event::Pretrained { path: ckpt, report: &report });
         }
-        if self.cfg.channels_last {
-            vars_to_channels_last(&self.vs);
-        }
         if resume {
-            self.state = checkpoint::load(&self.run.checkpoint_dir(), &mut self.opt)?;
+            self.state = checkpoint::load(&self.run.checkpoint_dir(), &mut self.opt, self.cfg.channels_last)?;
         }
         if let Some(pg) = self.pg {
             // Rank 0's weights (fresh, pretrained or resumed) and moments everywhere.
@@ -230,6 +227,34 @@ impl<'a> Trainer<'a> {
         if self.is_main() {
             (self.on_event)(event);
         }
+    }
+
+    /// Trains to the end of the run, an interruption or the time limit (counted from `started`).
+    fn run(&mut self, stop: &AtomicBool, started: Instant, time_limit: Option<Duration>) -> Result<Outcome> {
+        if self.is_complete() {
+            self.emit(Event::AlreadyComplete);
+            return Ok(Outcome::Finished);
+        }
+        while !self.is_complete() {
+            let epoch_started = Instant::now();
+            if !self.epoch(stop)? {
+                return Ok(Outcome::Interrupted);
+            }
+            let row = self.validate()?;
+            if let Some(outcome) = self.finish_epoch(row, stop)? {
+                return Ok(outcome);
+            }
+            if let Some(limit) = time_limit {
+                let next_would_end = started.elapsed() + epoch_started.elapsed();
+                // Rank 0's clock decides for all, so that every rank stops after the same epoch.
+                if !self.is_complete() && self.any_rank(self.is_main() && next_would_end > limit)? {
+                    let (epoch, epochs) = (self.state.epoch, self.cfg.epochs);
+                    self.emit(Event::TimeLimit { epoch, epochs, seconds: started.elapsed().as_secs_f64() });
+                    return Ok(Outcome::TimeLimit);
+                }
+            }
+        }
+        Ok(Outcome::Finished)
     }
 
     /// Whether every epoch is done or early stopping ended the run.
@@ -295,17 +320,16 @@ impl<'a> Trainer<'a> {
         // Every random number of this step comes from (seed, step, rank) or (seed, epoch, row): a resumed run
         // draws the same ones.
         tch::manual_seed((cfg.seed ^ streams::TORCH ^ step as u64 ^ ((self.rank as u64) << 40)) as i64);
-        let x = to_model_input(x.shallow_clone(), cfg.model_config.input_size(), cfg.channels_last);
         self.opt.zero_grad();
-        let logits = in_precision(cfg.precision, self.device, || self.model.forward_t(&x, true))
-            .squeeze_dim(1)
-            .to_kind(Kind::Float);
-        let pos_weight = self.pos_weight.as_ref().map(Tensor::shallow_clone);
-        let loss = logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean);
-        let loss_value = loss.double_value(&[]);
         let fp16 = cfg.precision == Precision::Fp16;
         let scale = if fp16 { self.state.scaler.scale } else { 1.0 };
-        (&loss * scale).backward();
+        let settings = StepSettings {
+            precision: cfg.precision,
+            channels_last: cfg.channels_last,
+            input_size: cfg.model_config.input_size(),
+            pos_weight: self.pos_weight.as_ref(),
+        };
+        let loss_value = forward_backward(&self.model, x, y, &settings, scale).double_value(&[]);
         // Averaged gradients, and whether any rank was asked to stop: every rank stops after the same step.
         let stop_now = match (&mut self.grad_sync, self.pg) {
             (Some(sync), Some(pg)) => {
@@ -313,7 +337,7 @@ impl<'a> Trainer<'a> {
             }
             _ => stop.load(Ordering::Relaxed),
         };
-        if !optimizer_step(&mut self.opt, fp16.then_some(&mut self.state.scaler), cfg.grad_clip, lr) {
+        if !optimizer_step(&mut self.opt, fp16.then_some(&mut self.state.scaler), cfg.grad_clip, lr)? {
             self.skipped += 1;
             if !fp16 {
                 bail!("non-finite gradient at step {step} (loss {loss_value}); try a lower --lr or --grad-clip");
@@ -341,15 +365,19 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    fn save_checkpoint(&self) -> Result<()> {
-        if self.is_main() {
-            checkpoint::save(&self.run.checkpoint_dir(), &self.state, &self.opt)?;
-        }
-        Ok(())
+    /// Hands the checkpoint of the state as it is now to the writer (rank 0).
+    fn save_checkpoint(&mut self) -> Result<()> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
+        let tensors = checkpoint::snapshot(&self.opt, None);
+        let (dir, state) = (self.run.checkpoint_dir(), self.state.clone());
+        writer.submit(Box::new(move || checkpoint::save(&dir, &state, &tensors)))
     }
 
     /// Records the epoch's validation: the best weights and their predictions, metrics.csv, timing.csv, early
-    /// stopping and the checkpoint. Returns the outcome when the run ends here.
+    /// stopping and the checkpoint. Returns the outcome when the run ends here. The files are copied to host memory
+    /// here and written by the writer thread while the next epoch trains; the epoch's save time in timing.csv is
+    /// how long the training loop waited for that (the copies, and the previous epoch's files if they were not
+    /// written yet).
     pub fn finish_epoch(&mut self, row: MetricsRow, stop: &AtomicBool) -> Result<Option<Outcome>> {
         let epoch = self.state.epoch;
         let images_per_s = self.epoch_time.images as f64 / self.epoch_time.train_seconds.max(1e-9);
@@ -360,23 +388,27 @@ impl<'a> Trainer<'a> {
             self.state.best_auc = Some(row.val_auc);
             self.state.best_epoch = Some(epoch + 1);
             self.state.epochs_without_improvement = 0;
-            self.write_best()?;
         } else {
             self.state.epochs_without_improvement += 1;
         }
         self.state.history.push(row);
-        if self.is_main() {
-            self.run.write_metrics(&self.state.history)?;
-        }
         self.state.next_epoch();
         if self.state.epochs_without_improvement >= self.cfg.patience {
             self.state.stopped_early = true;
         }
-        self.save_checkpoint()?;
-        if self.is_main() {
-            // After the checkpoint, so that its time counts; a run killed in between lacks this epoch's row.
-            self.epoch_time.save_seconds = saving.elapsed().as_secs_f64();
-            self.run.append_timing(epoch + 1, &self.epoch_time)?;
+        if self.writer.is_some() {
+            let job = self.epoch_files(improved, epoch + 1);
+            let (save_seconds, timing) = channel::<f64>();
+            let mut epoch_time = self.epoch_time;
+            let run = self.run.clone();
+            let Some(writer) = self.writer.as_mut() else { return Ok(None) };
+            writer.submit(Box::new(move || {
+                job()?;
+                // After the checkpoint, so that its time counts; a run killed in between lacks this epoch's row.
+                epoch_time.save_seconds = timing.recv().unwrap_or(f64::NAN);
+                run.append_timing(epoch + 1, &epoch_time)
+            }))?;
+            let _ = save_seconds.send(saving.elapsed().as_secs_f64());
         }
         if self.state.stopped_early {
             let best_epoch = self.state.best_epoch.unwrap_or(0);
@@ -384,6 +416,27 @@ impl<'a> Trainer<'a> {
             return Ok(Some(Outcome::StoppedEarly));
         }
         Ok(self.any_rank(stop.load(Ordering::Relaxed))?.then_some(Outcome::Interrupted))
+    }
+
+    /// The files of the epoch just finished, copied to host memory, and the writing of them: with `improved`,
+    /// model.safetensors and val_predictions.csv; then metrics.csv and the checkpoint.
+    fn epoch_files(&self, improved: bool, epoch: usize) -> Job {
+        let best = improved.then(|| (weights_on_host(&self.vs), self.val_prediction_rows()));
+        let tensors = checkpoint::snapshot(&self.opt, best.as_ref().map(|(w, _)| w.as_slice()));
+        let (run, state) = (self.run.clone(), self.state.clone());
+        Box::new(move || {
+            if let Some((weights, predictions)) = best {
+                run.save_weights(&weights).with_context(|| format!("saving the weights of epoch {epoch}"))?;
+                run.write_val_predictions(predictions.iter().map(|(id, label, source, logit)| ValPrediction {
+                    id,
+                    label: *label,
+                    source: *source,
+                    logit: *logit,
+                }))?;
+            }
+            run.write_metrics(&state.history)?;
+            checkpoint::save(&run.checkpoint_dir(), &state, &tensors)
+        })
     }
 
     /// Whether `flag` is set on any rank (on this one, without a group).

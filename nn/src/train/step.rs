@@ -1,11 +1,42 @@
-//! What one optimisation step needs besides the model: the parameter groups, the global gradient norm and its
-//! clipping, the loss-scaled AdamW step, and the validation loss.
+//! One optimisation step: the forward and backward pass of the loss, the parameter groups, the global gradient norm
+//! and its clipping, the loss-scaled AdamW step, and the validation loss. Training and autotune's timing run the same
+//! functions, so that auto settings are chosen on the step that training then runs.
 
-use tch::nn::VarStore;
-use tch::Tensor;
+use anyhow::Result;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Kind, Reduction, Tensor};
 
 use super::scaler::GradScaler;
+use crate::device::{in_precision, to_model_input, Precision};
+use crate::models::Model;
 use crate::optim::AdamW;
+
+/// How a training step runs the model.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSettings<'a> {
+    pub precision: Precision,
+    pub channels_last: bool,
+    /// The model's input side (batches are resized to it).
+    pub input_size: i64,
+    pub pos_weight: Option<&'a Tensor>,
+}
+
+/// The forward and backward pass of BCE-with-logits on images `x` [B, 5, H, W] and labels `y` [B], the loss scaled by
+/// `loss_scale` before the backward pass (fp16); the gradients are added into the parameters. Returns the unscaled
+/// mean loss (a float32 scalar on the device: reading it waits for the device).
+pub fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSettings, loss_scale: f64) -> Tensor {
+    let device = x.device();
+    let x = to_model_input(x.shallow_clone(), s.input_size, s.channels_last);
+    let logits = in_precision(s.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
+    let pos_weight = s.pos_weight.map(Tensor::shallow_clone);
+    let loss = logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean);
+    if loss_scale == 1.0 {
+        loss.backward();
+    } else {
+        (&loss * loss_scale).backward();
+    }
+    loss
+}
 
 /// The parameters to optimise, sorted by name, with their weight decay: `weight_decay`, or 0 for 1-D tensors
 /// (norms, biases, layer scales) and the ViT position embedding and class token when `no_decay_norm_bias`.
@@ -49,8 +80,9 @@ fn grad_norm_and_clip(opt: &AdamW, max_norm: Option<f64>, unscale: f64) -> f64 {
 }
 
 /// Unscales (fp16), checks, clips and applies the gradients in the parameters. With a loss scaler, a non-finite
-/// gradient skips the step and lowers the scale, as GradScaler does. Returns whether the step was taken.
-pub fn optimizer_step(opt: &mut AdamW, scaler: Option<&mut GradScaler>, clip: Option<f64>, lr: f64) -> bool {
+/// gradient skips the step and lowers the scale, as GradScaler does. Returns whether the step was taken; fails
+/// where the optimizer refuses its tensors.
+pub fn optimizer_step(opt: &mut AdamW, scaler: Option<&mut GradScaler>, clip: Option<f64>, lr: f64) -> Result<bool> {
     let scale = scaler.as_ref().map_or(1.0, |s| s.scale);
     let norm = grad_norm_and_clip(opt, clip, scale);
     let take = match scaler {
@@ -58,9 +90,9 @@ pub fn optimizer_step(opt: &mut AdamW, scaler: Option<&mut GradScaler>, clip: Op
         None => norm.is_finite(),
     };
     if take {
-        opt.step(lr);
+        opt.step(lr)?;
     }
-    take
+    Ok(take)
 }
 
 /// The mean binary cross-entropy of logits against labels, with the positive class weighted by `pos_weight`, as
@@ -83,7 +115,6 @@ pub fn bce_mean(logits: &[f64], labels: &[u8], pos_weight: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Kind, Reduction};
 
     #[test]
     fn fp16_loss_scaling_skips_a_step_with_an_inf_gradient() {
@@ -92,14 +123,14 @@ mod tests {
         let mut scaler = GradScaler::default();
         // A scaled loss whose gradient overflows: d/dw (w * inf).sum() = inf.
         (&w * f64::INFINITY).sum(Kind::Float).backward();
-        assert!(!optimizer_step(&mut opt, Some(&mut scaler), None, 0.1), "step skipped");
+        assert!(!optimizer_step(&mut opt, Some(&mut scaler), None, 0.1).unwrap(), "step skipped");
         assert_eq!(Vec::<f32>::try_from(&w).unwrap(), [1.0, 2.0], "weights untouched");
         assert_eq!(scaler.scale, 32768.0, "scale halved");
         assert_eq!(opt.step, 0);
         // A finite, scaled gradient is unscaled before the update: the step equals the unscaled one.
         opt.zero_grad();
         (&w * scaler.scale).sum(Kind::Float).backward();
-        assert!(optimizer_step(&mut opt, Some(&mut scaler), None, 0.1));
+        assert!(optimizer_step(&mut opt, Some(&mut scaler), None, 0.1).unwrap());
         let got = Vec::<f32>::try_from(&w).unwrap();
         // First AdamW step moves each weight by lr * sign(grad) (m/sqrt(v) = 1 after bias correction); the
         // gradient here is exactly 1 per weight, far from rounding level, so 1e-5 is float32 rounding of 0.9/1.9.

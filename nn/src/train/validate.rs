@@ -82,16 +82,17 @@ impl Trainer<'_> {
         })
     }
 
-    /// model.safetensors and val_predictions.csv of the best epoch so far (rank 0 writes).
-    pub(super) fn write_best(&self) -> Result<()> {
-        if !self.is_main() {
-            return Ok(());
-        }
-        self.run.save_weights(&self.vs)?;
+    /// The rows of val_predictions.csv for the last validation: (id, label, source, logit) in the validation order.
+    pub(super) fn val_prediction_rows(&self) -> Vec<(String, Option<u8>, Option<u8>, f64)> {
         let val = self.data.val_source();
-        self.run.write_val_predictions(self.data.val_rows.iter().zip(&self.val_logits).map(|(&r, &logit)| {
-            let m = &val.meta[r];
-            crate::run_dir::ValPrediction { id: &m.id, label: m.label, source: m.source, logit }
-        }))
+        self.data
+            .val_rows
+            .iter()
+            .zip(&self.val_logits)
+            .map(|(&r, &logit)| {
+                let m = &val.meta[r];
+                (m.id.clone(), m.label, m.source, logit)
+            })
+            .collect()
     }
 }

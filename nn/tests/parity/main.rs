@@ -221,7 +221,7 @@ fn check_adamw(name: &str) {
         for (s, g) in abs_grad_sum.iter_mut().zip(&grads) {
             *s = &*s + f64s(g).abs();
         }
-        opt.step(lr);
+        opt.step(lr).unwrap();
         let lr_sum: f64 = ADAMW_LRS[..step].iter().sum();
         for (n, p) in names.iter().zip(&params) {
             let want = &fx[&format!("adamw/step{step}/{n}")];

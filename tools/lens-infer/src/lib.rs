@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         device,
         batch: args.batch_size,
     };
-    let batcher = Batcher::new(Arc::clone(&pack), device, false)?;
+    let batcher = Batcher::new(Arc::clone(&pack), device, Some(false))?;
     let progress = Progress::new("lens-infer", "objects", rows.len() as u64, args.quiet);
     let logits = predictor.predict_views(&batcher, &rows, &views, settings, &mut |n| progress.inc(n as u64))?;
     progress.finish();

@@ -34,7 +34,8 @@ use lensfind_nn::train::Outcome;
 /// val_predictions.csv (id,label,source,logit of the best epoch) and checkpoint/ (weights, AdamW moments, counters
 /// and early-stopping state: what an exact resume needs).
 ///
-/// A checkpoint is written after every epoch and every --checkpoint-every steps. SIGTERM or SIGINT (Slurm
+/// A checkpoint is written after every epoch and every --checkpoint-every steps, from a copy in host memory by a
+/// thread of its own while training goes on (timing.csv's save_seconds is the time training waited for it). SIGTERM or SIGINT (Slurm
 /// preemption, Ctrl-C) saves one and exits (status 143 or 130); `lens-train --resume --out RUN` continues where it
 /// stopped and ends with the same weights as a run that was never interrupted (on CPU). The same seed gives the
 /// same metrics.csv. With --auto-resume, the same command line starts the run and continues it when run again
@@ -73,7 +74,9 @@ pub struct Args {
     #[arg(long, short = 'o', value_name = "DIR", required_unless_present = "list_models")]
     pub out: Option<PathBuf>,
 
-    /// Continue the run in --out from its checkpoint, with the settings of its config.json.
+    /// Continue the run in --out from its checkpoint, with the settings of its config.json. Only where and how it
+    /// runs may be given anew: --device, --memory-format, --data-on-device, --checkpoint-every, --time-limit,
+    /// --threads and the distributed options.
     #[arg(long)]
     pub resume: bool,
 
@@ -168,9 +171,12 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
 
-    /// Put the whole pack on the GPU (when it fits) instead of gathering batches from the mapped file.
-    #[arg(long)]
-    pub data_on_device: bool,
+    /// Where batches come from: auto (the default) puts the whole pack (and --val-pack) on a GPU when it takes at
+    /// most a quarter of the GPU's free memory, and gathers batches from the mapped file on a CPU; always (also
+    /// the bare flag) puts it on the device; never gathers from the file. Changes the speed only, never the result.
+    #[arg(long, value_name = "WHEN", default_value = "auto", num_args = 0..=1, default_missing_value = "always",
+          value_parser = ["auto", "always", "never"])]
+    pub data_on_device: String,
 
     #[command(flatten)]
     pub exec: ExecArgs,
@@ -194,11 +200,14 @@ pub const DEFAULT_SPLIT_SEED: u64 = 42;
 
 /// The options `--resume` may change: where and how the run continues, not what it computes. Every other option
 /// is taken from config.json and refused on the command line.
-const RESUME_MAY_CHANGE: [&str; 10] = [
+const RESUME_MAY_CHANGE: [&str; 13] = [
     "out",
     "time_limit",
     "resume",
     "device",
+    "memory_format",
+    "no_channels_last",
+    "data_on_device",
     "checkpoint_every",
     "dist_backend",
     "dist_timeout",
@@ -274,13 +283,18 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
         patience: args.patience,
         pretrained: args.pretrained,
         checkpoint_every: args.checkpoint_every,
-        data_on_device: args.data_on_device,
+        data_on_device: match args.data_on_device.as_str() {
+            "always" => Some(true),
+            "never" => Some(false),
+            _ => None,
+        },
     };
     Ok(Launch {
         out: args.out.expect("clap requires --out"),
         mode,
         resume_device: given("device").then(|| args.exec.device.clone()),
         resume_checkpoint_every: args.checkpoint_every.filter(|_| given("checkpoint_every")),
+        resume_data_on_device: given("data_on_device").then_some(run.data_on_device),
         run,
         exec: args.exec,
         time_limit: args.time_limit.map(Duration::from_secs_f64),
