@@ -116,9 +116,10 @@ pub fn parse_device(name: &str) -> Result<Device> {
 }
 
 /// The device of the process with local rank `local_rank`: `auto` and `cuda` mean GPU `local_rank` of the node
-/// (torchrun's and Slurm's convention: one process per GPU).
+/// (torchrun's and Slurm's convention: one process per GPU). A GPU that is not there is an error that says what
+/// there is, before libtorch meets it (its own error is a panic with a long backtrace).
 pub fn rank_device(name: &str, local_rank: usize) -> Result<Device> {
-    Ok(match name {
+    let device = match name {
         "auto" if tch::Cuda::is_available() => Device::Cuda(local_rank),
         "auto" | "cpu" => Device::Cpu,
         "cuda" => Device::Cuda(local_rank),
@@ -126,7 +127,36 @@ pub fn rank_device(name: &str, local_rank: usize) -> Result<Device> {
             Some(n) => Device::Cuda(n),
             None => bail!("--device {other:?}: expected auto, cpu, cuda or cuda:N"),
         },
-    })
+    };
+    if let Device::Cuda(n) = device {
+        check_gpu(name, n, tch::Cuda::device_count().max(0) as usize)?;
+    }
+    Ok(device)
+}
+
+/// Fails unless GPU `index` is among the `count` that libtorch sees.
+fn check_gpu(name: &str, index: usize, count: usize) -> Result<()> {
+    if count == 0 {
+        bail!(
+            "--device {name}: no CUDA GPU is visible to libtorch here (no NVIDIA driver, no GPU, or \
+             CUDA_VISIBLE_DEVICES hides them); pass --device cpu (or auto, which takes a GPU when there is one)"
+        );
+    }
+    if index >= count {
+        let last = count - 1;
+        bail!("--device {name} means GPU {index}, but this machine shows {count} (cuda:0 to cuda:{last}); pass one of those");
+    }
+    Ok(())
+}
+
+/// Lets cuDNN time its algorithms for each new convolution shape and keep the fastest (PyTorch's
+/// `torch.backends.cudnn.benchmark = True`, which its users set for fixed-shape training): shapes here change only at
+/// the last batch of an epoch. `LENSFIND_CUDNN_BENCHMARK=0` leaves cuDNN's heuristics instead.
+pub fn prepare_cuda(device: Device) {
+    if device.is_cuda() {
+        let off = std::env::var("LENSFIND_CUDNN_BENCHMARK").is_ok_and(|v| v == "0");
+        tch::Cuda::cudnn_set_benchmark(!off);
+    }
 }
 
 /// Runs `f` in `precision` on `device`.
@@ -160,4 +190,23 @@ pub struct ExecSettings {
     pub channels_last: bool,
     pub device: Device,
     pub batch: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_that_is_not_there_is_a_one_line_error_naming_what_to_pass() {
+        let e = check_gpu("cuda", 0, 0).unwrap_err().to_string();
+        assert!(e.contains("no CUDA GPU") && e.contains("--device cpu") && !e.contains('\n'), "{e}");
+        let e = check_gpu("cuda:2", 2, 2).unwrap_err().to_string();
+        assert!(e.contains("shows 2 (cuda:0 to cuda:1)"), "{e}");
+        check_gpu("cuda:1", 1, 2).unwrap();
+        // On this machine: a GPU past the last one that libtorch sees fails before anything is built on it.
+        let count = tch::Cuda::device_count() as usize;
+        let e = rank_device(&format!("cuda:{count}"), 0).unwrap_err().to_string();
+        assert!(e.contains("--device cuda:"), "{e}");
+        assert_eq!(rank_device("cpu", 3).unwrap(), Device::Cpu);
+    }
 }

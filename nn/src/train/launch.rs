@@ -262,6 +262,7 @@ fn resolve_auto(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+    crate::device::prepare_cuda(device);
     let req = Request {
         workload: Workload::Train,
         model_name: &cfg.model,

@@ -25,7 +25,7 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 use crate::batch::{draw_augmentations, streams, Batcher, Planned};
-use crate::device::{rank_device, Precision};
+use crate::device::{prepare_cuda, rank_device, Precision};
 use crate::dist::ProcessGroup;
 use crate::models::layers::vars_to_channels_last;
 use crate::models::Model;
@@ -68,12 +68,28 @@ pub fn train(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let mut trainer = Trainer::new(cfg, run, resume, pg, on_event)?;
-    let outcome = trainer.run(stop, started, time_limit);
+    // libtorch's errors inside the steps (a GPU out of memory above all) reach us as tch's panics: an error here.
+    let outcome = crate::panics::catch(|| trainer.run(stop, started, time_limit))
+        .map_err(|e| out_of_memory_advice(e, cfg.batch_size, trainer.device));
     // The files handed to the writer are on disk before the run returns, whatever its outcome.
     let written = trainer.writer.as_mut().map_or(Ok(()), Writer::wait);
     let outcome = outcome?;
     written?;
     Ok(outcome)
+}
+
+/// An out-of-memory error with what to do about it: the batch size to try (half of `batch`).
+fn out_of_memory_advice(e: anyhow::Error, batch: usize, device: Device) -> anyhow::Error {
+    if !crate::panics::is_out_of_memory(&e) {
+        return e;
+    }
+    let first = format!("{e:#}").lines().next().unwrap_or_default().to_string();
+    let place = if device.is_cuda() { "the GPU's" } else { "the host's" };
+    anyhow::anyhow!(
+        "out of memory at --batch-size {batch}: its activations do not fit in {place} memory; try --batch-size {} \
+         (per process; a recipe scales the learning rate with it) [{first}]",
+        (batch / 2).max(1)
+    )
 }
 
 /// The model's weights in host memory, sorted by name (timm's names), as model.safetensors holds them.
@@ -135,6 +151,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<Trainer<'a>> {
         let (rank, world) = pg.map_or((0, 1), |p| (p.rank, p.world));
         let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+        prepare_cuda(device);
         let data = Data::open(cfg)?;
         if cfg.batch_size == 0 || cfg.epochs == 0 {
             bail!("--batch-size and --epochs must be at least 1");

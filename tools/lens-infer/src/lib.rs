@@ -83,6 +83,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     lensfind_nn::init_threads(args.exec.threads)?;
     let device = parse_device(&args.exec.device)?;
+    lensfind_nn::device::prepare_cuda(device);
     let run = RunDir::new(&args.run);
     let setting = auto_setting(&args, &run.read_config()?, device)?;
     let channels_last = setting.memory_format.is_channels_last();
