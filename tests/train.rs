@@ -349,3 +349,53 @@ fn trains_channels_last_in_every_precision_and_resumes_in_the_other_layout() {
         assert!(state.contains("\"moments_by_element\": true"), "{state}");
     }
 }
+
+#[test]
+fn a_missing_gpu_and_a_batch_that_cannot_fit_are_one_line_errors_and_a_batch_past_the_data_is_clamped() {
+    let (t, p) = packed_dataset(20, 6);
+    let one_line_error = |stderr: &str, start: &str| {
+        assert!(stderr.starts_with(start), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line, no backtrace: {stderr}");
+    };
+    // No machine has 64 GPUs: with none, or with fewer, the error says what there is and what to pass.
+    let run = t.path().join("gpu");
+    let e = fails(
+        tool("lens-train")
+            .args(["--device", "cuda:64", "--model", "convnext_atto", "--pack"])
+            .arg(&p)
+            .arg("--out")
+            .arg(&run),
+    );
+    one_line_error(&e, "lens-train: error: --device cuda:64");
+    assert!(e.contains("--device cpu") || e.contains("pass one of those"), "{e}");
+    assert!(!run.exists(), "nothing written");
+    let e = fails(tool("lens-infer").args(["--device", "cuda:64", "--run"]).arg(&run).arg("--pack").arg(&p));
+    one_line_error(&e, "lens-infer: error: --device cuda:64");
+    // ViT at 1024x1024 keeps ~10 GiB of activations an image for its backward pass: 64 of them fit on no machine
+    // this runs on. Refused before anything is built, with the estimate and a batch to try.
+    let run = t.path().join("vit");
+    let e = fails(
+        tool("lens-train")
+            .args(["--model", "vit_small_patch16_224", "--input-size", "1024", "--batch-size", "64", "--pack"])
+            .arg(&p)
+            .arg("--out")
+            .arg(&run),
+    );
+    one_line_error(&e, "lens-train: error: --batch-size 64 needs about");
+    assert!(e.contains("GiB an image") || e.contains("MiB an image"), "{e}");
+    assert!(!run.exists(), "nothing written");
+    // A batch larger than the training set (64 of the 80 objects) trains on the whole set, and says so.
+    let run = t.path().join("clamped");
+    let out = ok(tool("lens-train")
+        .args(["-j", "2", "--model", "convnext_atto", "--epochs", "1", "--batch-size", "100000"])
+        .args(["--precision", "fp32", "--memory-format", "contiguous", "--pack"])
+        .arg(&p)
+        .arg("--out")
+        .arg(&run));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: --batch-size 100000 is larger than the training set: training with batches of 64"),
+        "{stderr}"
+    );
+    assert_eq!(config(&run)["batch_size"], 64);
+}

@@ -149,14 +149,69 @@ fn check_gpu(name: &str, index: usize, count: usize) -> Result<()> {
     Ok(())
 }
 
-/// Lets cuDNN time its algorithms for each new convolution shape and keep the fastest (PyTorch's
-/// `torch.backends.cudnn.benchmark = True`, which its users set for fixed-shape training): shapes here change only at
-/// the last batch of an epoch. `LENSFIND_CUDNN_BENCHMARK=0` leaves cuDNN's heuristics instead.
+/// cuDNN's choice of convolution algorithms on CUDA: its heuristics by default, or with `LENSFIND_CUDNN_BENCHMARK=1`
+/// a timed search for each new convolution shape (PyTorch's `torch.backends.cudnn.benchmark = True`). Measured on an
+/// NVIDIA H200 (convnext_tiny@41, batch 1024, bf16, 2026-12-04, scripts/gpu-check.sh): the search made lens-train's
+/// start-up 20.4 s instead of 8.9 s (at batch 256, 43 s: some algorithms it tries take seconds at these shapes) for
+/// no steady gain (31.7-32.4k images/s against 28.9-32.1k).
 pub fn prepare_cuda(device: Device) {
     if device.is_cuda() {
-        let off = std::env::var("LENSFIND_CUDNN_BENCHMARK").is_ok_and(|v| v == "0");
-        tch::Cuda::cudnn_set_benchmark(!off);
+        let on = std::env::var("LENSFIND_CUDNN_BENCHMARK").is_ok_and(|v| v == "1");
+        tch::Cuda::cudnn_set_benchmark(on);
     }
+}
+
+/// The memory a process can still take on `device`, in bytes: a GPU's free memory as its driver counts it; on a
+/// CPU the kernel's MemAvailable, or less where a cgroup (a Slurm job's, a container's) limits this process. None
+/// where it cannot be read.
+pub fn available_memory(device: Device) -> Option<u64> {
+    match device {
+        Device::Cuda(i) => crate::shim::cuda_mem_info(i).map(|(free, _)| free),
+        _ => {
+            let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let available = meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())?
+                * 1024;
+            Some(cgroup_headroom().map_or(available, |h| h.min(available)))
+        }
+    }
+}
+
+/// What this process's cgroup (v2) still allows: memory.max less memory.current, None without a limit.
+fn cgroup_headroom() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    Some(read("memory.max")?.saturating_sub(read("memory.current").unwrap_or(0)))
+}
+
+/// Refuses a training batch whose estimated memory ([`crate::models::ModelConfig::training_bytes_per_image`])
+/// exceeds what `device` has left, before anything is allocated for it: the error gives the estimate and the
+/// largest batch that fits. (On a CPU such a run grows until the kernel kills it; on a GPU it stops at an allocation
+/// deep inside the first step.)
+pub fn check_batch_fits(model: &crate::models::ModelConfig, batch: usize, device: Device) -> Result<()> {
+    let Some(available) = available_memory(device) else { return Ok(()) };
+    batch_fits(model.training_bytes_per_image(), batch, available, device)
+}
+
+fn batch_fits(per_image: u64, batch: usize, available: u64, device: Device) -> Result<()> {
+    let need = per_image.saturating_mul(batch as u64);
+    if need <= available {
+        return Ok(());
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let fits = (available / per_image.max(1)).max(1);
+    let place = if device.is_cuda() { "free on the GPU" } else { "available on this machine" };
+    bail!(
+        "--batch-size {batch} needs about {:.1} GiB for a training step ({:.1} MiB an image, estimated from the \
+         model), and {:.1} GiB is {place}; try --batch-size {fits} or less",
+        gib(need),
+        per_image as f64 / (1u64 << 20) as f64,
+        gib(available)
+    )
 }
 
 /// Runs `f` in `precision` on `device`.
@@ -208,5 +263,23 @@ mod tests {
         let e = rank_device(&format!("cuda:{count}"), 0).unwrap_err().to_string();
         assert!(e.contains("--device cuda:"), "{e}");
         assert_eq!(rank_device("cpu", 3).unwrap(), Device::Cpu);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_fit_is_refused_with_the_estimate_and_one_that_fits() {
+        let mib = 1u64 << 20;
+        batch_fits(4 * mib, 256, 1024 * mib, Device::Cpu).unwrap();
+        let e = batch_fits(4 * mib, 1000, 1024 * mib, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("about 3.9 GiB") && e.contains("4.0 MiB an image") && e.contains("--batch-size 256"), "{e}");
+        assert!(e.contains("available on this machine"), "{e}");
+        let e = batch_fits(4 * mib, 1000, mib, Device::Cuda(0)).unwrap_err().to_string();
+        assert!(e.contains("free on the GPU") && e.contains("--batch-size 1 or less"), "{e}");
+        // This machine reports its memory, and the estimate of a real model fits a real batch in it.
+        let available = available_memory(Device::Cpu).expect("/proc/meminfo");
+        assert!(available > 64 * mib, "{available}");
+        let tiny = crate::models::ModelConfig::from_name("convnext_tiny", None).unwrap();
+        let per_image = tiny.training_bytes_per_image();
+        assert!((3 * mib..5 * mib).contains(&per_image), "convnext_tiny@41: {per_image}");
+        check_batch_fits(&tiny, 8, Device::Cpu).unwrap();
     }
 }

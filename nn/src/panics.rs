@@ -32,15 +32,20 @@ pub fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     result.unwrap_or_else(|payload| Err(anyhow!("{}", message(payload.as_ref()))))
 }
 
-/// The text of a panic's payload.
+/// The text of a panic's payload. tch's panics (`called `Result::unwrap()` on an `Err` value: Torch("...")`) give
+/// libtorch's message alone, without the wrapping and the backtrace that follows it.
 pub fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+    let text = if let Some(s) = payload.downcast_ref::<String>() {
+        s.as_str()
     } else if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
+        s
     } else {
-        "a panic without a message".to_string()
-    }
+        return "a panic without a message".to_string();
+    };
+    let Some((_, torch)) = text.split_once("Torch(\"") else { return text.to_string() };
+    // libtorch's message ends where its backtrace starts (an escaped newline in tch's Debug formatting).
+    let end = ["\\nException raised from", "\\n", "\")"].iter().filter_map(|m| torch.find(m)).min();
+    torch[..end.unwrap_or(torch.len())].trim().to_string()
 }
 
 /// Whether an error from libtorch says that the device ran out of memory (CUDA's caching allocator: "CUDA out of
@@ -53,6 +58,21 @@ pub fn is_out_of_memory(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tch_panics_give_libtorchs_message_without_the_backtrace() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 11.27 GiB. \
+             GPU 0 has a total capacity of 139.80 GiB\\nException raised from malloc at CUDACachingAllocator.cpp\\n\
+             frame #0: c10::Error::Error\")",
+        ));
+        assert_eq!(
+            message(payload.as_ref()),
+            "CUDA out of memory. Tried to allocate 11.27 GiB. GPU 0 has a total capacity of 139.80 GiB"
+        );
+        let plain: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        assert_eq!(message(plain.as_ref()), "index out of bounds");
+    }
 
     #[test]
     fn a_panic_becomes_an_error_with_its_message_and_ok_passes_through() {

@@ -16,6 +16,8 @@ pub enum Event<'a> {
     /// chosen (None when only one candidate was left); `notes` are about the cache (one that could not be read or
     /// written).
     Autotune { notes: &'a [String], summary: Option<String> },
+    /// Something the user should know about how the run was set up (e.g. a batch size clamped to the data).
+    Note(&'a str),
     /// A new run's directory and config.json are written; `cfg.recipe` is the recipe and what it resolved to.
     Recipe { cfg: &'a TrainConfig },
     /// The run directory holds config.json but no checkpoint yet: the run starts again from its first step.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::auto_resume::{self, Start};
-use super::{steps_per_epoch, train, Event, Outcome};
+use super::{steps_per_epoch, train, training_rows, Event, Outcome};
 use crate::autotune::{self, Request, Workload};
 use crate::cli::ExecArgs;
 use crate::device::{parse_device, rank_device, MemoryFormat, Precision};
@@ -217,8 +217,13 @@ fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainCo
     let name = a.recipe.unwrap_or_else(|| Recipe::default_for(a.pretrained.is_some()));
     // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
     // every rank reports it alike; until then the recipe does without the run's length (no warm-up cap).
-    let steps = steps_per_epoch(&cfg, world).ok();
-    let (values, record) = recipe::resolve(name, a.batch_size * world, steps, &a.overrides);
+    let rows = training_rows(&cfg).ok();
+    // A batch larger than a process's share of the training set takes the whole share (run_process says so).
+    if let Some(share) = rows.map(|r| r.div_ceil(world.max(1)).max(1)) {
+        cfg.batch_size = cfg.batch_size.min(share);
+    }
+    let steps = rows.and_then(|_| steps_per_epoch(&cfg, world).ok());
+    let (values, record) = recipe::resolve(name, cfg.batch_size * world, steps, &a.overrides);
     (cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.no_decay_norm_bias, cfg.epochs) =
         (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
     cfg.model_config.set_drop_path(values.drop_path);
@@ -238,8 +243,19 @@ fn run_process(
 ) -> Result<Outcome> {
     let run = RunDir::new(l.out.clone());
     let main = pg.is_none_or(|p| p.rank == 0);
+    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+    crate::device::check_batch_fits(&cfg.model_config, cfg.batch_size, device)?;
     match start {
         Start::New => {
+            if main && cfg.batch_size < l.run.batch_size {
+                let note = format!(
+                    "--batch-size {} is larger than the training set: training with batches of {} (the {})",
+                    l.run.batch_size,
+                    cfg.batch_size,
+                    if pg.is_some() { "whole share of a process" } else { "whole set" },
+                );
+                on_event(Event::Note(&note));
+            }
             resolve_auto(l, &mut cfg, pg, on_event)?;
             if main {
                 run.create(&cfg)?;

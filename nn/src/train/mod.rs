@@ -105,7 +105,12 @@ pub fn steps_per_epoch(cfg: &TrainConfig, world: usize) -> Result<usize> {
     if cfg.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    Ok(Data::open(cfg)?.train_rows.len().div_ceil(world.max(1)).div_ceil(cfg.batch_size))
+    Ok(training_rows(cfg)?.div_ceil(world.max(1)).div_ceil(cfg.batch_size))
+}
+
+/// The number of training objects of the run `cfg` describes (opens its packs and draws its split, as training will).
+pub fn training_rows(cfg: &TrainConfig) -> Result<usize> {
+    Ok(Data::open(cfg)?.train_rows.len())
 }
 
 /// A run in progress on this process.

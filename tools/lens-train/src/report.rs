@@ -33,6 +33,7 @@ impl<'a> Reporter<'a> {
                     eprintln!("lens-train: {summary}");
                 }
             }
+            Event::Note(note) => eprintln!("lens-train: note: {note}"),
             Event::Recipe { cfg } if !self.quiet => recipe(cfg),
             Event::StartingAgain if !self.quiet => {
                 eprintln!("lens-train: {} has no checkpoint yet: starting it from the first step", self.out.display())
