@@ -117,3 +117,18 @@ extern "C" int lensfind_cuda_mem_info(int device, unsigned long long* free_bytes
   return -1;
 #endif
 }
+
+// The compute capability (major * 10 + minor) of CUDA device `device`, or -1 without CUDA.
+extern "C" int lensfind_cuda_capability(int device) {
+#ifdef USE_CUDA
+  try {
+    const auto* props = at::cuda::getDeviceProperties(device);
+    return props->major * 10 + props->minor;
+  } catch (const std::exception&) {
+    return -1;
+  }
+#else
+  (void)device;
+  return -1;
+#endif
+}

@@ -6,8 +6,14 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/native/ForeachUtils.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
 #include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/stack.h>
+#include <c10/core/Event.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cstring>
@@ -60,7 +66,7 @@ int lensfind_grad_mode_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
 // or 1 with the C++ exception's message in err.
 int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** exp_avgs, at::Tensor** exp_avg_sqs,
                          at::Tensor** steps, int n, double lr, double beta1, double beta2, double weight_decay,
-                         double eps, char* err, int err_len) {
+                         double eps, at::Tensor* found_inf, char* err, int err_len) {
   try {
     std::vector<at::Tensor> p, g, m, v, st;
     for (int i = 0; i < n; ++i) {
@@ -75,7 +81,13 @@ int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** e
     // parameter's would be updated against the wrong elements there and refused on a GPU.
     TORCH_CHECK(at::native::check_fast_path_restrictions({p, g, m, v}),
                 "params, grads, exp_avgs, and exp_avg_sqs must have same dtype, device, and layout");
-    at::_fused_adamw_(p, g, m, v, {}, st, lr, beta1, beta2, weight_decay, eps, false, false);
+    // found_inf (a float32 scalar on the parameters' device, or null): where it is 1 the kernel leaves everything
+    // as it was, decided on the device, without a round trip to the host.
+    std::optional<at::Tensor> inf;
+    if (found_inf != nullptr) {
+      inf = *found_inf;
+    }
+    at::_fused_adamw_(p, g, m, v, {}, st, lr, beta1, beta2, weight_decay, eps, false, false, {}, inf);
     return 0;
   } catch (const c10::Error& e) {
     std::strncpy(err, e.what_without_backtrace(), err_len - 1);
@@ -86,6 +98,58 @@ int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** e
     err[err_len - 1] = 0;
     return 1;
   }
+}
+
+// The L2 norm of n tensors taken together (torch.nn.utils.clip_grad_norm_'s total norm: the norm of the per-tensor
+// norms, those from one multi-tensor kernel), as a new float32 scalar tensor on their device owned by the caller.
+at::Tensor* lensfind_total_norm(at::Tensor** tensors, int n) {
+  std::vector<at::Tensor> ts;
+  for (int i = 0; i < n; ++i) {
+    ts.push_back(*tensors[i]);
+  }
+  try {
+    return new at::Tensor(at::linalg_vector_norm(at::stack(at::_foreach_norm(ts, 2)), 2));
+  } catch (const std::exception&) {
+    return nullptr;  // (n == 0, or tensors on several devices) reported by the caller
+  }
+}
+
+// Multiplies n tensors in place by the scalar tensor factor (on their device), in one multi-tensor kernel.
+int lensfind_foreach_mul_(at::Tensor** tensors, int n, at::Tensor* factor) {
+  std::vector<at::Tensor> ts;
+  for (int i = 0; i < n; ++i) {
+    ts.push_back(*tensors[i]);
+  }
+  try {
+    at::_foreach_mul_(ts, *factor);
+    return 0;
+  } catch (const std::exception&) {
+    return 1;
+  }
+}
+
+// An event recorded on CUDA device `device`'s current stream: it completes when the work queued there so far has run.
+// Through c10's device-generic interface, so that the shim links no CUDA runtime. Null when it cannot be recorded.
+void* lensfind_cuda_event_record(int device) {
+  try {
+    const c10::Device d(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device));
+    const auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    auto* event = new c10::Event(c10::DeviceType::CUDA);
+    event->record(impl->getStream(d));
+    return event;
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+// Waits until the event has completed, then frees it.
+void lensfind_event_wait_and_free(void* event) {
+  auto* e = static_cast<c10::Event*>(event);
+  try {
+    e->synchronize();
+  } catch (const std::exception&) {
+  }
+  delete e;
 }
 
 // A page-locked copy of CPU tensor t (Tensor.pin_memory() with no device: tch's wrapper passes one, which libtorch

@@ -15,6 +15,8 @@ use lensfind::rng::Rng;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
+use crate::shim::CudaEvent;
+
 /// Random streams, one per purpose, so that each is a function of (seed, purpose, counter) only.
 pub mod streams {
     pub const SPLIT: u64 = 1 << 60;
@@ -40,14 +42,19 @@ impl Planned {
     }
 }
 
+/// A host buffer and the event after its last copy to the GPU (None on a CPU, or before any copy).
+type Copied = (Tensor, Option<CudaEvent>);
+
 /// Gathers pack rows into batches on the device.
 pub struct Batcher {
     pack: Arc<Pack>,
     device: Device,
     /// The whole pack on the device (--data-on-device), gathered with index_select instead.
     on_device: Option<Tensor>,
-    /// Host buffers [capacity, 5, H, W], reused from batch to batch and plan to plan.
-    free: Rc<RefCell<Vec<Tensor>>>,
+    /// Host buffers [capacity, 5, H, W], reused from batch to batch and plan to plan, each with the point in the
+    /// GPU's stream after which its last copy to the GPU has run (the copies are asynchronous: a buffer is written
+    /// again only after that).
+    free: Rc<RefCell<Vec<Copied>>>,
 }
 
 /// The share of a GPU's free memory that the pack may take when its placement is auto: the rest is the model's
@@ -116,14 +123,15 @@ impl Batcher {
 
     fn labels(&self, rows: &[usize]) -> Tensor {
         let labels: Vec<f32> = rows.iter().map(|&r| f32::from(self.pack.meta[r].label.unwrap_or(0))).collect();
-        Tensor::from_slice(&labels).to_device(self.device)
+        upload(Tensor::from_slice(&labels), self.device)
     }
 
     /// A host buffer for at least `n` rows: a free one if one is large enough, else a new one.
     fn buffer(&self, n: usize) -> Tensor {
         let mut free = self.free.borrow_mut();
-        if let Some(i) = free.iter().position(|b| b.size()[0] >= n as i64) {
-            return free.swap_remove(i);
+        if let Some(i) = free.iter().position(|(b, _)| b.size()[0] >= n as i64) {
+            // Dropping the event waits until the buffer's last copy has run.
+            return free.swap_remove(i).0;
         }
         let (h, w) = (self.pack.manifest.height as i64, self.pack.manifest.width as i64);
         let buf = Tensor::empty([n as i64, 5, h, w], (Kind::Float, Device::Cpu));
@@ -170,8 +178,8 @@ pub struct Batches {
     plan: VecDeque<Planned>,
     /// Row count and labels of each job sent, in order.
     in_flight: VecDeque<(usize, Tensor)>,
-    /// The buffer of the batch last handed out: free again at the next call.
-    in_use: Option<Tensor>,
+    /// The buffer of the batch last handed out, and its copy's event: free again at the next call.
+    in_use: Option<Copied>,
     jobs: Option<Sender<Job>>,
     done: Option<Receiver<Tensor>>,
     worker: Option<JoinHandle<()>>,
@@ -228,13 +236,13 @@ impl Batches {
     /// The images are valid until the next call.
     #[allow(clippy::should_implement_trait)] // a lending iterator, which std's Iterator cannot express
     pub fn next(&mut self) -> Option<(Tensor, Tensor)> {
-        if let Some(buf) = self.in_use.take() {
-            self.batcher.free.borrow_mut().push(buf);
+        if let Some(used) = self.in_use.take() {
+            self.batcher.free.borrow_mut().push(used);
         }
         if let Some(all) = &self.batcher.on_device {
             let planned = self.plan.pop_front()?;
             let idx: Vec<i64> = planned.rows.iter().map(|&r| r as i64).collect();
-            let x = all.index_select(0, &Tensor::from_slice(&idx).to_device(self.batcher.device));
+            let x = all.index_select(0, &upload(Tensor::from_slice(&idx), self.batcher.device));
             let x = planned.augs.as_ref().map_or(x.shallow_clone(), |augs| augment(&x, augs));
             return Some((x, self.batcher.labels(&planned.rows)));
         }
@@ -243,9 +251,11 @@ impl Batches {
         let buf = self.done.as_ref()?.recv().ok()?;
         self.send_next();
         let x = buf.narrow(0, 0, n as i64);
-        let x =
-            if self.batcher.device.is_cuda() { x.to_device_(self.batcher.device, Kind::Float, true, false) } else { x };
-        self.in_use = Some(buf);
+        let (x, copied) = match self.batcher.device {
+            Device::Cuda(i) => (x.to_device_(self.batcher.device, Kind::Float, true, false), CudaEvent::record(i)),
+            _ => (x, None),
+        };
+        self.in_use = Some((buf, copied));
         Some((x, labels))
     }
 }
@@ -255,13 +265,13 @@ impl Drop for Batches {
         // Closing the job channel ends the thread after its current job; its buffers come back to the pool.
         self.jobs = None;
         if let Some(done) = self.done.take() {
-            self.batcher.free.borrow_mut().extend(done.iter());
+            self.batcher.free.borrow_mut().extend(done.iter().map(|buf| (buf, None)));
         }
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
-        if let Some(buf) = self.in_use.take() {
-            self.batcher.free.borrow_mut().push(buf);
+        if let Some(used) = self.in_use.take() {
+            self.batcher.free.borrow_mut().push(used);
         }
     }
 }
@@ -320,12 +330,26 @@ pub fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool)
         .collect()
 }
 
+/// A small host tensor copied to `device` without making the host wait: from page-locked memory (libtorch's
+/// caching host allocator), asynchronously on the current stream, which orders it before the kernels that read it.
+/// A copy from pageable memory would wait for the device to finish all the work queued before it.
+pub fn upload(t: Tensor, device: Device) -> Tensor {
+    if !device.is_cuda() {
+        return t;
+    }
+    let kind = t.kind();
+    match crate::shim::pin_memory(&t) {
+        Ok(pinned) => pinned.to_device_(device, kind, true, false),
+        Err(_) => t.to_device(device),
+    }
+}
+
 /// Applies one view per image (horizontal and vertical flips, then rotation by k x 90 degrees) on the device.
 pub fn augment(x: &Tensor, augs: &[Aug]) -> Tensor {
     let b = x.size()[0];
     assert_eq!(augs.len() as i64, b, "one view per image");
     let device = x.device();
-    let mask = |v: Vec<bool>| Tensor::from_slice(&v).to_device(device).view([b, 1, 1, 1]);
+    let mask = |v: Vec<bool>| upload(Tensor::from_slice(&v), device).view([b, 1, 1, 1]);
     let mut out = x.flip([3]).where_self(&mask(augs.iter().map(|a| a.hflip).collect()), x);
     out = out.flip([2]).where_self(&mask(augs.iter().map(|a| a.vflip).collect()), &out);
     for k in 1..4u64 {

@@ -60,7 +60,7 @@ AUTO SETTINGS: with --precision auto and --memory-format auto (the defaults), a 
 timed at start-up on the real model, batch and device (one that is many times slower than the best so far stops \
 after one or two), and the fastest is used; the timings are printed on stderr \
 (training also records them in config.json, and a resume keeps the recorded choice). Candidates: fp32 and bf16 on \
-a CPU; bf16, fp16 and fp32 on a GPU; each contiguous and channels-last. Which is fastest depends on the machine \
+a CPU; bf16 (fp16 on GPUs older than Ampere) and fp32 on a GPU; each contiguous and channels-last. Which is fastest depends on the machine \
 (CPU vendor and instruction sets, GPU model) and the model, so auto may choose differently on another machine; \
 for bit-for-bit repeatable runs across machines give both settings. The choice is cached per CPU model and vector \
 instructions (or GPU model), build of lensfind, libtorch version, model, input size, batch, threads and device in \

@@ -56,29 +56,33 @@ pub fn predict_views(
     exec: ExecSettings,
     on_batch: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f64>>> {
-    let mut out = Vec::with_capacity(rows.len());
+    // The logits stay on the device until the end ([n, views] a batch, float32 as the model gives them): reading
+    // each batch back would make the host wait for the device at every batch.
+    let mut scored: Vec<tch::Tensor> = Vec::new();
     let mut batches = batcher.batches(rows.chunks(exec.batch.max(1)).map(Planned::plain).collect())?;
     while let Some((x, _)) = batches.next() {
         let n = x.size()[0] as usize;
-        let per_view: Vec<Vec<f64>> = inference_mode(|| {
+        let per_view = inference_mode(|| {
             let x = to_model_input(x, exec.size, false);
-            views
+            let logits: Vec<tch::Tensor> = views
                 .iter()
                 .map(|v| {
                     let xv = v.apply(&x);
                     let xv = if exec.channels_last { to_channels_last(&xv) } else { xv };
-                    let logits = in_precision(exec.precision, exec.device, || model.forward_t(&xv, false));
-                    Vec::<f64>::try_from(logits.to_kind(Kind::Double).to_device(Device::Cpu).view([-1]))
-                        .expect("f64 logits")
+                    in_precision(exec.precision, exec.device, || model.forward_t(&xv, false)).view([-1])
                 })
-                .collect()
+                .collect();
+            tch::Tensor::stack(&logits, 1).to_kind(Kind::Float)
         });
-        for i in 0..n {
-            out.push(per_view.iter().map(|v| v[i]).collect());
-        }
+        scored.push(per_view);
         on_batch(n);
     }
-    Ok(out)
+    if scored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = tch::Tensor::cat(&scored, 0).to_kind(Kind::Double).to_device(Device::Cpu).contiguous();
+    let flat = Vec::<f64>::try_from(all.view([-1]))?;
+    Ok(flat.chunks(views.len()).map(<[f64]>::to_vec).collect())
 }
 
 /// Logits of the model on pack rows (the identity view alone), in batches, in inference mode.

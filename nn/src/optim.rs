@@ -25,14 +25,16 @@ pub struct AdamW {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    /// Steps taken (the `t` of the bias corrections).
-    pub step: i64,
+    /// Steps taken (the `t` of the bias corrections), a float32 scalar on the parameters' device: counted there, so
+    /// that a step skipped on the device (its gradients not finite) is not counted, without a round trip to the host.
+    /// Read it with [`AdamW::steps_taken`].
+    step: Tensor,
 }
 
 impl AdamW {
     /// `params`: (name, tensor, weight decay) for every tensor to optimise.
     pub fn new(params: Vec<(String, Tensor, f64)>, beta1: f64, beta2: f64, eps: f64) -> AdamW {
-        let slots = params
+        let slots: Vec<Slot> = params
             .into_iter()
             .map(|(name, param, weight_decay)| {
                 let exp_avg = param.zeros_like().detach();
@@ -40,7 +42,19 @@ impl AdamW {
                 Slot { name, param, exp_avg, exp_avg_sq, weight_decay }
             })
             .collect();
-        AdamW { slots, beta1, beta2, eps, step: 0 }
+        let device = slots.first().map_or(tch::Device::Cpu, |s: &Slot| s.param.device());
+        let step = Tensor::zeros([], (tch::Kind::Float, device));
+        AdamW { slots, beta1, beta2, eps, step }
+    }
+
+    /// Steps taken so far (reading it waits for the device).
+    pub fn steps_taken(&self) -> i64 {
+        self.step.double_value(&[]) as i64
+    }
+
+    /// Sets the count of steps taken (from a checkpoint).
+    pub fn set_steps_taken(&mut self, steps: i64) {
+        let _ = self.step.fill_(steps as f64);
     }
 
     /// Drops the gradients (PyTorch's zero_grad(set_to_none=True)).
@@ -55,8 +69,12 @@ impl AdamW {
     /// arguments (the shim checks what CUDA's kernel checks, on every device: one dtype and device, and the same
     /// strides for a parameter, its gradient and its moments).
     pub fn step(&mut self, lr: f64) -> anyhow::Result<()> {
-        self.step += 1;
-        let step = Tensor::from(self.step as f32);
+        self.step_unless(lr, None)
+    }
+
+    /// [`AdamW::step`], skipped on the device where `found_inf` (a float32 scalar there) holds 1: weights, moments
+    /// and the step count stay as they were, and the host never waits for the decision.
+    pub fn step_unless(&mut self, lr: f64, found_inf: Option<&Tensor>) -> anyhow::Result<()> {
         let mut groups: Vec<(f64, crate::shim::AdamWGroup)> = Vec::new();
         for s in &self.slots {
             let grad = s.param.grad();
@@ -82,12 +100,18 @@ impl AdamW {
             g.grads.push(grad);
             g.exp_avgs.push(&s.exp_avg);
             g.exp_avg_sqs.push(&s.exp_avg_sq);
-            g.steps.push(step.to_device(s.param.device()));
+            // One step tensor for all: the kernel only reads it.
+            g.steps.push(self.step.shallow_clone());
         }
         tch::no_grad(|| {
+            // Counted before the kernel reads it, as torch.optim does, and taken back when the step is skipped.
+            let _ = self.step.g_add_scalar_(1.0);
             for (wd, g) in &groups {
-                crate::shim::fused_adamw(g, lr, self.beta1, self.beta2, *wd, self.eps)
+                crate::shim::fused_adamw(g, lr, self.beta1, self.beta2, *wd, self.eps, found_inf)
                     .map_err(|e| anyhow::anyhow!("fused AdamW (weight decay {wd}): {e}"))?;
+            }
+            if let Some(inf) = found_inf {
+                let _ = self.step.g_sub_(inf);
             }
             Ok(())
         })

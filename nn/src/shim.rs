@@ -21,8 +21,17 @@ extern "C" {
         beta2: f64,
         weight_decay: f64,
         eps: f64,
+        found_inf: *mut torch_sys::C_tensor,
         err: *mut std::ffi::c_char,
         err_len: c_int,
+    ) -> c_int;
+    fn lensfind_cuda_event_record(device: c_int) -> *mut std::ffi::c_void;
+    fn lensfind_event_wait_and_free(event: *mut std::ffi::c_void);
+    fn lensfind_total_norm(tensors: *const *mut torch_sys::C_tensor, n: c_int) -> *mut torch_sys::C_tensor;
+    fn lensfind_foreach_mul_(
+        tensors: *const *mut torch_sys::C_tensor,
+        n: c_int,
+        factor: *mut torch_sys::C_tensor,
     ) -> c_int;
     fn lensfind_reset_grad(t: *mut torch_sys::C_tensor);
     fn lensfind_pin_memory(
@@ -35,6 +44,7 @@ extern "C" {
     fn lensfind_grad_mode_enabled() -> c_int;
     fn lensfind_autocast_is_enabled(device: c_int) -> c_int;
     fn lensfind_cuda_device_name(device: c_int, out: *mut std::ffi::c_char, len: c_int) -> c_int;
+    fn lensfind_cuda_capability(device: c_int) -> c_int;
     fn lensfind_cuda_mem_info(device: c_int, free: *mut u64, total: *mut u64) -> c_int;
 }
 
@@ -48,8 +58,18 @@ pub struct AdamWGroup<'a> {
 }
 
 /// libtorch's fused AdamW kernel (`torch._fused_adamw_`, what `torch.optim.AdamW(fused=True)` calls) on one group
-/// of tensors sharing a weight decay.
-pub fn fused_adamw(g: &AdamWGroup, lr: f64, beta1: f64, beta2: f64, weight_decay: f64, eps: f64) -> Result<(), String> {
+/// of tensors sharing a weight decay. With `found_inf` (a float32 scalar on the tensors' device), the update is
+/// skipped on the device where it holds 1.
+#[allow(clippy::too_many_arguments)] // the kernel's own arguments
+pub fn fused_adamw(
+    g: &AdamWGroup,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    weight_decay: f64,
+    eps: f64,
+    found_inf: Option<&Tensor>,
+) -> Result<(), String> {
     let ptrs = |v: &[&Tensor]| v.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect::<Vec<_>>();
     let (p, m, v) = (ptrs(&g.params), ptrs(&g.exp_avgs), ptrs(&g.exp_avg_sqs));
     let gr: Vec<_> = g.grads.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
@@ -69,6 +89,7 @@ pub fn fused_adamw(g: &AdamWGroup, lr: f64, beta1: f64, beta2: f64, weight_decay
             beta2,
             weight_decay,
             eps,
+            found_inf.map_or(std::ptr::null_mut(), |t| t.as_ptr() as *mut torch_sys::C_tensor),
             err.as_mut_ptr(),
             err.len() as c_int,
         )
@@ -94,6 +115,48 @@ pub fn pin_memory(t: &Tensor) -> Result<Tensor, String> {
     }
     // SAFETY: a heap-allocated at::Tensor that no one else owns; tch frees it when the Tensor drops.
     Ok(unsafe { Tensor::from_ptr(ptr) })
+}
+
+/// A point in a CUDA device's stream of work: everything queued before it was recorded has run once it completes.
+/// Dropping it waits for that.
+#[derive(Debug)]
+pub struct CudaEvent(*mut std::ffi::c_void);
+
+impl CudaEvent {
+    /// Recorded now on the current stream of CUDA device `index` (None where that fails).
+    pub fn record(index: usize) -> Option<CudaEvent> {
+        // SAFETY: returns a new c10::Event owned by us, or null.
+        let event = unsafe { lensfind_cuda_event_record(index as c_int) };
+        (!event.is_null()).then_some(CudaEvent(event))
+    }
+}
+
+impl Drop for CudaEvent {
+    fn drop(&mut self) {
+        // SAFETY: the event came from lensfind_cuda_event_record and is freed once, here.
+        unsafe { lensfind_event_wait_and_free(self.0) }
+    }
+}
+
+/// The L2 norm of `tensors` taken together (the norm of their norms, from one multi-tensor kernel), a float32 scalar
+/// on their device.
+pub fn total_norm(tensors: &[Tensor]) -> Tensor {
+    let ptrs: Vec<_> = tensors.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
+    // SAFETY: n valid tensors; the shim returns a new at::Tensor that we own, or null.
+    let norm = unsafe { lensfind_total_norm(ptrs.as_ptr(), ptrs.len() as c_int) };
+    assert!(!norm.is_null(), "the total norm of {} tensors failed (none, or on several devices)", tensors.len());
+    // SAFETY: a heap-allocated at::Tensor that no one else owns.
+    unsafe { Tensor::from_ptr(norm) }
+}
+
+/// Multiplies `tensors` in place by the scalar tensor `factor` (on their device), in one multi-tensor kernel.
+pub fn foreach_mul_(tensors: &[Tensor], factor: &Tensor) {
+    let ptrs: Vec<_> = tensors.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
+    // SAFETY: n valid tensors and a valid factor; the shim multiplies them in place.
+    let rc = unsafe {
+        lensfind_foreach_mul_(ptrs.as_ptr(), ptrs.len() as c_int, factor.as_ptr() as *mut torch_sys::C_tensor)
+    };
+    assert_eq!(rc, 0, "multiplying {} tensors by a factor failed", tensors.len());
 }
 
 /// Drops the gradient of `t` (set_to_none), so the next backward writes a fresh one.
@@ -153,6 +216,13 @@ pub fn cuda_device_name(index: usize) -> Option<String> {
     let rc = unsafe { lensfind_cuda_device_name(index as c_int, buf.as_mut_ptr(), buf.len() as c_int) };
     // SAFETY: NUL-terminated within buf on success.
     (rc == 0).then(|| unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// The compute capability of CUDA device `index` as (major, minor), e.g. (9, 0) for Hopper; None without CUDA.
+pub fn cuda_capability(index: usize) -> Option<(i32, i32)> {
+    // SAFETY: a plain query.
+    let cc = unsafe { lensfind_cuda_capability(index as c_int) };
+    (cc >= 0).then_some((cc / 10, cc % 10))
 }
 
 /// Free and total memory of CUDA device `index` in bytes (None without CUDA, or where the driver cannot say).

@@ -3,8 +3,8 @@
 //! is fastest for convnext_tiny; on an Intel Xeon with AMX fp32 contiguous was twice as fast as that for
 //! convnext_atto), so nothing measured on one machine is assumed on another.
 //!
-//! Candidates: on a CPU fp32 and bf16 autocast; on a GPU bf16, fp16 (autocast; training adds loss scaling) and fp32
-//! (cuDNN's TF32 convolutions); each contiguous and channels-last. A setting given explicitly narrows them; both
+//! Candidates: on a CPU fp32 and bf16 autocast; on a GPU bf16 autocast (fp16 with loss scaling on GPUs without fast
+//! bf16, before Ampere) and fp32; each contiguous and channels-last. A setting given explicitly narrows them; both
 //! given, nothing is timed. The choice is kept in a cache (see [`cache`]) keyed by everything that decides it, so
 //! repeated runs on one machine choose the same and pay the timing once.
 
@@ -129,11 +129,16 @@ pub struct Request<'a> {
 
 /// The settings auto chooses among for `device`, narrowed by what was given.
 pub fn candidates(device: Device, precision: Choice<Precision>, memory_format: Choice<MemoryFormat>) -> Vec<Setting> {
-    let precisions = match precision {
-        Choice::Is(p) => vec![p],
-        // fp16 on a CPU has no fast kernels and would need loss scaling: never a candidate there.
-        Choice::Auto if device.is_cuda() => vec![Precision::Bf16, Precision::Fp16, Precision::Fp32],
-        Choice::Auto => vec![Precision::Fp32, Precision::Bf16],
+    let precisions = match (precision, device) {
+        (Choice::Is(p), _) => vec![p],
+        // fp16 where a GPU has no fast bf16 (before Ampere, compute capability 8.0); where it has, fp16 only adds
+        // loss scaling, which waits for the device every step to update the scale (on an H200 it never won:
+        // scripts/gpu-check.sh, 2026-12-04). On a CPU fp16 has no fast kernels.
+        (Choice::Auto, Device::Cuda(i)) if crate::shim::cuda_capability(i).is_some_and(|(major, _)| major < 8) => {
+            vec![Precision::Fp16, Precision::Fp32]
+        }
+        (Choice::Auto, Device::Cuda(_)) => vec![Precision::Bf16, Precision::Fp32],
+        (Choice::Auto, _) => vec![Precision::Fp32, Precision::Bf16],
     };
     let formats = match memory_format {
         Choice::Is(m) => vec![m],
@@ -371,8 +376,10 @@ mod tests {
         let cpu = candidates(Device::Cpu, Choice::Auto, Choice::Auto);
         assert_eq!(cpu.len(), 4);
         assert!(cpu.iter().all(|s| s.precision != Precision::Fp16), "no fp16 on a CPU");
+        // A GPU: two precisions (bf16 or fp16 after its capability, and fp32), here without one to ask.
         let gpu = candidates(Device::Cuda(0), Choice::Auto, Choice::Auto);
-        assert_eq!(gpu.len(), 6);
+        assert_eq!(gpu.len(), 4);
+        assert!(gpu.iter().any(|s| s.precision == Precision::Fp32));
         let fixed = candidates(Device::Cpu, Choice::Is(Precision::Fp32), Choice::Auto);
         assert_eq!(fixed.len(), 2);
         assert!(fixed.iter().all(|s| s.precision == Precision::Fp32));

@@ -160,7 +160,7 @@ pub fn load(dir: &Path, opt: &mut AdamW, channels_last: bool) -> Result<TrainSta
         }
         Ok(())
     })?;
-    opt.step = state.optimizer_steps;
+    opt.set_steps_taken(state.optimizer_steps);
     Ok(state)
 }
 

@@ -33,8 +33,9 @@ pub enum Event<'a> {
     AlreadyComplete,
     /// An epoch (1-based `epoch` of `epochs`) starts with `done` of its `images` already trained (after a resume).
     EpochStarted { epoch: usize, epochs: usize, images: u64, done: u64 },
-    /// A step trained `images` more; `loss` is the epoch's mean training loss so far.
-    Step { images: u64, loss: f64 },
+    /// A step trained `images` more; `loss` is the epoch's mean training loss so far, read from the device every
+    /// few steps (None between reads).
+    Step { images: u64, loss: Option<f64> },
     /// The epoch's training steps are done (validation comes next).
     EpochTrained,
     /// Validation of an epoch; `images_per_s` is the training speed of the epoch over all processes.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::batch::{draw_augmentations, streams, Batcher, Planned};
 use crate::device::{prepare_cuda, rank_device, Precision};
@@ -37,6 +37,10 @@ pub use events::Event;
 use split::{epoch_order, Data};
 use step::{forward_backward, optimizer_step, param_groups, StepSettings};
 use writer::{host_copy, Job, Writer};
+
+/// Steps between reads of the training loss (for the progress line and the non-finite check): the host waits for
+/// the device only then.
+const READ_EVERY: usize = 25;
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -134,8 +138,13 @@ pub struct Trainer<'a> {
     steps_per_epoch: usize,
     /// Optimizer steps skipped for non-finite gradients (fp16).
     skipped: usize,
-    /// Training loss sum and count of this rank since the ranks last added theirs into `state`.
-    pending: (f64, usize),
+    /// Training loss sum and count of this rank since the ranks last added theirs into `state`: the sum is kept on
+    /// the device (float64, in step order, as a host sum would be) and read only every [`READ_EVERY`] steps and at
+    /// the end of the epoch, so that the host does not wait for the device at every step.
+    pending: (Tensor, usize),
+    /// Steps with a non-finite gradient since the last read (fp32 and bf16, where that ends the run), and the
+    /// first global step of that stretch.
+    nonfinite: (Tensor, usize),
     /// The last epoch's phases, for timing.csv.
     epoch_time: EpochTiming,
     /// The last validation's logits, in the order of the validation rows.
@@ -193,7 +202,8 @@ impl<'a> Trainer<'a> {
             grad_sync: None,
             pos_weight: cfg.pos_weight.map(|w| Tensor::from_slice(&[w as f32]).to_device(device)),
             skipped: 0,
-            pending: (0.0, 0),
+            pending: (Tensor::zeros([], (Kind::Double, device)), 0),
+            nonfinite: (Tensor::zeros([], (Kind::Float, device)), usize::MAX),
             epoch_time: EpochTiming::default(),
             val_logits: Vec::new(),
             writer: if rank == 0 { Some(Writer::new()?) } else { None },
@@ -314,7 +324,12 @@ impl<'a> Trainer<'a> {
             let stop_now = self.step(&x, &y, n, stop)?;
             self.state.batch_in_epoch += 1;
             trained += n * world;
-            let loss = (self.state.loss_sum + self.pending.0) / (self.state.loss_count + self.pending.1).max(1) as f64;
+            let loss = if self.state.global_step % READ_EVERY == 0 {
+                let pending = self.read_pending()?;
+                Some((self.state.loss_sum + pending) / (self.state.loss_count + self.pending.1).max(1) as f64)
+            } else {
+                None
+            };
             self.emit(Event::Step { images: (n * world) as u64, loss });
             let periodic = self.cfg.checkpoint_every.is_some_and(|n| n > 0 && self.state.global_step % n == 0);
             if stop_now || periodic {
@@ -351,7 +366,7 @@ impl<'a> Trainer<'a> {
             input_size: cfg.model_config.input_size(),
             pos_weight: self.pos_weight.as_ref(),
         };
-        let loss_value = forward_backward(&self.model, x, y, &settings, scale).double_value(&[]);
+        let loss = forward_backward(&self.model, x, y, &settings, scale);
         // Averaged gradients, and whether any rank was asked to stop: every rank stops after the same step.
         let stop_now = match (&mut self.grad_sync, self.pg) {
             (Some(sync), Some(pg)) => {
@@ -359,22 +374,47 @@ impl<'a> Trainer<'a> {
             }
             _ => stop.load(Ordering::Relaxed),
         };
-        if !optimizer_step(&mut self.opt, fp16.then_some(&mut self.state.scaler), cfg.grad_clip, lr)? {
-            self.skipped += 1;
-            if !fp16 {
-                bail!("non-finite gradient at step {step} (loss {loss_value}); try a lower --lr or --grad-clip");
+        let found_inf = optimizer_step(&mut self.opt, fp16.then_some(&mut self.state.scaler), cfg.grad_clip, lr)?;
+        tch::no_grad(|| {
+            if let Some(inf) = found_inf {
+                if fp16 {
+                    // The loss scaler has read it already: a skipped step is part of fp16's loss scaling.
+                    self.skipped += usize::from(inf.double_value(&[]) != 0.0);
+                } else {
+                    if self.nonfinite.1 == usize::MAX {
+                        self.nonfinite.1 = step;
+                    }
+                    let _ = self.nonfinite.0.g_add_(&inf);
+                }
             }
-        }
-        self.pending.0 += loss_value * n as f64;
+            let _ = self.pending.0.g_add_(&(loss.to_kind(Kind::Double) * n as f64));
+        });
         self.pending.1 += n;
         self.state.global_step += 1;
-        self.state.optimizer_steps = self.opt.step;
         Ok(stop_now)
+    }
+
+    /// The training loss sum since the last [`Trainer::add_loss`] (waits for the device); fails where a step's
+    /// gradients were not finite in fp32 or bf16 (that step was skipped on the device, and the run ends here).
+    fn read_pending(&mut self) -> Result<f64> {
+        let nonfinite = self.nonfinite.0.double_value(&[]);
+        if nonfinite > 0.0 {
+            let (from, to) = (self.nonfinite.1, self.state.global_step.saturating_sub(1));
+            bail!(
+                "non-finite gradient in {nonfinite} step(s) between steps {from} and {to} (skipped); try a lower --lr \
+                 or --grad-clip"
+            );
+        }
+        self.nonfinite.1 = usize::MAX;
+        Ok(self.pending.0.double_value(&[]))
     }
 
     /// Adds the training loss of every rank since the last call into the state (the same sum on every rank).
     fn add_loss(&mut self) -> Result<()> {
-        let (sum, count) = std::mem::take(&mut self.pending);
+        let sum = self.read_pending()?;
+        let count = std::mem::take(&mut self.pending.1);
+        let _ = self.pending.0.zero_();
+        self.state.optimizer_steps = self.opt.steps_taken();
         let (s, c) = match self.pg {
             Some(pg) => {
                 let v = pg.sum_f64(&[sum, count as f64], self.device)?;

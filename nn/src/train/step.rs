@@ -52,47 +52,52 @@ pub fn param_groups(vs: &VarStore, weight_decay: f64, no_decay_norm_bias: bool) 
         .collect()
 }
 
-/// Global gradient norm clipping; returns the norm before clipping (inf/NaN when a gradient is not finite). One
-/// host synchronisation for all tensors: per-tensor norms are stacked and reduced on the device.
-fn grad_norm_and_clip(opt: &AdamW, max_norm: Option<f64>, unscale: f64) -> f64 {
+/// The global gradient norm, with clipping to `max_norm` (torch.nn.utils.clip_grad_norm_), after dividing the
+/// gradients by `unscale` (fp16's loss scale). Returns the norm before clipping, a float32 scalar on the device
+/// (inf/NaN when a gradient is not finite); nothing here waits for the device.
+fn grad_norm_and_clip(opt: &AdamW, max_norm: Option<f64>, unscale: f64) -> Option<Tensor> {
     tch::no_grad(|| {
         let mut grads: Vec<Tensor> = opt.slots.iter().map(|s| s.param.grad()).filter(Tensor::defined).collect();
         if grads.is_empty() {
-            return 0.0;
+            return None;
         }
         if unscale != 1.0 {
             for g in &mut grads {
                 let _ = g.g_mul_scalar_(1.0 / unscale);
             }
         }
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
-        let norm = Tensor::stack(&norms, 0).norm().double_value(&[]);
+        let norm = crate::shim::total_norm(&grads);
         if let Some(max) = max_norm {
-            if norm.is_finite() && norm > max {
-                let factor = max / (norm + 1e-6);
-                for g in &mut grads {
-                    let _ = g.g_mul_scalar_(factor);
-                }
-            }
+            // max / (norm + 1e-6) where the norm is finite and above max, else 1, in float64 as a host scalar would
+            // be (the gradients are then multiplied in their own precision, as by a scalar).
+            let norm64 = norm.to_kind(Kind::Double);
+            let clip = norm64.isfinite().logical_and(&norm64.gt(max));
+            let factor = (max / (&norm64 + 1e-6)).where_self(&clip, &Tensor::ones_like(&norm64));
+            crate::shim::foreach_mul_(&grads, &factor);
         }
-        norm
+        Some(norm)
     })
 }
 
-/// Unscales (fp16), checks, clips and applies the gradients in the parameters. With a loss scaler, a non-finite
-/// gradient skips the step and lowers the scale, as GradScaler does. Returns whether the step was taken; fails
-/// where the optimizer refuses its tensors.
-pub fn optimizer_step(opt: &mut AdamW, scaler: Option<&mut GradScaler>, clip: Option<f64>, lr: f64) -> Result<bool> {
+/// Unscales (fp16), checks, clips and applies the gradients in the parameters. Returns `found_inf`, a float32
+/// scalar on the device that holds 1 where a gradient was not finite and the step was skipped there (weights,
+/// moments and step count untouched), without waiting for the device; with a loss scaler (fp16) the scale is
+/// updated on the host as GradScaler does (lowered after a skipped step), which reads `found_inf` back. Fails where
+/// the optimizer refuses its tensors.
+pub fn optimizer_step(
+    opt: &mut AdamW,
+    scaler: Option<&mut GradScaler>,
+    clip: Option<f64>,
+    lr: f64,
+) -> Result<Option<Tensor>> {
     let scale = scaler.as_ref().map_or(1.0, |s| s.scale);
-    let norm = grad_norm_and_clip(opt, clip, scale);
-    let take = match scaler {
-        Some(s) => s.update(norm.is_finite()),
-        None => norm.is_finite(),
-    };
-    if take {
-        opt.step(lr)?;
+    let Some(norm) = grad_norm_and_clip(opt, clip, scale) else { return Ok(None) };
+    let found_inf = norm.isfinite().logical_not().to_kind(Kind::Float);
+    opt.step_unless(lr, Some(&found_inf))?;
+    if let Some(s) = scaler {
+        s.update(found_inf.double_value(&[]) == 0.0);
     }
-    Ok(take)
+    Ok(Some(found_inf))
 }
 
 /// The mean binary cross-entropy of logits against labels, with the positive class weighted by `pos_weight`, as
@@ -123,14 +128,17 @@ mod tests {
         let mut scaler = GradScaler::default();
         // A scaled loss whose gradient overflows: d/dw (w * inf).sum() = inf.
         (&w * f64::INFINITY).sum(Kind::Float).backward();
-        assert!(!optimizer_step(&mut opt, Some(&mut scaler), None, 0.1).unwrap(), "step skipped");
+        let skipped = |inf: Option<Tensor>| inf.unwrap().double_value(&[]) == 1.0;
+        assert!(skipped(optimizer_step(&mut opt, Some(&mut scaler), None, 0.1).unwrap()), "step skipped");
         assert_eq!(Vec::<f32>::try_from(&w).unwrap(), [1.0, 2.0], "weights untouched");
         assert_eq!(scaler.scale, 32768.0, "scale halved");
-        assert_eq!(opt.step, 0);
+        assert_eq!(opt.steps_taken(), 0);
+        assert!(opt.slots[0].exp_avg.equal(&Tensor::zeros([2], (Kind::Float, tch::Device::Cpu))), "moments too");
         // A finite, scaled gradient is unscaled before the update: the step equals the unscaled one.
         opt.zero_grad();
         (&w * scaler.scale).sum(Kind::Float).backward();
-        assert!(optimizer_step(&mut opt, Some(&mut scaler), None, 0.1).unwrap());
+        assert!(!skipped(optimizer_step(&mut opt, Some(&mut scaler), None, 0.1).unwrap()));
+        assert_eq!(opt.steps_taken(), 1);
         let got = Vec::<f32>::try_from(&w).unwrap();
         // First AdamW step moves each weight by lr * sign(grad) (m/sqrt(v) = 1 after bias correction); the
         // gradient here is exactly 1 per weight, far from rounding level, so 1e-5 is float32 rounding of 0.9/1.9.

@@ -69,7 +69,9 @@ impl<'a> Reporter<'a> {
             Event::Step { images, loss } => {
                 if let Some(p) = &self.progress {
                     p.inc(images);
-                    p.set_message(format!("loss {loss:.4}"));
+                    if let Some(loss) = loss {
+                        p.set_message(format!("loss {loss:.4}"));
+                    }
                 }
             }
             Event::EpochTrained => {
