@@ -400,3 +400,14 @@ fn a_missing_gpu_and_a_batch_that_cannot_fit_are_one_line_errors_and_a_batch_pas
     );
     assert_eq!(config(&run)["batch_size"], 64);
 }
+
+#[test]
+fn non_finite_gradients_end_the_run_with_a_clear_error() {
+    // A learning rate that overflows the weights within a few steps: the steps with non-finite gradients are skipped
+    // on the device, and the run ends at the next read of the loss (every 25 steps, and each epoch's end).
+    let (t, p) = packed_dataset(20, 8);
+    let run = t.path().join("nan");
+    let e = fails(recipe_cmd(&p, &run, &["--epochs", "2", "--lr", "1e38"]).arg("-q"));
+    assert!(e.contains("non-finite gradients in") && e.contains("try a lower --lr or --grad-clip"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+}

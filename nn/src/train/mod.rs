@@ -401,8 +401,8 @@ impl<'a> Trainer<'a> {
         if nonfinite > 0.0 {
             let (from, to) = (self.nonfinite.1, self.state.global_step.saturating_sub(1));
             bail!(
-                "non-finite gradient in {nonfinite} step(s) between steps {from} and {to} (skipped); try a lower --lr \
-                 or --grad-clip"
+                "non-finite gradients in {nonfinite} of the steps {from} to {to} (those steps were skipped); try a \
+                 lower --lr or --grad-clip"
             );
         }
         self.nonfinite.1 = usize::MAX;
