@@ -53,8 +53,8 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Fails when the built tool `name` is older than a source it is built from, so that tests cannot pass on a stale
-/// target/ (`cargo test` builds the tests, not the binaries they run). The sources: the tool's crate, the library,
-/// and for the tools that link libtorch the nn crate with its C++ shim. Checked once per tool and test process.
+/// target/ (`cargo test` builds the tests, not the binaries they run). The sources: the tool's crate, the library
+/// crates it links, and for the tools that link libtorch the nn crate with its C++ shim. Checked once per tool and test process.
 pub fn assert_fresh(name: &str, binary: &Path) {
     static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if CHECKED.lock().unwrap().iter().any(|n| n == name) {
@@ -62,8 +62,15 @@ pub fn assert_fresh(name: &str, binary: &Path) {
     }
     let root = workspace();
     let crate_dir = root.join("tools").join(name);
-    let mut sources = vec![crate_dir.join("src"), root.join("lib/src")];
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+    let mut sources = vec![crate_dir.join("src")];
+    // The library crates it depends on (lib/NAME is the crate lensfind-NAME); nn depends on core, data and eval.
+    for part in ["core", "data", "eval", "synth", "view"] {
+        let linked = manifest.contains("lensfind-nn") && ["core", "data", "eval"].contains(&part);
+        if linked || manifest.contains(&format!("lensfind-{part}")) {
+            sources.push(root.join("lib").join(part).join("src"));
+        }
+    }
     if manifest.contains("lensfind-nn") {
         sources.extend([root.join("nn/src"), root.join("nn/csrc"), root.join("nn/build.rs")]);
     }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lensfind::index::{read_index, write_index, IndexRow};
-use lensfind::pack::{verify, Pack};
+use lensfind_data::index::{read_index, write_index, IndexRow};
+use lensfind_data::pack::{verify, Pack};
 use lensfind_e2e::*;
 
 /// Seeded moments (the same on every run of the test), as fractions of a run's duration.

@@ -84,7 +84,7 @@ fn pack_without_standardisation_equals_astropy_exactly() {
                 assert!(
                     got[[y, x]].to_bits() == w.to_bits(),
                     "{id} ({layout}, {dtype}) band {}: pixel (y {y}, x {x}) is {} in the pack, astropy reads {}",
-                    lensfind::naming::BANDS[b],
+                    lensfind_data::naming::BANDS[b],
                     got[[y, x]],
                     pixels[[k, b, y, x]]
                 );

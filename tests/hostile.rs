@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lensfind::index::{read_index, write_index, IndexRow};
-use lensfind::naming::BANDS;
-use lensfind::pack::{verify, Pack};
+use lensfind_data::index::{read_index, write_index, IndexRow};
+use lensfind_data::naming::BANDS;
+use lensfind_data::pack::{verify, Pack};
 use lensfind_e2e::*;
 
 /// Runs `cmd`, failing the test if it has not ended after `limit` (a hang) or if it panicked.
@@ -241,7 +241,7 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
         hdu.write_key(&mut f, "TDIM2", "(41,41)").unwrap();
     });
     c.add("image-41-over-40x40", &blind, Rejected("truncated"), |p| {
-        lensfind::fits::write_image_file(p, &vec![1.0; 1600], 40, 40).unwrap();
+        lensfind_data::fits::write_image_file(p, &vec![1.0; 1600], 40, 40).unwrap();
         let mut b = fs::read(p).unwrap();
         set_card(&mut b, "NAXIS1", "41");
         set_card(&mut b, "NAXIS2", "41");
@@ -252,7 +252,7 @@ fn every_hostile_object_is_packed_or_set_aside_with_a_reason() {
     c.add("all-nonfinite", &slsim, Rejected("100.0% of the pixels are NaN or Inf"), |_| {});
     for (b, p) in c.rows.last().unwrap().paths.clone().iter().enumerate() {
         let v: Vec<f64> = (0..1681).map(|i| [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][(i + b) % 3]).collect();
-        lensfind::fits::write_table_file(p, "Object ID", "x", b, &v, (41, 41), false).unwrap();
+        lensfind_data::fits::write_table_file(p, "Object ID", "x", b, &v, (41, 41), false).unwrap();
     }
     // A second id column is harmless (the id comes from the name); a second band_i column is ambiguous.
     let ramp: Vec<f64> = (0..1681).map(|i| i as f64).collect();

@@ -79,7 +79,7 @@ fn index_pipes_into_pack_and_output_is_sorted_and_stable() {
     child.stdin.take().unwrap().write_all(&a).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(lensfind::pack::Pack::open(&pack).unwrap().len(), 16);
+    assert_eq!(lensfind_data::pack::Pack::open(&pack).unwrap().len(), 16);
 }
 
 #[test]

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use lensfind::fits::{read_band, write_image_file, write_table_file};
-use lensfind::index::read_index;
-use lensfind::pack::Pack;
+use lensfind_data::fits::{read_band, write_image_file, write_table_file};
+use lensfind_data::index::read_index;
+use lensfind_data::pack::Pack;
 use lensfind_e2e::*;
 
 /// Standardises like the reference (numpy: x = (x - x.mean()) / x.std() when std > 1e-9), written out
@@ -65,7 +65,7 @@ fn synth_index_pack_values_match_direct_read() {
         }
     }
     assert_eq!(pack.manifest.lenses + pack.manifest.nonlenses, 237);
-    assert!(lensfind::pack::verify(&pack_dir).unwrap().is_empty());
+    assert!(lensfind_data::pack::verify(&pack_dir).unwrap().is_empty());
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn numpy_opens_images_with_mmap() {
 fn write_object(dir: &Path, id: &str, image: impl Fn(usize) -> Vec<f64>) {
     fs::create_dir_all(dir).unwrap();
     for b in 0..5 {
-        let band = lensfind::naming::BANDS[b];
+        let band = lensfind_data::naming::BANDS[b];
         write_table_file(&dir.join(format!("{id}_{band}.fits")), "Object ID", id, b, &image(b), (41, 41), false)
             .unwrap();
     }
@@ -119,7 +119,7 @@ fn bad_inputs_end_up_where_design_says() {
     fs::write(&p, &bytes[..4000]).unwrap();
     // Wrong shape: a 40x40 image in one band, blind layout.
     for b in 0..5 {
-        let band = lensfind::naming::BANDS[b];
+        let band = lensfind_data::naming::BANDS[b];
         let (n, img) = if b == 3 { (40, vec![1.0; 1600]) } else { (41, ramp(b)) };
         write_image_file(&d.join(format!("object_000004_{band}.fits")), &img, n, n).unwrap();
     }
@@ -285,5 +285,33 @@ fn data_tools_do_not_link_libtorch() {
         let libs = String::from_utf8_lossy(&out.stdout);
         assert!(libs.contains("libcfitsio") || name != "lens-pack", "{name}: {libs}");
         assert!(!libs.contains("libtorch") && !libs.contains("libc10"), "{name} links libtorch:\n{libs}");
+        if ["lens-ensemble", "lens-eval"].contains(&name) {
+            assert!(!libs.contains("libcfitsio"), "{name} reads no FITS but links cfitsio:\n{libs}");
+        }
+    }
+}
+
+#[test]
+fn each_tool_builds_on_the_library_crates_it_uses_only() {
+    // What each tool's dependency tree holds of the heavy parts: cfitsio (FITS files), plotters (pictures), tch.
+    // lens-index finds the files by their names and reads none; lens-view draws from a pack.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tree = |tool: &str| {
+        let out = ok(std::process::Command::new(&cargo)
+            .current_dir(workspace())
+            .args(["tree", "-q", "-e", "normal", "--prefix", "none", "-p", tool]));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (tool, fits, plots) in [
+        ("lens-ensemble", false, false),
+        ("lens-index", false, false),
+        ("lens-synth", true, false),
+        ("lens-eval", false, true),
+        ("lens-view", false, true),
+    ] {
+        let deps = tree(tool);
+        assert_eq!(deps.contains("\nfitsio "), fits, "{tool}: fitsio\n{deps}");
+        assert_eq!(deps.contains("\nplotters "), plots, "{tool}: plotters\n{deps}");
+        assert!(!deps.contains("\ntch "), "{tool} depends on tch\n{deps}");
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use lensfind::fits::read_band;
+use lensfind_data::fits::read_band;
 use lensfind_e2e::*;
 
 /// Every file under `dir`, relative path -> bytes.

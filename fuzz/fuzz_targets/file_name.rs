@@ -1,7 +1,7 @@
 //! The file-name parser: never panics, and what it accepts it can give back.
 #![no_main]
 
-use lensfind::naming::{parse_file_name, parse_id, BANDS};
+use lensfind_data::naming::{parse_file_name, parse_id, BANDS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|name: &str| {

@@ -2,7 +2,7 @@
 //! crash inside cfitsio, a hang or a runaway allocation. Seeds: files written by lens-synth (scripts/fuzz.sh).
 #![no_main]
 
-use lensfind::fits::read_band_bytes;
+use lensfind_data::fits::read_band_bytes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

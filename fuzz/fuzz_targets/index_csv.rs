@@ -1,7 +1,7 @@
 //! The index CSV reader: never panics, and an index it accepts survives a write and a second read unchanged.
 #![no_main]
 
-use lensfind::index::{read_index, write_index};
+use lensfind_data::index::{read_index, write_index};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

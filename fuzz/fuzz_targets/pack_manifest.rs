@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use lensfind::npy;
-use lensfind::pack::{parse_manifest, verify, Pack};
+use lensfind_data::npy;
+use lensfind_data::pack::{parse_manifest, verify, Pack};
 use libfuzzer_sys::fuzz_target;
 
 /// A real one-object pack (seeds/pack, written by lens-pack), copied to a temporary directory once per process.

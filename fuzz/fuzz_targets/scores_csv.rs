@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use lensfind::scores::{read_scores_from, read_truth_from};
+use lensfind_eval::scores::{read_scores_from, read_truth_from};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use lensfind::pack::Pack;
-use lensfind::rng::Rng;
+use lensfind_core::rng::Rng;
+use lensfind_data::pack::Pack;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 

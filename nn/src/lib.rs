@@ -35,5 +35,5 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
     }
-    lensfind::threads::init(threads)
+    lensfind_core::threads::init(threads)
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lensfind::output::write_output;
+use lensfind_core::output::write_output;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use lensfind::output::write_output;
+use lensfind_core::output::write_output;
 use serde::{Deserialize, Serialize};
 
 use super::{Setting, Timing};

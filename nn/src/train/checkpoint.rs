@@ -104,8 +104,8 @@ pub fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>) -> Vec<(Strin
 
 /// Writes a checkpoint, `state` and the tensors of [`snapshot`], into `dir` (replaced whole).
 pub fn save(dir: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Result<()> {
-    lensfind::output::clean_stale_temps(dir, "lens-train"); // what a SIGKILLed run left
-    let tmp = lensfind::output::temp_beside(dir, "tmp");
+    lensfind_core::output::clean_stale_temps(dir, "lens-train"); // what a SIGKILLed run left
+    let tmp = lensfind_core::output::temp_beside(dir, "tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     Tensor::write_safetensors(tensors, tmp.join("state.safetensors")).context("writing state.safetensors")?;
@@ -113,7 +113,7 @@ pub fn save(dir: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Res
     for f in ["state.safetensors", "state.json"] {
         fs::File::open(tmp.join(f)).and_then(|f| f.sync_all())?;
     }
-    lensfind::output::replace_dir(&tmp, dir)
+    lensfind_core::output::replace_dir(&tmp, dir)
 }
 
 /// Whether `dir` holds a checkpoint (its state.json is written last, and the directory swapped in whole).

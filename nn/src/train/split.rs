@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use lensfind::pack::{MetaRow, Pack};
-use lensfind::rng::Rng;
+use lensfind_core::rng::Rng;
+use lensfind_data::pack::{MetaRow, Pack};
 
 use crate::batch::streams;
 use crate::run_dir::TrainConfig;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use lensfind::metrics::{auc, tpr_at_fpr, Confusion};
+use lensfind_eval::metrics::{auc, tpr_at_fpr, Confusion};
 
 use super::step::bce_mean;
 use super::{ddp, schedule, Trainer};

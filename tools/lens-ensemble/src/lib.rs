@@ -1,14 +1,14 @@
-//! lens-ensemble's command line: the ensemble is lensfind::ensemble's, the output lensfind::submission's.
+//! lens-ensemble's command line: the ensemble is lensfind_eval::ensemble's, the output lensfind_eval::submission's.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use lensfind::calibration::Calibration;
-use lensfind::ensemble::{choose_weights, ensemble, Objective, WEAK_MEMBER_AUC_GAP};
-use lensfind::output::write_output;
-use lensfind::submission::{write_submission, Format, Threshold};
+use lensfind_core::output::write_output;
+use lensfind_eval::calibration::Calibration;
+use lensfind_eval::ensemble::{choose_weights, ensemble, Objective, WEAK_MEMBER_AUC_GAP};
+use lensfind_eval::submission::{write_submission, Format, Threshold};
 
 /// Average the logits of several models into a submission: id,pred with pred = sigmoid(mean logit), six decimals.
 ///

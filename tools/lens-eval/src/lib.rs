@@ -1,4 +1,4 @@
-//! lens-eval's command line: the evaluation is lensfind::metrics::files's, the plot lensfind::render's.
+//! lens-eval's command line: the evaluation is lensfind_eval::evaluation's, the plot lensfind_view::render's.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use lensfind::calibration::{self, Method};
-use lensfind::metrics::files::{evaluate_files, pick_on_file, write_roc, Evaluated, Inputs};
-use lensfind::metrics::Evaluation;
-use lensfind::output::write_output;
-use lensfind::render::roc_plot;
+use lensfind_core::output::write_output;
+use lensfind_eval::calibration::{self, Method};
+use lensfind_eval::evaluation::{evaluate_files, pick_on_file, write_roc, Evaluated, Inputs};
+use lensfind_eval::metrics::Evaluation;
+use lensfind_view::render::roc_plot;
 use serde::Serialize;
 
 /// Measure how well a submission ranks lenses: AUC, accuracy, precision, recall and F1 at a threshold, TPR at FPR

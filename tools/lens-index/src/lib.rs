@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use lensfind::index::{scan, write_index, write_problems, LabelRule, Root};
-use lensfind::output::write_output;
+use lensfind_core::output::write_output;
+use lensfind_data::index::{scan, write_index, write_problems, LabelRule, Root};
 
 /// Scan challenge FITS files and print the index of objects: id, label, source and one file per band.
 ///

@@ -1,4 +1,4 @@
 fn main() -> std::process::ExitCode {
     let (args, roots) = lens_index::parse();
-    lensfind::cli::main("lens-index", || lens_index::run(args, roots))
+    lensfind_core::cli::main("lens-index", || lens_index::run(args, roots))
 }

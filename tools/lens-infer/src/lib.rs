@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use lensfind::output::write_output;
-use lensfind::pack::Pack;
-use lensfind::progress::Progress;
+use lensfind_core::output::write_output;
+use lensfind_core::progress::Progress;
+use lensfind_data::pack::Pack;
 use lensfind_nn::autotune::{self, Request, Setting, Workload};
 use lensfind_nn::batch::Batcher;
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let predictor = Predictor::load(&run, device, channels_last)?;
     let pack = Arc::new(Pack::open(&args.pack).with_context(|| format!("opening {}", args.pack.display()))?);
     // The training pack may be gone by now; when it is there, its standardisation must match.
-    if let Ok(trained) = lensfind::pack::read_manifest(&predictor.config.pack) {
+    if let Ok(trained) = lensfind_data::pack::read_manifest(&predictor.config.pack) {
         if trained.standardization.mode != pack.manifest.standardization.mode {
             bail!(
                 "{} is standardised {:?} but the run trained on {:?} images: the model would see other numbers \

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use lensfind::index::read_index_input;
-use lensfind::npy::Dtype;
-use lensfind::pack::{verify, write_pack, PackOptions, PackSummary, Standardize};
+use lensfind_data::index::read_index_input;
+use lensfind_data::npy::Dtype;
+use lensfind_data::pack::{verify, write_pack, PackOptions, PackSummary, Standardize};
 
 /// Pack the objects of an index into NAME.pack/, one memory-mappable array that training and inference read.
 ///
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.max_nonfinite) {
         bail!("--max-nonfinite {} is not a fraction between 0 and 1", args.max_nonfinite);
     }
-    lensfind::threads::init_pool(args.threads)?;
+    lensfind_core::threads::init_pool(args.threads)?;
     let (rows, name) = read_index_input(args.index.as_deref())?;
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

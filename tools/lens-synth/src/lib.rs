@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use lensfind::synth::{generate, Difficulty, SynthOptions};
+use lensfind_synth::{generate, Difficulty, SynthOptions};
 
 /// Write a synthetic lens-finding dataset in the exact layout of the LSST Strong Lensing Data Challenge.
 ///
@@ -73,7 +73,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    lensfind::threads::init_pool(args.threads)?;
+    lensfind_core::threads::init_pool(args.threads)?;
     let opts = SynthOptions {
         out: args.out,
         objects: args.objects,

@@ -1,5 +1,5 @@
 fn main() -> std::process::ExitCode {
     lensfind_nn::alloc::keep_freed_memory();
     let (args, matches) = lens_train::parse();
-    lensfind::cli::main("lens-train", || lens_train::run(args, &matches))
+    lensfind_core::cli::main("lens-train", || lens_train::run(args, &matches))
 }

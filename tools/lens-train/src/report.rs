@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lensfind::progress::Progress;
+use lensfind_core::progress::Progress;
 use lensfind_nn::run_dir::TrainConfig;
 use lensfind_nn::train::Event;
 

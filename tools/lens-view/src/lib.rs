@@ -1,4 +1,4 @@
-//! lens-view's command line: the selection is lensfind::select's, the drawing lensfind::render's.
+//! lens-view's command line: the selection is lensfind_view::select's, the drawing lensfind_view::render's.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
-use lensfind::pack::Pack;
-use lensfind::render::{contact_sheet, SheetOptions, Stretch, View};
-use lensfind::select::{class_name, load_scores, select, Choice};
+use lensfind_data::pack::Pack;
+use lensfind_view::render::{contact_sheet, SheetOptions, Stretch, View};
+use lensfind_view::select::{class_name, load_scores, select, Choice};
 
 /// The contact sheet's geometry and pixels (the tests locate tiles with `render::Grid`).
-pub use lensfind::render;
+pub use lensfind_view::render;
 
 /// Draw a contact sheet of candidates: a PNG grid of colour composites from a pack, each labelled with its id and
 /// score, for vetting by eye.
@@ -123,7 +123,7 @@ const DEFAULT_TOP: usize = 36;
 const MAX_TILES: usize = 10_000;
 
 /// What the arguments select, in the order of precedence: --ids, --ids-file, --sample, --top (the default).
-fn choice<'a>(args: &'a Args, scores: Option<&'a lensfind::scores::Scores>) -> Choice<'a> {
+fn choice<'a>(args: &'a Args, scores: Option<&'a lensfind_eval::scores::Scores>) -> Choice<'a> {
     if let Some(ids) = &args.ids {
         Choice::Ids(ids)
     } else if let Some(file) = &args.ids_file {
