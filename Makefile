@@ -11,7 +11,8 @@ SEED    ?= 1
 EPOCHS  ?= 5
 OPERATING_POINT ?= fpr=1e-2
 
-TOOLS := lens-synth lens-index lens-pack lens-train lens-infer lens-ensemble lens-eval lens-view
+# One crate per tool in tools/: the list is that directory (xtask and the tests read it too).
+TOOLS := $(sort $(notdir $(wildcard tools/lens-*)))
 
 # libtorch comes from the torch wheel in .venv (tch's build finds it through Python).
 export VIRTUAL_ENV := $(CURDIR)/.venv

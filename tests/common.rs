@@ -25,17 +25,29 @@ pub fn tool(name: &str) -> Command {
     cmd
 }
 
+/// The tools, one per crate in tools/ (the one list: the Makefile and xtask's test read the same directory).
+pub fn tool_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(workspace().join("tools"))
+        .expect("tools/")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lens-"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    names
+}
+
+/// Whether tool `name` links libtorch (its crate depends on lensfind-nn).
+pub fn links_libtorch(name: &str) -> bool {
+    let manifest = std::fs::read_to_string(workspace().join("tools").join(name).join("Cargo.toml")).unwrap();
+    manifest.contains("lensfind-nn")
+}
+
 /// [`bin_dir`], after checking that every tool in it is built and not older than its sources (for tests that put
 /// the directory on PATH or hand it to make).
 pub fn fresh_bin_dir() -> PathBuf {
     let dir = bin_dir();
-    let mut names: Vec<String> = std::fs::read_dir(workspace().join("tools"))
-        .expect("tools/")
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 8, "{names:?}");
-    for name in names {
+    for name in tool_names() {
         let path = dir.join(&name);
         assert!(
             path.exists(),

@@ -32,9 +32,7 @@ fn readme_examples_run_as_written() {
     let blocks = sh_blocks(&readme);
     assert!(blocks.len() >= 15, "only {} sh blocks", blocks.len());
     let all: String = blocks.iter().map(|b| b.1.as_str()).collect();
-    for t in
-        ["lens-synth", "lens-index", "lens-pack", "lens-train", "lens-infer", "lens-ensemble", "lens-eval", "lens-view"]
-    {
+    for t in tool_names() {
         assert!(all.contains(&format!("\n{t} ")) || all.starts_with(&format!("{t} ")), "no runnable example of {t}");
     }
     assert!(all.contains("make -f scripts/pipeline.mk"), "no runnable example of the pipeline");

@@ -2,18 +2,16 @@
 
 use lensfind_e2e::*;
 
-const TOOLS: [&str; 8] =
-    ["lens-synth", "lens-index", "lens-pack", "lens-train", "lens-infer", "lens-ensemble", "lens-eval", "lens-view"];
-
 #[test]
 fn every_tool_says_its_version() {
     let version = env!("CARGO_PKG_VERSION");
-    for name in TOOLS {
+    for name in tool_names() {
+        let name = name.as_str();
         let out = ok(tool(name).arg("--version"));
         let text = String::from_utf8(out.stdout).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some(format!("{name} {version}").as_str()), "{name}: {text}");
-        if name == "lens-train" || name == "lens-infer" {
+        if links_libtorch(name) {
             let torch = lines.next().unwrap_or_default();
             // The version of the loaded library, and where it was loaded from.
             assert!(torch.starts_with("libtorch 2.13.0") && torch.contains("/lib)"), "{name}: {text}");

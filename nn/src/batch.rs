@@ -15,6 +15,7 @@ use lensfind_data::pack::Pack;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
+use crate::d4::D4;
 use crate::shim::CudaEvent;
 
 /// Random streams, one per purpose, so that each is a function of (seed, purpose, counter) only.
@@ -32,7 +33,7 @@ const AHEAD: usize = 2;
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub rows: Vec<usize>,
-    pub augs: Option<Vec<Aug>>,
+    pub augs: Option<Vec<D4>>,
 }
 
 impl Planned {
@@ -276,56 +277,17 @@ impl Drop for Batches {
     }
 }
 
-/// One image's random view: horizontal flip, vertical flip, rotation by k x 90 degrees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Aug {
-    pub hflip: bool,
-    pub vflip: bool,
-    pub k: u64,
-}
-
-impl Aug {
-    /// Writes the view of one image `src` ([5, h, w], row-major) into `dst`, exactly as [`augment`] computes it:
-    /// the horizontal flip, then the vertical flip, then torch.rot90 by k on (H, W). Rotations by an odd k need a
-    /// square image.
-    pub fn apply_to_row(&self, src: &[f32], dst: &mut [f32], h: usize, w: usize) {
-        assert!(self.k % 2 == 0 || h == w, "a quarter turn of a non-square image");
-        let plane = h * w;
-        for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-            for i in 0..h {
-                for j in 0..w {
-                    // Where output (i, j) comes from: undo the rotation, then the vertical and horizontal flips.
-                    let (mut y, mut x) = match self.k % 4 {
-                        0 => (i, j),
-                        1 => (j, w - 1 - i),
-                        2 => (h - 1 - i, w - 1 - j),
-                        _ => (h - 1 - j, i),
-                    };
-                    if self.vflip {
-                        y = h - 1 - y;
-                    }
-                    if self.hflip {
-                        x = w - 1 - x;
-                    }
-                    d[i * w + j] = s[y * w + x];
-                }
-            }
-        }
-    }
-}
-
 /// The views of pack rows `rows` in `epoch`: each drawn from a stream of (seed, epoch, row), so an image gets the
 /// same view whatever batch or rank it lands in (one process with batch 2B and two with B train alike) and a
-/// resumed run draws the same ones. Non-square images get k in {0, 2} only.
-pub fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool) -> Vec<Aug> {
+/// resumed run draws the same ones. Three draws an image: a flip left to right, a flip upside down, k quarter turns
+/// ([`D4::from_flips_and_turns`]); non-square images get k in {0, 2} only.
+pub fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool) -> Vec<D4> {
     rows.iter()
         .map(|&row| {
             let mut rng = Rng::new(seed ^ streams::AUGMENT ^ epoch as u64, row as u64);
-            Aug {
-                hflip: rng.chance(0.5),
-                vflip: rng.chance(0.5),
-                k: if square { rng.below(4) } else { 2 * rng.below(2) },
-            }
+            let (hflip, vflip) = (rng.chance(0.5), rng.chance(0.5));
+            let k = if square { rng.below(4) } else { 2 * rng.below(2) };
+            D4::from_flips_and_turns(hflip, vflip, k as u8)
         })
         .collect()
 }
@@ -344,18 +306,17 @@ pub fn upload(t: Tensor, device: Device) -> Tensor {
     }
 }
 
-/// Applies one view per image (horizontal and vertical flips, then rotation by k x 90 degrees) on the device.
-pub fn augment(x: &Tensor, augs: &[Aug]) -> Tensor {
+/// Applies one view per image on the device: each element of D4 present, to the images that have it.
+pub fn augment(x: &Tensor, augs: &[D4]) -> Tensor {
     let b = x.size()[0];
     assert_eq!(augs.len() as i64, b, "one view per image");
     let device = x.device();
-    let mask = |v: Vec<bool>| upload(Tensor::from_slice(&v), device).view([b, 1, 1, 1]);
-    let mut out = x.flip([3]).where_self(&mask(augs.iter().map(|a| a.hflip).collect()), x);
-    out = out.flip([2]).where_self(&mask(augs.iter().map(|a| a.vflip).collect()), &out);
-    for k in 1..4u64 {
-        let sel: Vec<bool> = augs.iter().map(|a| a.k == k).collect();
+    let mut out = x.shallow_clone();
+    for view in D4::all().into_iter().filter(|v| *v != D4::IDENTITY) {
+        let sel: Vec<bool> = augs.iter().map(|a| *a == view).collect();
         if sel.iter().any(|&s| s) {
-            out = out.rot90(k as i64, [2, 3]).where_self(&mask(sel), &out);
+            let mask = upload(Tensor::from_slice(&sel), device).view([b, 1, 1, 1]);
+            out = view.apply(x).where_self(&mask, &out);
         }
     }
     out
@@ -366,48 +327,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn augmentations_are_d4_elements() {
-        // Each augmented image must be one of the 8 symmetries of the original.
+    fn augmentations_are_d4_elements_drawn_per_row_and_applied_per_image() {
         let x = Tensor::arange(2 * 5 * 4 * 4, (Kind::Float, Device::Cpu)).view([2, 5, 4, 4]);
         let mut seen = std::collections::BTreeSet::new();
         for epoch in 0..20 {
             let augs = draw_augmentations(&[7, 8], 1, epoch, true);
-            seen.extend(augs.iter().map(|a| (a.hflip, a.vflip, a.k)));
+            seen.extend(augs.iter().map(|a| (a.quarter_turns, a.flip)));
             assert_eq!(augs[..1], draw_augmentations(&[7], 1, epoch, true)[..], "a row's view ignores its batch");
             let y = augment(&x, &augs);
-            for i in 0..2 {
-                let (xi, yi) = (x.get(i), y.get(i));
-                let found = (0..4).any(|k| {
-                    let r = xi.rot90(k, [1, 2]);
-                    r.equal(&yi) || r.flip([2]).equal(&yi)
-                });
-                assert!(found, "not a d4 view");
+            for (i, view) in augs.iter().enumerate() {
+                let (xi, yi) = (x.get(i as i64).unsqueeze(0), y.get(i as i64).unsqueeze(0));
+                assert!(view.apply(&xi).equal(&yi), "image {i}: {view:?}");
             }
         }
-        assert!(seen.len() >= 8, "views vary over epochs: {seen:?}");
-    }
-
-    #[test]
-    fn views_applied_while_copying_equal_the_tensor_ops() {
-        // All 16 (hflip, vflip, k) combinations on an image with no symmetry: the copy gives exactly augment's.
-        let (h, w) = (5usize, 5usize);
-        let x = Tensor::randn([1, 5, h as i64, w as i64], (Kind::Float, Device::Cpu));
-        let src = Vec::<f32>::try_from(x.view([-1])).unwrap();
-        for bits in 0..16u64 {
-            let aug = Aug { hflip: bits & 1 == 1, vflip: bits & 2 == 2, k: bits >> 2 };
-            let want = Vec::<f32>::try_from(augment(&x, &[aug]).contiguous().view([-1])).unwrap();
-            let mut got = vec![0f32; src.len()];
-            aug.apply_to_row(&src, &mut got, h, w);
-            assert_eq!(got, want, "{aug:?}");
-        }
-        // Half turns of a non-square image too.
-        let x = Tensor::randn([1, 5, 3, 4], (Kind::Float, Device::Cpu));
-        let src = Vec::<f32>::try_from(x.view([-1])).unwrap();
-        for aug in [Aug { hflip: true, vflip: false, k: 2 }, Aug { hflip: false, vflip: true, k: 0 }] {
-            let want = Vec::<f32>::try_from(augment(&x, &[aug]).contiguous().view([-1])).unwrap();
-            let mut got = vec![0f32; src.len()];
-            aug.apply_to_row(&src, &mut got, 3, 4);
-            assert_eq!(got, want, "{aug:?}");
-        }
+        assert_eq!(seen.len(), 8, "every view is drawn over epochs: {seen:?}");
+        // Non-square images: no quarter turns.
+        assert!((0..20).all(|e| draw_augmentations(&[3, 4, 5], 2, e, false).iter().all(|a| a.quarter_turns % 2 == 0)));
     }
 }

@@ -1,17 +1,24 @@
 //! Inference: a trained run loaded from its directory, and the logits of pack rows under test-time views. Training's
 //! validation (the identity view alone) and lens-infer share this path, so both see the same numbers.
 
-use anyhow::Result;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use lensfind_data::pack::Pack;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind};
 
+use crate::autotune::{Cache, Request, Workload};
+use crate::device::{Choice, MemoryFormat, Precision};
+
 use crate::batch::{Batcher, Planned};
+use crate::d4::D4;
 use crate::device::{in_precision, to_model_input, ExecSettings};
 use crate::models::layers::{to_channels_last, vars_to_channels_last};
 use crate::models::Model;
 use crate::run_dir::{RunDir, TrainConfig};
 use crate::shim::inference_mode;
-use crate::tta::View;
 
 /// A trained run, loaded for inference.
 pub struct Predictor {
@@ -38,12 +45,101 @@ impl Predictor {
         &self,
         batcher: &Batcher,
         rows: &[usize],
-        views: &[View],
+        views: &[D4],
         exec: ExecSettings,
         on_batch: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f64>>> {
         predict_views(&self.model, batcher, rows, views, exec, on_batch)
     }
+}
+
+/// What lens-infer asks for: a run's model on a pack's rows, under test-time views.
+#[derive(Debug, Clone)]
+pub struct Scoring<'a> {
+    pub run: &'a RunDir,
+    pub pack: &'a Path,
+    pub views: &'a [D4],
+    /// Objects per model call.
+    pub batch: usize,
+    /// Score only the rows with row % N == K: (K, N).
+    pub shard: Option<(usize, usize)>,
+    pub device: Device,
+    pub precision: Choice<Precision>,
+    pub memory_format: Choice<MemoryFormat>,
+    pub cache: &'a Cache,
+}
+
+/// The logits of the rows scored, with what produced them.
+pub struct Scored {
+    pub pack: Arc<Pack>,
+    /// The pack rows scored, in pack order, and their logits per view.
+    pub rows: Vec<usize>,
+    pub logits: Vec<Vec<f64>>,
+    /// The model's name (config.json's).
+    pub model: String,
+    /// How auto settled precision and memory format (None when both were given), and its notes (a cache that
+    /// could not be read or written).
+    pub autotune: Option<crate::autotune::Autotune>,
+    pub notes: Vec<String>,
+}
+
+/// What scoring tells its caller as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// This many rows are about to be scored.
+    Rows(usize),
+    /// A batch of this many rows is scored.
+    Scored(usize),
+}
+
+/// Scores the rows of a pack with a trained run: the precision and memory format settled (given, cached or
+/// measured), the model loaded, the pack checked (its standardisation against the training pack's when that is
+/// still there; the rows about to be read against their block checksums, so that a damaged images.npy is an error
+/// naming the rows, never a wrong score), then the logits.
+pub fn score(req: &Scoring, on_progress: &mut dyn FnMut(Progress)) -> Result<Scored> {
+    let config = req.run.read_config()?;
+    let auto = Request {
+        workload: Workload::Infer,
+        model_name: &config.model,
+        model: &config.model_config,
+        batch: req.batch,
+        device: req.device,
+        precision: req.precision,
+        memory_format: req.memory_format,
+    };
+    let (setting, autotune, notes) = crate::autotune::resolve(&auto, req.cache)?;
+    let channels_last = setting.memory_format.is_channels_last();
+    let predictor = Predictor::load(req.run, req.device, channels_last)?;
+    let pack = Arc::new(Pack::open(req.pack).with_context(|| format!("opening {}", req.pack.display()))?);
+    // The training pack may be gone by now; when it is there, its standardisation must match.
+    if let Ok(trained) = lensfind_data::pack::read_manifest(&predictor.config.pack) {
+        if trained.standardization.mode != pack.manifest.standardization.mode {
+            bail!(
+                "{} is standardised {:?} but the run trained on {:?} images: the model would see other numbers \
+                 than it learnt (repack with --standardize)",
+                req.pack.display(),
+                pack.manifest.standardization.mode,
+                trained.standardization.mode
+            );
+        }
+    }
+    let rows: Vec<usize> = match req.shard {
+        Some((k, n)) => (0..pack.len()).filter(|r| r % n == k).collect(),
+        None => (0..pack.len()).collect(),
+    };
+    pack.check_rows(rows.iter().copied()).with_context(|| format!("checking {}", req.pack.display()))?;
+    on_progress(Progress::Rows(rows.len()));
+    let exec = ExecSettings {
+        size: predictor.config.model_config.input_size(),
+        precision: setting.precision,
+        channels_last,
+        device: req.device,
+        batch: req.batch,
+    };
+    let batcher = Batcher::new(Arc::clone(&pack), req.device, Some(false))?;
+    let logits =
+        predictor.predict_views(&batcher, &rows, req.views, exec, &mut |n| on_progress(Progress::Scored(n)))?;
+    Ok(Scored { pack, rows, logits, model: predictor.config.model.clone(), autotune, notes })
 }
 
 /// Logits of `model` per view ([rows][views]) for pack rows, in batches (gathered ahead of the model), in
@@ -52,7 +148,7 @@ pub fn predict_views(
     model: &Model,
     batcher: &Batcher,
     rows: &[usize],
-    views: &[View],
+    views: &[D4],
     exec: ExecSettings,
     on_batch: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f64>>> {
@@ -87,7 +183,7 @@ pub fn predict_views(
 
 /// Logits of the model on pack rows (the identity view alone), in batches, in inference mode.
 pub fn predict(model: &Model, batcher: &Batcher, rows: &[usize], exec: ExecSettings) -> Result<Vec<f64>> {
-    let logits = predict_views(model, batcher, rows, &[View::IDENTITY], exec, &mut |_| {})?;
+    let logits = predict_views(model, batcher, rows, &[D4::IDENTITY], exec, &mut |_| {})?;
     Ok(logits.into_iter().map(|v| v[0]).collect())
 }
 

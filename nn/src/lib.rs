@@ -14,6 +14,7 @@ pub mod alloc;
 pub mod autotune;
 pub mod batch;
 pub mod cli;
+pub mod d4;
 pub mod device;
 pub mod dist;
 pub mod infer;
@@ -35,5 +36,5 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
     }
-    lensfind_core::threads::init(threads)
+    Ok(lensfind_core::threads::init_pool(threads)?)
 }

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lensfind_core::output::write_output;
+use lensfind_core::output::write_whole;
+use lensfind_core::text::opt_u8;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
@@ -63,12 +64,76 @@ pub struct TrainConfig {
     pub recipe: Option<RecipeRecord>,
 }
 
-/// Settings of config.json that a command line may change when it continues a run: where it runs, how often it
-/// saves, and the tool that wrote it. Precision and memory format are compared apart (auto matches any),
-/// `autotune` only records how auto chose them, and `recipe` how the values were chosen (the values themselves,
-/// lr, epochs and the others, are compared; so a run made before recipes continues when they agree).
-const NOT_COMPARED: [&str; 8] =
-    ["device", "checkpoint_every", "tool", "autotune", "precision", "channels_last", "recipe", "data_on_device"];
+/// What continuing a run (lens-train --resume or --auto-resume) does with one of its recorded settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnContinue {
+    /// What the run computes: a command line that continues the run must agree with it (--auto-resume; auto
+    /// precision matches whatever was recorded) and may not give it at all (--resume).
+    Fixed,
+    /// Where and how the run executes, not what it computes: the command line's value, when it gives one,
+    /// replaces config.json's ([`Continued`]).
+    MayChange,
+    /// How other settings were chosen (the tool that wrote the run, auto's measurements, the recipe's record):
+    /// neither compared nor given; the values they chose are compared.
+    Record,
+}
+
+/// Every field of config.json and what continuing the run does with it: the one place this rule is written.
+/// lens-train's check of what --resume may be given, [`TrainConfig::differences`] (--auto-resume) and
+/// [`TrainConfig::continue_with`] all read it; a test checks that it names every field, and [`Continued`] every
+/// field that may change.
+pub const ON_CONTINUE: [(&str, OnContinue); 25] = {
+    use OnContinue::{Fixed, MayChange, Record};
+    [
+        ("pack", Fixed),
+        ("val_pack", Fixed),
+        ("model", Fixed),
+        ("model_config", Fixed),
+        ("epochs", Fixed),
+        ("batch_size", Fixed),
+        ("lr", Fixed),
+        ("weight_decay", Fixed),
+        ("warmup_steps", Fixed),
+        ("grad_clip", Fixed),
+        ("no_decay_norm_bias", Fixed),
+        ("pos_weight", Fixed),
+        ("precision", Fixed),
+        ("channels_last", MayChange),
+        ("autotune", Record),
+        ("seed", Fixed),
+        ("split_seed", Fixed),
+        ("val_split", Fixed),
+        ("patience", Fixed),
+        ("pretrained", Fixed),
+        ("checkpoint_every", MayChange),
+        ("data_on_device", MayChange),
+        ("device", MayChange),
+        ("tool", Record),
+        ("recipe", Record),
+    ]
+};
+
+/// What continuing a run does with config.json's field `name` (None: not a field).
+pub fn on_continue(name: &str) -> Option<OnContinue> {
+    ON_CONTINUE.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
+/// The settings a command line gives anew when it continues a run: the [`OnContinue::MayChange`] fields, None where
+/// it does not give one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Continued {
+    pub device: Option<String>,
+    pub checkpoint_every: Option<Option<usize>>,
+    pub data_on_device: Option<Option<bool>>,
+    /// The memory format: the layout of the arithmetic, not what it computes (a checkpoint's moments load element
+    /// by element into the parameters' new strides).
+    pub channels_last: Option<bool>,
+}
+
+impl Continued {
+    /// The fields it holds, for the test that ties it to [`ON_CONTINUE`].
+    pub const FIELDS: [&str; 4] = ["device", "checkpoint_every", "data_on_device", "channels_last"];
+}
 
 impl TrainConfig {
     /// The seed the validation split is drawn from: `split_seed`, or `seed` for a run made before --split-seed.
@@ -76,16 +141,27 @@ impl TrainConfig {
         self.split_seed.unwrap_or(self.seed)
     }
 
-    /// The settings in which `wanted` (a command line's) differs from this run's (config.json's), each as
-    /// `NAME: VALUE in config.json, VALUE on the command line`; empty when the command line describes this run.
-    /// `precision` and `channels_last` are the command line's when it gave them, None for auto (which matches
-    /// whatever the run recorded).
-    pub fn differences(
-        &self,
-        wanted: &TrainConfig,
-        precision: Option<Precision>,
-        channels_last: Option<bool>,
-    ) -> Vec<String> {
+    /// This run continued with what a command line gives anew (the settings that may change).
+    pub fn continue_with(&mut self, c: &Continued) {
+        if let Some(device) = &c.device {
+            self.device = device.clone();
+        }
+        if let Some(every) = c.checkpoint_every {
+            self.checkpoint_every = every;
+        }
+        if let Some(placement) = c.data_on_device {
+            self.data_on_device = placement;
+        }
+        if let Some(channels_last) = c.channels_last {
+            self.channels_last = channels_last;
+        }
+    }
+
+    /// The [`OnContinue::Fixed`] settings in which `wanted` (a command line's) differs from this run's
+    /// (config.json's), each as `NAME: VALUE in config.json, VALUE on the command line`; empty when the command line
+    /// describes this run. `precision` is the command line's when it gave one, None for auto (which matches whatever
+    /// the run recorded).
+    pub fn differences(&self, wanted: &TrainConfig, precision: Option<Precision>) -> Vec<String> {
         let (recorded, wanted_json) = (to_object(self), to_object(wanted));
         let mut differences = Vec::new();
         let mut differ = |name: &str, recorded: String, wanted: String| {
@@ -99,16 +175,14 @@ impl TrainConfig {
             let other = wanted_json.get(name).unwrap_or(&serde_json::Value::Null);
             // model_config follows from the model (and its options): named apart only when the model is the same.
             let follows_model = name == "model_config" && self.model != wanted.model;
-            if !NOT_COMPARED.contains(&name.as_str()) && value != other && !follows_model {
+            // The precision is compared below: the command line's is auto or given, never a placeholder.
+            let fixed = on_continue(name) == Some(OnContinue::Fixed) && name != "precision";
+            if fixed && value != other && !follows_model {
                 differ(name, value.to_string(), other.to_string());
             }
         }
         if let Some(p) = precision.filter(|&p| p != self.precision) {
             differ("precision", self.precision.to_string(), p.to_string());
-        }
-        if let Some(c) = channels_last.filter(|&c| c != self.channels_last) {
-            let format = |c| crate::device::MemoryFormat::from_channels_last(c).to_string();
-            differ("memory format", format(self.channels_last), format(c));
         }
         differences
     }
@@ -209,16 +283,18 @@ impl RunDir {
             bail!("{} already holds a run; continue it with --resume or choose another --out", self.path.display());
         }
         fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
-        write_output(Some(&self.config_path()), |w| Ok(serde_json::to_writer_pretty(w, cfg)?))
+        Ok(write_whole(Some(&self.config_path()), |w| Ok(serde_json::to_writer_pretty(w, cfg)?))?)
     }
 
     /// Saves the weights as model.safetensors, sorted by name, whole or not at all: `vars` are (timm name, tensor)
     /// pairs in host memory (see [`crate::train::weights_on_host`]).
     pub fn save_weights(&self, vars: &[(String, Tensor)]) -> Result<()> {
         let path = self.weights_path();
-        let tmp = self.path.join(format!(".model.safetensors.tmp-{}.safetensors", std::process::id()));
+        // What a killed run left beside it goes first (output::remove_stale_temps knows these names).
+        lensfind_core::output::clean_stale_temps(&path, "lens-train");
+        let tmp = lensfind_core::output::temp_beside(&path, "tmp");
         Tensor::write_safetensors(vars, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+        Ok(lensfind_core::output::move_file_into_place(&tmp, &path)?)
     }
 
     /// Loads model.safetensors into the variables of `vs` (a model built from config.json's `model`).
@@ -238,14 +314,14 @@ impl RunDir {
 
     /// Writes metrics.csv with every epoch so far.
     pub fn write_metrics(&self, history: &[MetricsRow]) -> Result<()> {
-        write_output(Some(&self.path.join("metrics.csv")), |w| {
+        Ok(write_whole(Some(&self.path.join("metrics.csv")), |w| {
             let mut csv = csv::Writer::from_writer(w);
             for row in history {
                 csv.serialize(row)?;
             }
             csv.flush()?;
             Ok(())
-        })
+        })?)
     }
 
     /// Appends an epoch's times and speeds to timing.csv.
@@ -272,16 +348,15 @@ impl RunDir {
 
     /// Writes val_predictions.csv (id,label,source,logit), whole or not at all.
     pub fn write_val_predictions<'a>(&self, rows: impl IntoIterator<Item = ValPrediction<'a>>) -> Result<()> {
-        let opt = |v: Option<u8>| v.map_or_else(String::new, |v| v.to_string());
-        write_output(Some(&self.path.join("val_predictions.csv")), |w| {
+        Ok(write_whole(Some(&self.path.join("val_predictions.csv")), |w| {
             let mut csv = csv::Writer::from_writer(w);
             csv.write_record(["id", "label", "source", "logit"])?;
             for p in rows {
-                csv.write_record([p.id, &opt(p.label), &opt(p.source), &format!("{:.6}", p.logit)])?;
+                csv.write_record([p.id, &opt_u8(p.label), &opt_u8(p.source), &format!("{:.6}", p.logit)])?;
             }
             csv.flush()?;
             Ok(())
-        })
+        })?)
     }
 }
 
@@ -342,23 +417,23 @@ mod tests {
     #[test]
     fn differences_name_what_a_command_line_changes_of_a_run() {
         let run = config();
-        // Where and how it runs, and the tool, may change; auto precision and format match what was recorded.
+        // Where and how it runs (device, saving, memory format, data placement), and the tool, may change; auto
+        // precision matches what was recorded.
         let mut same = config();
         (same.device, same.checkpoint_every, same.tool) = ("cpu".into(), None, "lens-train 0.2.0".into());
-        (same.precision, same.channels_last) = (Precision::Fp32, false); // placeholders of auto
-        assert_eq!(run.differences(&same, None, None), Vec::<String>::new());
-        assert_eq!(run.differences(&same, Some(Precision::Bf16), Some(true)), Vec::<String>::new());
+        (same.precision, same.channels_last, same.data_on_device) = (Precision::Fp32, false, Some(true));
+        assert_eq!(run.differences(&same, None), Vec::<String>::new());
+        assert_eq!(run.differences(&same, Some(Precision::Bf16)), Vec::<String>::new());
 
         let mut other = config();
         (other.epochs, other.pack, other.val_pack) = (5, "/data/other.pack".into(), Some("/data/val.pack".into()));
         assert_eq!(
-            run.differences(&other, Some(Precision::Fp32), Some(false)),
+            run.differences(&other, Some(Precision::Fp32)),
             [
                 "epochs: 4 in config.json, 5 on the command line",
                 "pack: \"/data/train.pack\" in config.json, \"/data/other.pack\" on the command line",
                 "val_pack: null in config.json, \"/data/val.pack\" on the command line",
                 "precision: bf16 in config.json, fp32 on the command line",
-                "memory format: channels-last in config.json, contiguous on the command line",
             ]
         );
 
@@ -366,12 +441,55 @@ mod tests {
         let mut femto = config();
         (femto.model, femto.model_config) =
             ("convnext_femto".into(), ModelConfig::from_name("convnext_femto", None).unwrap());
-        let d = run.differences(&femto, None, None);
+        let d = run.differences(&femto, None);
         assert_eq!(d, ["model: \"convnext_atto\" in config.json, \"convnext_femto\" on the command line"]);
         let mut drop = config();
         drop.model_config.set_drop_path(0.1);
-        let d = run.differences(&drop, None, None);
+        let d = run.differences(&drop, None);
         assert!(d.len() == 1 && d[0].starts_with("model_config: "), "{d:?}");
+    }
+}
+
+#[cfg(test)]
+mod continue_tests {
+    use super::*;
+
+    #[test]
+    fn every_field_of_config_json_has_a_rule_for_continuing_and_the_changeable_ones_can_be_given() {
+        // The fields, from a config.json with every optional field present.
+        let mut cfg = TrainConfig::example();
+        (cfg.split_seed, cfg.autotune, cfg.recipe) = (Some(1), None, None);
+        let mut fields: Vec<String> = to_object(&cfg).keys().cloned().collect();
+        fields.extend(["autotune".to_string(), "recipe".to_string()]);
+        fields.sort();
+        fields.dedup();
+        let mut named: Vec<String> = ON_CONTINUE.iter().map(|(n, _)| n.to_string()).collect();
+        named.sort();
+        assert_eq!(fields, named, "ON_CONTINUE names every field of config.json, and nothing else");
+        let may_change: Vec<&str> =
+            ON_CONTINUE.iter().filter(|(_, p)| *p == OnContinue::MayChange).map(|(n, _)| *n).collect();
+        let mut given = Continued::FIELDS.to_vec();
+        given.sort();
+        let mut may_change_sorted = may_change.clone();
+        may_change_sorted.sort();
+        assert_eq!(given, may_change_sorted, "Continued carries exactly the settings that may change");
+        // continue_with changes those and nothing else.
+        let before = TrainConfig::example();
+        let mut after = before.clone();
+        after.continue_with(&Continued {
+            device: Some("cuda:1".into()),
+            checkpoint_every: Some(Some(7)),
+            data_on_device: Some(Some(false)),
+            channels_last: Some(!before.channels_last),
+        });
+        let (b, a) = (to_object(&before), to_object(&after));
+        for (name, policy) in ON_CONTINUE {
+            let changed = b.get(name) != a.get(name);
+            assert_eq!(changed, policy == OnContinue::MayChange, "{name}");
+        }
+        let mut same = before.clone();
+        same.continue_with(&Continued::default());
+        assert_eq!(same, before, "nothing given, nothing changed");
     }
 }
 

@@ -182,9 +182,18 @@ pub fn move_dir_into_place(tmp: &Path, target: &Path) -> Result<(), OutputError>
     Ok(())
 }
 
-/// [`move_dir_into_place`] with an anyhow error, the form nn's callers return directly. (Goes once they use `?`.)
-pub fn replace_dir(tmp: &Path, target: &Path) -> anyhow::Result<()> {
-    Ok(move_dir_into_place(tmp, target)?)
+/// Moves the finished file `tmp` (written beside `target`: [`temp_beside`]) to `target` once it is on disk: fsync,
+/// rename, fsync of the directory. For writers that take a path rather than a `Write` (safetensors).
+pub fn move_file_into_place(tmp: &Path, target: &Path) -> Result<(), OutputError> {
+    let sync = |path: &Path| {
+        File::open(path).and_then(|f| f.sync_all()).map_err(|source| OutputError::Sync { path: path.into(), source })
+    };
+    sync(tmp)?;
+    fs::rename(tmp, target).map_err(|source| OutputError::Rename { from: tmp.into(), to: target.into(), source })?;
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync(parent)?;
+    }
+    Ok(())
 }
 
 /// Writes a whole output with `body`, to stdout when `path` is `None` or `-`, else atomically to the file.
@@ -201,14 +210,6 @@ pub fn write_whole(
             f.commit()
         }
     }
-}
-
-/// [`write_whole`] with an anyhow error, the form nn's callers return directly. (Goes once they use `?`.)
-pub fn write_output(
-    path: Option<&Path>,
-    body: impl FnOnce(&mut dyn Write) -> Result<(), BodyError>,
-) -> anyhow::Result<()> {
-    Ok(write_whole(path, body)?)
 }
 
 fn write_stdout(body: impl FnOnce(&mut dyn Write) -> Result<(), BodyError>) -> Result<(), OutputError> {

@@ -19,8 +19,3 @@ pub fn init_pool(threads: Option<usize>) -> Result<(), ThreadsError> {
     }
     Ok(())
 }
-
-/// [`init_pool`] with an anyhow error, the form nn's callers return directly. (Goes once they use `?`.)
-pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
-    Ok(init_pool(threads)?)
-}

@@ -122,6 +122,7 @@ pub struct Truth {
 /// Reads labels from a pack directory (its meta.csv), or a CSV with `id,label` and optionally `source` columns
 /// (lens-synth's labels.csv, an index). Unlabelled rows are skipped.
 pub fn read_truth(path: &Path) -> Result<Vec<Truth>, ScoresError> {
+    // A pack's manifest and meta table (lensfind_data::pack::PackDir's names; this crate reads no packs otherwise).
     let csv_path = if path.join("pack.json").exists() { path.join("meta.csv") } else { path.to_path_buf() };
     let file = std::fs::File::open(&csv_path).map_err(|source| ScoresError::Open { path: csv_path.clone(), source })?;
     read_truth_from(std::io::BufReader::new(file), &csv_path)

@@ -1,5 +1,5 @@
 //! How hard a synthetic dataset is: the distributions a scene is drawn from, and (hard) the seeing/noise domain of
-//! each object. `easy` is the generator as it always was (its bytes are pinned by a test); `hard` is a benchmark
+//! each object. `easy` is the default generator (its bytes are pinned by a test); `hard` is a benchmark
 //! on which training recipes differ: fainter and smaller arcs, more companions, ring and spiral galaxies among the
 //! non-lenses, two seeing/noise domains, and a blind set whose domain mix differs from the training set's.
 

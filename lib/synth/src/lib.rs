@@ -291,7 +291,7 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
 
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|&a, &b| jobs[a].id.cmp(&jobs[b].id));
-    // A hard dataset's params.csv has two more columns; an easy one's is as it always was.
+    // A hard dataset's params.csv has two more columns: each object's seeing/noise domain and look-alike kind.
     let hard = opts.difficulty == Difficulty::Hard;
     let mut header = vec!["id", "label", "source", "theta_e_arcsec", "source_flux_i", "companion"];
     if hard {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use lensfind_core::output::write_output;
+use lensfind_core::output::write_whole;
 use serde::{Deserialize, Serialize};
 
 use super::{Setting, Timing};
@@ -103,11 +103,11 @@ impl Cache {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        write_output(Some(path), |w| {
+        Ok(write_whole(Some(path), |w| {
             serde_json::to_writer_pretty(&mut *w, &file)?;
             writeln!(w)?;
             Ok(())
-        })
+        })?)
     }
 }
 

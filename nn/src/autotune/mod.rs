@@ -213,7 +213,7 @@ fn measure_all(
 
 /// Everything that decides the choice: the hardware (GPU model, or CPU model and its vector instructions), this
 /// build of lensfind, libtorch, the model and its input size, the batch, the threads, the device and the candidates.
-pub fn key(req: &Request, options: &[Setting]) -> String {
+pub(crate) fn key(req: &Request, options: &[Setting]) -> String {
     let hardware = match req.device {
         Device::Cuda(i) => {
             format!("cuda:{i} {}", crate::shim::cuda_device_name(i).unwrap_or_else(|| "(unknown GPU)".into()))
@@ -243,14 +243,14 @@ fn cpuinfo_field(field: &str) -> Option<String> {
 }
 
 /// The CPU's model name as /proc/cpuinfo gives it.
-pub fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     cpuinfo_field("model name").unwrap_or_else(|| "unknown".into())
 }
 
 /// The vector instructions among the CPU's flags that decide which kernels oneDNN and MKL run. A model name does not
 /// tell them apart: "AMD EPYC" has named CPUs with and without bf16 instructions (2026-11-28 and -29, where bf16 ran
 /// 3x faster than fp32 on one and 6x slower on the other).
-pub fn cpu_vector_features() -> Vec<&'static str> {
+pub(crate) fn cpu_vector_features() -> Vec<&'static str> {
     const FEATURES: [&str; 8] =
         ["avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16"];
     let flags = cpuinfo_field("flags").unwrap_or_default();
@@ -279,17 +279,17 @@ const TIMED: usize = 3;
 /// A candidate whose warm-up step is this many times slower than the best candidate so far cannot win: its timing
 /// stops there. (Seen on an AMD EPYC without AVX-512: bf16 ran 6-10x slower than fp32, and timing it fully took
 /// most of the start-up.)
-pub const GIVE_UP: f64 = 4.0;
+pub(crate) const GIVE_UP: f64 = 4.0;
 /// The same for the first warm-up step, which also pays one-off costs (oneDNN builds its kernels on first use), when
 /// it took at least [`GIVE_UP_FIRST_AFTER`] seconds. Measured on an AMD EPYC (AVX2, 2 threads; timm's convnext_atto
 /// and convnext_tiny at 41x41 on the same libtorch, inference at batch 256 and training at 128, every precision and
 /// layout), the first step took at most 1.1 times a later one, while bf16 ran 6 to 13 times slower than fp32: a
 /// first step 8 times slower than the best is a slow candidate, not one-off costs, and stopping there saves a step of
 /// up to half a minute per candidate (convnext_tiny's bf16 training step on that CPU: 32 s).
-pub const GIVE_UP_FIRST: f64 = 8.0;
+pub(crate) const GIVE_UP_FIRST: f64 = 8.0;
 /// Below this duration (seconds) a first step is not judged: one-off costs could be most of it, and finishing the
 /// timing costs little.
-pub const GIVE_UP_FIRST_AFTER: f64 = 1.0;
+pub(crate) const GIVE_UP_FIRST_AFTER: f64 = 1.0;
 
 /// Whether timing a candidate stops after warm-up step `warmup` (0-based), which took `seconds` for a speed of
 /// `images_per_s`, where the best candidate so far ran at `best` images/s (0 if none).
@@ -461,8 +461,8 @@ mod tests {
         assert_eq!(again, chosen);
         for (c, r) in cached.timings.iter().zip(&record.timings) {
             assert_eq!(c.setting, r.setting);
-            // serde_json parses floats to within an ulp (without its float_roundtrip feature), not always exactly.
-            assert!((c.images_per_s - r.images_per_s).abs() <= 1e-12 * r.images_per_s, "{c:?} vs {r:?}");
+            // serde_json reads back the f64 it wrote (its float_roundtrip feature, on in Cargo.toml).
+            assert_eq!(c.images_per_s, r.images_per_s, "{c:?} vs {r:?}");
         }
         // Both settings given: nothing to measure, nothing recorded.
         let fixed = Request {

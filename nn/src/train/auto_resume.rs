@@ -9,11 +9,11 @@ use tch::Device;
 use super::checkpoint;
 use crate::device::Precision;
 use crate::dist::ProcessGroup;
-use crate::run_dir::{RunDir, TrainConfig};
+use crate::run_dir::{Continued, RunDir, TrainConfig};
 
 /// How a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// A new run: rank 0 creates the directory and writes config.json.
     New,
     /// From the first step, in a directory that holds config.json but no checkpoint yet (a run stopped before its
@@ -26,9 +26,9 @@ pub enum Start {
 
 /// What `run` holds decides how the run described by a command line (`wanted`) starts. `precision` and
 /// `channels_last` are the command line's when it gave them, None for auto. Returns the settings to run with
-/// (`wanted` for a new run, else config.json's with the command line's device and checkpoint_every) and the start.
-/// Writes nothing.
-pub fn decide(
+/// (`wanted` for a new run, else config.json's continued with the command line's where they may change:
+/// [`crate::run_dir::ON_CONTINUE`]) and the start. Writes nothing.
+pub(crate) fn decide(
     run: &RunDir,
     wanted: TrainConfig,
     precision: Option<Precision>,
@@ -38,7 +38,7 @@ pub fn decide(
         return Ok((wanted, Start::New));
     }
     let mut cfg = run.read_config()?;
-    let differences = cfg.differences(&wanted, precision, channels_last);
+    let differences = cfg.differences(&wanted, precision);
     if !differences.is_empty() {
         bail!(
             "{} holds a run with other settings ({}); --auto-resume continues a run with the same settings only: \
@@ -47,7 +47,12 @@ pub fn decide(
             differences.join("; ")
         );
     }
-    (cfg.device, cfg.checkpoint_every) = (wanted.device, wanted.checkpoint_every);
+    cfg.continue_with(&Continued {
+        device: Some(wanted.device),
+        checkpoint_every: Some(wanted.checkpoint_every),
+        data_on_device: Some(wanted.data_on_device),
+        channels_last,
+    });
     let dir = run.checkpoint_dir();
     if checkpoint::exists(&dir) {
         let step = checkpoint::read_state(&dir)?.global_step;
@@ -73,7 +78,7 @@ pub fn decide(
 /// Makes sure that every rank found the same in the run directory: a rank that saw no checkpoint, or another one,
 /// would train from other weights (a run directory on a file system that the nodes do not share). When they
 /// differ, every rank fails alike. `device` is this rank's (NCCL gathers GPU tensors).
-pub fn agree(pg: &ProcessGroup, start: Start, run: &RunDir, device: Device) -> Result<()> {
+pub(crate) fn agree(pg: &ProcessGroup, start: Start, run: &RunDir, device: Device) -> Result<()> {
     let code: i64 = match start {
         Start::New => -1,
         Start::Again => -2,

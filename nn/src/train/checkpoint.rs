@@ -16,7 +16,7 @@ use crate::optim::AdamW;
 use crate::run_dir::MetricsRow;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainState {
+pub(crate) struct TrainState {
     /// The epoch in progress (0-based) and how many of its batches are done.
     pub epoch: usize,
     pub batch_in_epoch: usize,
@@ -49,7 +49,7 @@ fn one() -> usize {
 }
 
 impl TrainState {
-    pub fn new() -> TrainState {
+    pub(crate) fn new() -> TrainState {
         TrainState {
             epoch: 0,
             batch_in_epoch: 0,
@@ -71,7 +71,7 @@ impl TrainState {
 
 impl TrainState {
     /// Moves on to the next epoch, from its first batch, with a fresh training-loss sum.
-    pub fn next_epoch(&mut self) {
+    pub(crate) fn next_epoch(&mut self) {
         self.epoch += 1;
         self.batch_in_epoch = 0;
         self.loss_sum = 0.0;
@@ -88,7 +88,7 @@ impl Default for TrainState {
 /// The tensors of a checkpoint, copied to host memory in element order: the weights (`model/NAME`) and AdamW's
 /// moments (`exp_avg/NAME`, `exp_avg_sq/NAME`), sorted by name. `weights` are the weights' copies when the caller
 /// has them already (see [`super::weights_on_host`]).
-pub fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>) -> Vec<(String, Tensor)> {
+pub(crate) fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>) -> Vec<(String, Tensor)> {
     let mut tensors: Vec<(String, Tensor)> = Vec::with_capacity(opt.slots.len() * 3);
     for s in &opt.slots {
         let param = weights
@@ -103,7 +103,7 @@ pub fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>) -> Vec<(Strin
 }
 
 /// Writes a checkpoint, `state` and the tensors of [`snapshot`], into `dir` (replaced whole).
-pub fn save(dir: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Result<()> {
+pub(crate) fn save(dir: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Result<()> {
     lensfind_core::output::clean_stale_temps(dir, "lens-train"); // what a SIGKILLed run left
     let tmp = lensfind_core::output::temp_beside(dir, "tmp");
     let _ = fs::remove_dir_all(&tmp);
@@ -113,16 +113,16 @@ pub fn save(dir: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Res
     for f in ["state.safetensors", "state.json"] {
         fs::File::open(tmp.join(f)).and_then(|f| f.sync_all())?;
     }
-    lensfind_core::output::replace_dir(&tmp, dir)
+    Ok(lensfind_core::output::move_dir_into_place(&tmp, dir)?)
 }
 
 /// Whether `dir` holds a checkpoint (its state.json is written last, and the directory swapped in whole).
-pub fn exists(dir: &Path) -> bool {
+pub(crate) fn exists(dir: &Path) -> bool {
     dir.join("state.json").exists()
 }
 
 /// The counters of the checkpoint in `dir`, without its tensors.
-pub fn read_state(dir: &Path) -> Result<TrainState> {
+pub(crate) fn read_state(dir: &Path) -> Result<TrainState> {
     let state_path = dir.join("state.json");
     let text = fs::read_to_string(&state_path)
         .with_context(|| format!("reading {} (is there a checkpoint to resume?)", state_path.display()))?;
@@ -133,7 +133,7 @@ pub fn read_state(dir: &Path) -> Result<TrainState> {
 /// copied element by element); returns the saved state. `channels_last`: the run's memory format, which wrote the
 /// checkpoint; an older channels-last checkpoint's 4-D moments are put back in element order (see
 /// [`TrainState::moments_by_element`]).
-pub fn load(dir: &Path, opt: &mut AdamW, channels_last: bool) -> Result<TrainState> {
+pub(crate) fn load(dir: &Path, opt: &mut AdamW, channels_last: bool) -> Result<TrainState> {
     let mut state = read_state(dir)?;
     let nhwc_moments = channels_last && !state.moments_by_element;
     state.moments_by_element = true;

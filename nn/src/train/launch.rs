@@ -17,7 +17,7 @@ use crate::cli::ExecArgs;
 use crate::device::{parse_device, rank_device, MemoryFormat, Precision};
 use crate::dist::{Backend, Env, ProcessGroup};
 use crate::recipe::{self, Overrides, Recipe};
-use crate::run_dir::{RunDir, TrainConfig};
+use crate::run_dir::{Continued, RunDir, TrainConfig};
 use crate::ModelConfig;
 
 /// How the command line starts the run in `out`.
@@ -65,11 +65,9 @@ pub struct Launch {
     pub mode: Mode,
     pub run: NewRun,
     pub exec: ExecArgs,
-    /// With --resume: the command line's --device, --checkpoint-every and --data-on-device, which replace
-    /// config.json's when given (and --memory-format, in `exec`, when not auto).
-    pub resume_device: Option<String>,
-    pub resume_checkpoint_every: Option<usize>,
-    pub resume_data_on_device: Option<Option<bool>>,
+    /// With --resume: what the command line gives anew of the settings that may change (the others are
+    /// config.json's).
+    pub resume: Continued,
     pub time_limit: Option<Duration>,
     /// auto, gloo or nccl.
     pub dist_backend: String,
@@ -111,27 +109,14 @@ pub fn launch(l: &Launch, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) ->
     }
 }
 
-/// The settings of the run and how it starts: config.json's with --resume (plus --device and --checkpoint-every
-/// when given), the command line's for a new run, and with --auto-resume what the run directory decides. Writes
+/// The settings of the run and how it starts: config.json's with --resume (continued with what the command line
+/// gives anew), the command line's for a new run, and with --auto-resume what the run directory decides. Writes
 /// nothing.
 fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
     let run = RunDir::new(l.out.clone());
     if l.mode == Mode::Resume {
         let mut cfg = run.read_config()?;
-        if let Some(device) = &l.resume_device {
-            cfg.device = device.clone();
-        }
-        if l.resume_checkpoint_every.is_some() {
-            cfg.checkpoint_every = l.resume_checkpoint_every;
-        }
-        if let Some(placement) = l.resume_data_on_device {
-            cfg.data_on_device = placement;
-        }
-        // The layout changes how the arithmetic is laid out, not what is computed: the checkpoint's moments are
-        // loaded element by element into the parameters' new strides.
-        if let Some(format) = l.exec.memory_format().fixed() {
-            cfg.channels_last = format.is_channels_last();
-        }
+        cfg.continue_with(&l.resume);
         return Ok((cfg, Start::Resume { step: None }));
     }
     // With --auto-resume, the run already in `out`: None for a new one, and for a config.json that does not load
@@ -167,7 +152,7 @@ fn recorded_world(old: &TrainConfig, batch_size: usize) -> Option<usize> {
 /// A pack given on the command line, as an absolute path (so that --resume and lens-infer work from any
 /// directory).
 fn absolute_pack(p: &Path) -> Result<PathBuf> {
-    if !p.join("pack.json").exists() {
+    if !lensfind_data::pack::PackDir(p).is_pack() {
         bail!("{} is not a pack (no pack.json); make one with lens-pack", p.display());
     }
     std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))

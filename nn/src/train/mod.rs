@@ -3,15 +3,15 @@
 //! data-parallel group. A [`Trainer`] holds a run in progress; [`train`] drives it to the end. The library prints
 //! nothing: what happens reaches the caller as [`Event`]s.
 
-pub mod auto_resume;
-pub mod checkpoint;
+pub(crate) mod auto_resume;
+pub(crate) mod checkpoint;
 pub mod ddp;
 pub mod events;
 pub mod launch;
-pub mod scaler;
-pub mod schedule;
-pub mod split;
-pub mod step;
+pub(crate) mod scaler;
+pub(crate) mod schedule;
+pub(crate) mod split;
+pub(crate) mod step;
 mod validate;
 mod writer;
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GradScaler {
+pub(crate) struct GradScaler {
     pub scale: f64,
     pub growth_factor: f64,
     pub backoff_factor: f64,
@@ -22,7 +22,7 @@ impl Default for GradScaler {
 
 impl GradScaler {
     /// Records whether this step's gradients were finite; returns whether the optimizer step should be taken.
-    pub fn update(&mut self, grads_finite: bool) -> bool {
+    pub(crate) fn update(&mut self, grads_finite: bool) -> bool {
         if !grads_finite {
             self.scale *= self.backoff_factor;
             self.growth_tracker = 0;

@@ -1,7 +1,7 @@
 //! The learning rate at each step: optional linear warm-up, then cosine annealing to 0 over the remaining steps,
 //! stepped per batch (the reference's CosineAnnealingLR with T_max = all steps).
 
-pub fn lr_at(step: usize, total: usize, base: f64, warmup: usize) -> f64 {
+pub(crate) fn lr_at(step: usize, total: usize, base: f64, warmup: usize) -> f64 {
     if step < warmup {
         return base * (step + 1) as f64 / warmup as f64;
     }

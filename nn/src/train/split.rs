@@ -48,7 +48,7 @@ impl Data {
 
 /// A validation split stratified by label and source: `fraction` of each (label, source) group, drawn with `seed`
 /// (the run's split seed, apart from its training seed). Returns (train rows, validation rows), each in pack order. Rows without a label cannot be used.
-pub fn stratified_split(meta: &[MetaRow], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+pub(crate) fn stratified_split(meta: &[MetaRow], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&fraction) || fraction == 0.0 {
         bail!("--val-split {fraction} must be in (0, 1) when there is no --val-pack");
     }
@@ -73,7 +73,7 @@ pub fn stratified_split(meta: &[MetaRow], fraction: f64, seed: u64) -> Result<(V
 }
 
 /// Both classes must be present, or training and AUC mean nothing.
-pub fn check_classes(meta: &[MetaRow], rows: &[usize], what: &str) -> Result<()> {
+pub(crate) fn check_classes(meta: &[MetaRow], rows: &[usize], what: &str) -> Result<()> {
     let pos = rows.iter().filter(|&&r| meta[r].label == Some(1)).count();
     if pos == 0 || pos == rows.len() {
         bail!(
@@ -87,7 +87,7 @@ pub fn check_classes(meta: &[MetaRow], rows: &[usize], what: &str) -> Result<()>
 
 /// The order of the training rows in `epoch`: a Fisher-Yates shuffle seeded by (seed, epoch), so a resumed run
 /// replays it exactly.
-pub fn epoch_order(rows: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
+pub(crate) fn epoch_order(rows: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
     let mut order = rows.to_vec();
     let mut rng = Rng::new(seed, streams::EPOCH ^ epoch as u64);
     for i in (1..order.len()).rev() {

@@ -13,7 +13,7 @@ use crate::optim::AdamW;
 
 /// How a training step runs the model.
 #[derive(Debug, Clone, Copy)]
-pub struct StepSettings<'a> {
+pub(crate) struct StepSettings<'a> {
     pub precision: Precision,
     pub channels_last: bool,
     /// The model's input side (batches are resized to it).
@@ -24,7 +24,7 @@ pub struct StepSettings<'a> {
 /// The forward and backward pass of BCE-with-logits on images `x` [B, 5, H, W] and labels `y` [B], the loss scaled by
 /// `loss_scale` before the backward pass (fp16); the gradients are added into the parameters. Returns the unscaled
 /// mean loss (a float32 scalar on the device: reading it waits for the device).
-pub fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSettings, loss_scale: f64) -> Tensor {
+pub(crate) fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSettings, loss_scale: f64) -> Tensor {
     let device = x.device();
     let x = to_model_input(x.shallow_clone(), s.input_size, s.channels_last);
     let logits = in_precision(s.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
@@ -40,7 +40,7 @@ pub fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSettings,
 
 /// The parameters to optimise, sorted by name, with their weight decay: `weight_decay`, or 0 for 1-D tensors
 /// (norms, biases, layer scales) and the ViT position embedding and class token when `no_decay_norm_bias`.
-pub fn param_groups(vs: &VarStore, weight_decay: f64, no_decay_norm_bias: bool) -> Vec<(String, Tensor, f64)> {
+pub(crate) fn param_groups(vs: &VarStore, weight_decay: f64, no_decay_norm_bias: bool) -> Vec<(String, Tensor, f64)> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars.into_iter()
@@ -84,7 +84,7 @@ fn grad_norm_and_clip(opt: &AdamW, max_norm: Option<f64>, unscale: f64) -> Optio
 /// moments and step count untouched), without waiting for the device; with a loss scaler (fp16) the scale is
 /// updated on the host as GradScaler does (lowered after a skipped step), which reads `found_inf` back. Fails where
 /// the optimizer refuses its tensors.
-pub fn optimizer_step(
+pub(crate) fn optimizer_step(
     opt: &mut AdamW,
     scaler: Option<&mut GradScaler>,
     clip: Option<f64>,
@@ -102,7 +102,7 @@ pub fn optimizer_step(
 
 /// The mean binary cross-entropy of logits against labels, with the positive class weighted by `pos_weight`, as
 /// torch's binary_cross_entropy_with_logits computes it.
-pub fn bce_mean(logits: &[f64], labels: &[u8], pos_weight: f64) -> f64 {
+pub(crate) fn bce_mean(logits: &[f64], labels: &[u8], pos_weight: f64) -> f64 {
     let sum: f64 = logits
         .iter()
         .zip(labels)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use lensfind_core::output::write_output;
+use lensfind_core::output::write_whole;
 use lensfind_eval::calibration::Calibration;
 use lensfind_eval::ensemble::{choose_weights, ensemble, Objective, WEAK_MEMBER_AUC_GAP};
 use lensfind_eval::submission::{write_submission, Format, Threshold};
@@ -126,7 +126,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let calibration = args.calibration.as_deref().map(Calibration::read).transpose()?;
     let weights = weights(&args)?;
     let predictions = ensemble(&args.models, weights.as_deref(), args.allow_missing)?;
-    write_output(args.output.as_deref(), |w| {
+    write_whole(args.output.as_deref(), |w| {
         write_submission(w, &predictions, format, threshold, calibration.as_ref())?;
         Ok(())
     })?;

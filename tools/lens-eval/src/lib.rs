@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use lensfind_core::output::write_output;
+use lensfind_core::output::write_whole;
 use lensfind_eval::calibration::{self, Method};
 use lensfind_eval::evaluation::{evaluate_files, pick_on_file, write_roc, Evaluated, Inputs};
 use lensfind_eval::metrics::Evaluation;
@@ -142,11 +142,11 @@ fn pick_threshold(args: &Args, rule: &str) -> Result<ExitCode> {
 
 /// JSON, pretty, to `path` or stdout.
 fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<()> {
-    write_output(path, |w| {
+    Ok(write_whole(path, |w| {
         serde_json::to_writer_pretty(&mut *w, value)?;
         writeln!(w)?;
         Ok(())
-    })
+    })?)
 }
 
 /// --fit-calibration: fits on the logits and writes the calibration file.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use lensfind_core::output::write_output;
+use lensfind_core::output::write_whole;
 use lensfind_data::index::{scan, write_index, write_problems, LabelRule, Root};
 
 /// Scan challenge FITS files and print the index of objects: id, label, source and one file per band.
@@ -122,7 +122,7 @@ pub fn run(args: Args, roots: Result<Vec<Root>>) -> Result<ExitCode> {
         }
     }
     if let Some(path) = &args.problems {
-        write_output(Some(path), |w| Ok(write_problems(&scan.problems, w)?))?;
+        write_whole(Some(path), |w| Ok(write_problems(&scan.problems, w)?))?;
     }
     let counts = scan.problem_counts();
     let summary = if counts.is_empty() {
@@ -137,7 +137,7 @@ pub fn run(args: Args, roots: Result<Vec<Root>>) -> Result<ExitCode> {
             bail!("{} problems, more than --max-problems {max}; no index written", scan.problems.len());
         }
     }
-    write_output(args.output.as_deref(), |w| Ok(write_index(&scan.rows, w)?))?;
+    write_whole(args.output.as_deref(), |w| Ok(write_index(&scan.rows, w)?))?;
     Ok(ExitCode::SUCCESS)
 }
 

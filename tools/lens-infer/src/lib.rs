@@ -2,20 +2,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Parser;
-use lensfind_core::output::write_output;
+use lensfind_core::output::write_whole;
 use lensfind_core::progress::Progress;
-use lensfind_data::pack::Pack;
-use lensfind_nn::autotune::{self, Request, Setting, Workload};
-use lensfind_nn::batch::Batcher;
+use lensfind_core::text::csv_field;
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
-use lensfind_nn::device::{parse_device, Device, ExecSettings};
-use lensfind_nn::infer::Predictor;
+use lensfind_nn::device::parse_device;
+use lensfind_nn::infer::{self, score, Scoring};
 use lensfind_nn::run_dir::RunDir;
-use lensfind_nn::run_dir::TrainConfig;
 use lensfind_nn::tta::Tta;
 
 /// Score the objects of a pack with a trained run: one logit per object, averaged over test-time views.
@@ -85,42 +81,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let device = parse_device(&args.exec.device)?;
     lensfind_nn::device::prepare_cuda(device);
     let run = RunDir::new(&args.run);
-    let setting = auto_setting(&args, &run.read_config()?, device)?;
-    let channels_last = setting.memory_format.is_channels_last();
-    let predictor = Predictor::load(&run, device, channels_last)?;
-    let pack = Arc::new(Pack::open(&args.pack).with_context(|| format!("opening {}", args.pack.display()))?);
-    // The training pack may be gone by now; when it is there, its standardisation must match.
-    if let Ok(trained) = lensfind_data::pack::read_manifest(&predictor.config.pack) {
-        if trained.standardization.mode != pack.manifest.standardization.mode {
-            bail!(
-                "{} is standardised {:?} but the run trained on {:?} images: the model would see other numbers \
-                 than it learnt (repack with --standardize)",
-                args.pack.display(),
-                pack.manifest.standardization.mode,
-                trained.standardization.mode
-            );
-        }
-    }
-    let rows: Vec<usize> = match args.shard {
-        Some((k, n)) => (0..pack.len()).filter(|r| r % n == k).collect(),
-        None => (0..pack.len()).collect(),
-    };
-    // The rows about to be scored are read anyway: check them against the pack's block checksums first, so an
-    // edited or damaged images.npy is an error naming the rows, never a wrong score.
-    pack.check_rows(rows.iter().copied()).with_context(|| format!("checking {}", args.pack.display()))?;
     let views = args.tta.views();
-    let settings = ExecSettings {
-        size: predictor.config.model_config.input_size(),
-        precision: setting.precision,
-        channels_last,
-        device,
+    let cache = args.exec.cache();
+    let req = Scoring {
+        run: &run,
+        pack: &args.pack,
+        views: &views,
         batch: args.batch_size,
+        shard: args.shard,
+        device,
+        precision: args.exec.precision,
+        memory_format: args.exec.memory_format(),
+        cache: &cache,
     };
-    let batcher = Batcher::new(Arc::clone(&pack), device, Some(false))?;
-    let progress = Progress::new("lens-infer", "objects", rows.len() as u64, args.quiet);
-    let logits = predictor.predict_views(&batcher, &rows, &views, settings, &mut |n| progress.inc(n as u64))?;
-    progress.finish();
-    write_output(args.output.as_deref(), |w| {
+    let mut progress: Option<Progress> = None;
+    let scored = score(&req, &mut |event| match event {
+        infer::Progress::Rows(rows) => progress = Some(Progress::new("lens-infer", "objects", rows as u64, args.quiet)),
+        infer::Progress::Scored(n) => progress.iter().for_each(|p| p.inc(n as u64)),
+    })?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    for note in &scored.notes {
+        eprintln!("lens-infer: {note}");
+    }
+    if let (Some(r), false) = (&scored.autotune, args.quiet) {
+        eprintln!("lens-infer: {}", r.summary(&cache));
+    }
+    write_whole(args.output.as_deref(), |w| {
         let mut header = String::from("id,logit");
         if args.per_view {
             for name in args.tta.view_names() {
@@ -128,9 +116,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         writeln!(w, "{header}")?;
-        for (&r, per_view) in rows.iter().zip(&logits) {
+        for (&r, per_view) in scored.rows.iter().zip(&scored.logits) {
             let mean = per_view.iter().sum::<f64>() / per_view.len() as f64;
-            write!(w, "{},{mean:.6}", csv_field(&pack.meta[r].id))?;
+            write!(w, "{},{mean:.6}", csv_field(&scored.pack.meta[r].id))?;
             if args.per_view {
                 for v in per_view {
                     write!(w, ",{v:.6}")?;
@@ -143,42 +131,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.quiet {
         eprintln!(
             "lens-infer: scored {} objects of {} with {} ({} view(s) each)",
-            rows.len(),
+            scored.rows.len(),
             args.pack.display(),
-            predictor.config.model,
+            scored.model,
             views.len()
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The precision and memory format to score with: given, or measured (and cached) for this model and batch.
-fn auto_setting(args: &Args, cfg: &TrainConfig, device: Device) -> Result<Setting> {
-    let req = Request {
-        workload: Workload::Infer,
-        model_name: &cfg.model,
-        model: &cfg.model_config,
-        batch: args.batch_size,
-        device,
-        precision: args.exec.precision,
-        memory_format: args.exec.memory_format(),
-    };
-    let cache = args.exec.cache();
-    let (setting, record, notes) = autotune::resolve(&req, &cache)?;
-    for note in notes {
-        eprintln!("lens-infer: {note}");
-    }
-    if let (Some(r), false) = (record, args.quiet) {
-        eprintln!("lens-infer: {}", r.summary(&cache));
-    }
-    Ok(setting)
-}
-
-/// Quotes an id for CSV when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lensfind_data::index::read_index_input;
 use lensfind_data::npy::Dtype;
-use lensfind_data::pack::{verify, write_pack, PackOptions, PackSummary, Standardize};
+use lensfind_data::pack::{verify, write_pack, PackDir, PackOptions, PackSummary, Standardize};
 
 /// Pack the objects of an index into NAME.pack/, one memory-mappable array that training and inference read.
 ///
@@ -160,7 +160,7 @@ fn summary_line(summary: &PackSummary, objects: usize, name: &str, out: &Path) -
     let m = &summary.manifest;
     let rate = m.count as f64 / summary.seconds.max(1e-9);
     let listed =
-        if m.rejected > 0 { format!(" (listed in {})", out.join("rejected.csv").display()) } else { String::new() };
+        if m.rejected > 0 { format!(" (listed in {})", PackDir(out).rejected().display()) } else { String::new() };
     let nonfinite = if m.nonfinite.objects_affected > 0 {
         format!("; {} NaN/Inf values in {} objects set to 0", m.nonfinite.values_replaced, m.nonfinite.objects_affected)
     } else {

@@ -12,9 +12,10 @@ use anyhow::{bail, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
+use lensfind_nn::device::MemoryFormat;
 use lensfind_nn::recipe::{self, Overrides, Recipe};
 use lensfind_nn::registry;
-use lensfind_nn::run_dir::RunDir;
+use lensfind_nn::run_dir::{on_continue, Continued, OnContinue, RunDir};
 use lensfind_nn::train::launch::{launch, Launch, Mode, NewRun};
 use lensfind_nn::train::Outcome;
 
@@ -198,23 +199,35 @@ pub struct Args {
 /// held out before the split had a seed of its own.
 pub const DEFAULT_SPLIT_SEED: u64 = 42;
 
-/// The options `--resume` may change: where and how the run continues, not what it computes. Every other option
-/// is taken from config.json and refused on the command line.
-const RESUME_MAY_CHANGE: [&str; 13] = [
+/// Options of the process rather than of the run: never recorded in config.json, free on --resume.
+const PROCESS_OPTIONS: [&str; 10] = [
     "out",
     "time_limit",
     "resume",
-    "device",
-    "memory_format",
-    "no_channels_last",
-    "data_on_device",
-    "checkpoint_every",
+    "auto_resume",
     "dist_backend",
     "dist_timeout",
     "threads",
     "quiet",
     "no_autotune_cache",
+    "list_models",
 ];
+
+/// The config.json field that option `id` sets (its own name but for these).
+fn recorded_as(id: &str) -> &str {
+    match id {
+        "memory_format" | "no_channels_last" => "channels_last",
+        "decay_norm_bias" => "no_decay_norm_bias",
+        "drop_path" | "input_size" => "model_config",
+        other => other,
+    }
+}
+
+/// Whether --resume may be given option `id`: a process option, or one that sets a setting that may change
+/// (lensfind_nn::run_dir::ON_CONTINUE, the one place that rule is written). Every other option is config.json's.
+fn may_change_on_resume(id: &str) -> bool {
+    PROCESS_OPTIONS.contains(&id) || on_continue(recorded_as(id)) == Some(OnContinue::MayChange)
+}
 
 pub fn parse() -> (Args, ArgMatches) {
     let matches = Args::command().get_matches();
@@ -253,7 +266,7 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
         let refused: Vec<String> = Args::command()
             .get_arguments()
             .map(|a| a.get_id().as_str())
-            .filter(|id| !RESUME_MAY_CHANGE.contains(id) && given(id))
+            .filter(|id| !may_change_on_resume(id) && given(id))
             .map(|id| id.replace('_', "-"))
             .collect();
         if !refused.is_empty() {
@@ -292,9 +305,12 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
     Ok(Launch {
         out: args.out.expect("clap requires --out"),
         mode,
-        resume_device: given("device").then(|| args.exec.device.clone()),
-        resume_checkpoint_every: args.checkpoint_every.filter(|_| given("checkpoint_every")),
-        resume_data_on_device: given("data_on_device").then_some(run.data_on_device),
+        resume: Continued {
+            device: given("device").then(|| args.exec.device.clone()),
+            checkpoint_every: given("checkpoint_every").then_some(args.checkpoint_every),
+            data_on_device: given("data_on_device").then_some(run.data_on_device),
+            channels_last: args.exec.memory_format().fixed().map(MemoryFormat::is_channels_last),
+        },
         run,
         exec: args.exec,
         time_limit: args.time_limit.map(Duration::from_secs_f64),
@@ -323,5 +339,33 @@ pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {
         Outcome::Finished | Outcome::StoppedEarly | Outcome::TimeLimit => Ok(ExitCode::SUCCESS),
         // A process stopped because another rank was signalled counts as terminated.
         Outcome::Interrupted => Ok(ExitCode::from(if int.load(Ordering::Relaxed) { 130 } else { 143 })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_is_of_the_process_or_sets_a_recorded_setting() {
+        // So that what --resume may be given follows ON_CONTINUE for every option, including ones added later.
+        for arg in Args::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["help", "version"].contains(&id) {
+                continue;
+            }
+            let field = recorded_as(id);
+            assert!(
+                PROCESS_OPTIONS.contains(&id) || on_continue(field).is_some(),
+                "--{id}: neither a process option nor a config.json field ({field})"
+            );
+        }
+        // What this gives, spelled out: where and how the run executes may change; what it computes may not.
+        for id in ["device", "memory_format", "no_channels_last", "data_on_device", "checkpoint_every", "threads"] {
+            assert!(may_change_on_resume(id), "{id}");
+        }
+        for id in ["lr", "epochs", "batch_size", "precision", "recipe", "seed", "drop_path", "model", "pack"] {
+            assert!(!may_change_on_resume(id), "{id}");
+        }
     }
 }

@@ -17,11 +17,43 @@ pub use read::{parse_manifest, read_manifest, verify, MetaRow, Pack};
 pub use write::{write_pack, PackOptions, PackSummary, WriteError};
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::npy::{Dtype, NpyError};
+
+/// The files of a pack directory `NAME.pack/`: the one place their names are written.
+#[derive(Debug, Clone, Copy)]
+pub struct PackDir<'a>(pub &'a Path);
+
+impl PackDir<'_> {
+    pub const IMAGES: &'static str = "images.npy";
+    pub const META: &'static str = "meta.csv";
+    pub const REJECTED: &'static str = "rejected.csv";
+    pub const MANIFEST: &'static str = "pack.json";
+
+    pub fn images(self) -> PathBuf {
+        self.0.join(Self::IMAGES)
+    }
+
+    pub fn meta(self) -> PathBuf {
+        self.0.join(Self::META)
+    }
+
+    pub fn rejected(self) -> PathBuf {
+        self.0.join(Self::REJECTED)
+    }
+
+    pub fn manifest(self) -> PathBuf {
+        self.0.join(Self::MANIFEST)
+    }
+
+    /// Whether the directory holds a pack (its manifest, written last, is there).
+    pub fn is_pack(self) -> bool {
+        self.manifest().is_file()
+    }
+}
 
 /// Why a pack could not be opened or read.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use memmap2::Mmap;
 use ndarray::ArrayView4;
 use ndarray_npy::ViewNpyExt;
 
-use super::{hex, FileSum, Manifest, PackError, FORMAT, VERSION};
+use super::{hex, FileSum, Manifest, PackDir, PackError, FORMAT, VERSION};
 use crate::npy::{self, Dtype};
 
 /// One row of `meta.csv`.
@@ -29,7 +29,7 @@ pub struct Pack {
 
 /// Reads and checks `pack.json`: the format and a version this code understands.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, PackError> {
-    let path = dir.join("pack.json");
+    let path = PackDir(dir).manifest();
     let text = fs::read(&path).map_err(|source| PackError::Read { path: path.clone(), source })?;
     parse_manifest(&text, &path)
 }
@@ -80,7 +80,7 @@ impl Pack {
         let row_bytes = self.row_len() * self.manifest.dtype.size();
         let sums = &images.block_crc32;
         if sums.len() != self.len().div_ceil(per_block) {
-            let path = self.dir.join("pack.json");
+            let path = PackDir(&self.dir).manifest();
             return Err(PackError::BlockCount { path, sums: sums.len(), rows: self.len() });
         }
         for b in blocks {
@@ -89,7 +89,7 @@ impl Pack {
             let start = images.data_offset as usize + first * row_bytes;
             let data = &self.mmap[start..start + (last - first) * row_bytes];
             if hex(crc32fast::hash(data)) != sums[b] {
-                return Err(PackError::Block { path: self.dir.join("images.npy"), first, last: last - 1 });
+                return Err(PackError::Block { path: PackDir(&self.dir).images(), first, last: last - 1 });
             }
         }
         Ok(())
@@ -114,7 +114,7 @@ impl Pack {
             return Ok(None);
         }
         let view = ArrayView4::<f32>::view_npy(&self.mmap)
-            .map_err(|source| PackError::View { path: self.dir.join("images.npy"), source })?;
+            .map_err(|source| PackError::View { path: PackDir(&self.dir).images(), source })?;
         Ok(Some(view))
     }
 
@@ -142,7 +142,7 @@ impl Pack {
 
 /// Maps `images.npy` after checking its size and .npy header against the manifest.
 fn map_images(dir: &Path, manifest: &Manifest) -> Result<Mmap, PackError> {
-    let path = dir.join("images.npy");
+    let path = PackDir(dir).images();
     let file = File::open(&path).map_err(|source| PackError::Open { path: path.clone(), source })?;
     let len = file.metadata().map_err(|source| PackError::Read { path: path.clone(), source })?.len();
     if len != manifest.images.bytes {
@@ -168,7 +168,7 @@ fn map_images(dir: &Path, manifest: &Manifest) -> Result<Mmap, PackError> {
 
 /// Reads `meta.csv`, checked against its checksum and the row count.
 fn read_meta(dir: &Path, manifest: &Manifest) -> Result<Vec<MetaRow>, PackError> {
-    let path = dir.join("meta.csv");
+    let path = PackDir(dir).meta();
     let bytes = fs::read(&path).map_err(|source| PackError::Read { path: path.clone(), source })?;
     if sum_mismatch(&bytes, &manifest.meta).is_some() {
         return Err(PackError::MetaSum { path });
@@ -218,9 +218,9 @@ fn check_sum(path: &Path, want: &FileSum, problems: &mut Vec<String>) {
 pub fn verify(dir: &Path) -> Result<Vec<String>, PackError> {
     let manifest = read_manifest(dir)?;
     let mut problems = Vec::new();
-    check_sum(&dir.join("meta.csv"), &manifest.meta, &mut problems);
-    check_sum(&dir.join("rejected.csv"), &manifest.rejected_list, &mut problems);
-    let images_path = dir.join("images.npy");
+    check_sum(&PackDir(dir).meta(), &manifest.meta, &mut problems);
+    check_sum(&PackDir(dir).rejected(), &manifest.rejected_list, &mut problems);
+    let images_path = PackDir(dir).images();
     let file = match File::open(&images_path) {
         Ok(f) => f,
         Err(e) => {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use super::object::{load_object, Loaded, Standardize, MIN_STD};
-use super::{hex, FileSum, ImagesSum, Manifest, NonFinite, Standardization, BLOCK_ROWS, FORMAT, VERSION};
+use super::{hex, FileSum, ImagesSum, Manifest, NonFinite, PackDir, Standardization, BLOCK_ROWS, FORMAT, VERSION};
 use crate::index::IndexRow;
 use crate::naming::BANDS;
 use crate::npy::{self, Dtype};
@@ -141,14 +141,14 @@ struct Writer {
 
 impl Writer {
     fn create(dir: &Path, opts: &PackOptions) -> Result<Writer, WriteError> {
-        let file = File::create(dir.join("images.npy")).map_err(file_error("creating", "images.npy"))?;
+        let file = File::create(PackDir(dir).images()).map_err(file_error("creating", PackDir::IMAGES))?;
         let mut images = BufWriter::with_capacity(4 << 20, file);
         let placeholder = npy::header(opts.dtype, &[0, 5, opts.height, opts.width]);
-        images.write_all(&placeholder).map_err(file_error("writing", "images.npy"))?;
-        let file = File::create(dir.join("meta.csv")).map_err(file_error("creating", "meta.csv"))?;
+        images.write_all(&placeholder).map_err(file_error("writing", PackDir::IMAGES))?;
+        let file = File::create(PackDir(dir).meta()).map_err(file_error("creating", PackDir::META))?;
         let mut meta = csv::Writer::from_writer(file);
         meta.write_record(["row", "id", "label", "source"])
-            .map_err(|e| file_error("writing", "meta.csv")(csv_io_error(e)))?;
+            .map_err(|e| file_error("writing", PackDir::META)(csv_io_error(e)))?;
         Ok(Writer {
             images,
             meta,
@@ -174,11 +174,11 @@ impl Writer {
             self.nonfinite.objects_affected += 1;
         }
         encode(&obj.pixels, self.dtype, &mut self.bytes);
-        self.images.write_all(&self.bytes).map_err(file_error("writing", "images.npy"))?;
+        self.images.write_all(&self.bytes).map_err(file_error("writing", PackDir::IMAGES))?;
         self.sums.add_row(&self.bytes);
         self.meta
             .write_record([self.count.to_string().as_str(), &row.id, &opt_u8(row.label), &opt_u8(row.source)])
-            .map_err(|e| file_error("writing", "meta.csv")(csv_io_error(e)))?;
+            .map_err(|e| file_error("writing", PackDir::META)(csv_io_error(e)))?;
         match row.label {
             Some(1) => self.lenses += 1,
             Some(_) => self.nonlenses += 1,
@@ -195,14 +195,14 @@ impl Writer {
             self.sums.blocks.push(hex(self.sums.block.clone().finalize()));
         }
         let header = npy::header(opts.dtype, &[self.count, 5, opts.height, opts.width]);
-        let mut file = self.images.into_inner().map_err(|e| file_error("writing", "images.npy")(e.into_error()))?;
-        file.seek(SeekFrom::Start(0)).map_err(file_error("writing", "images.npy"))?;
-        file.write_all(&header).map_err(file_error("writing", "images.npy"))?;
-        file.sync_all().map_err(file_error("syncing", "images.npy"))?;
+        let mut file = self.images.into_inner().map_err(|e| file_error("writing", PackDir::IMAGES)(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(file_error("writing", PackDir::IMAGES))?;
+        file.write_all(&header).map_err(file_error("writing", PackDir::IMAGES))?;
+        file.sync_all().map_err(file_error("syncing", PackDir::IMAGES))?;
         let mut whole = crc32fast::Hasher::new();
         whole.update(&header);
         whole.combine(&self.sums.data);
-        self.meta.flush().map_err(file_error("writing", "meta.csv"))?;
+        self.meta.flush().map_err(file_error("writing", PackDir::META))?;
         Ok(ImagesSum {
             bytes: (header.len() + self.count * self.bytes.len()) as u64,
             data_offset: header.len() as u64,
@@ -251,14 +251,14 @@ fn load_all(
 }
 
 fn write_rejected(path: &Path, rejected: &[(String, String)]) -> Result<(), WriteError> {
-    let csv_error = |e| file_error("writing", "rejected.csv")(csv_io_error(e));
-    let file = File::create(path).map_err(file_error("creating", "rejected.csv"))?;
+    let csv_error = |e| file_error("writing", PackDir::REJECTED)(csv_io_error(e));
+    let file = File::create(path).map_err(file_error("creating", PackDir::REJECTED))?;
     let mut rej = csv::Writer::from_writer(file);
     rej.write_record(["id", "reason"]).map_err(csv_error)?;
     for (id, reason) in rejected {
         rej.write_record([id, reason]).map_err(csv_error)?;
     }
-    rej.flush().map_err(file_error("writing", "rejected.csv"))
+    rej.flush().map_err(file_error("writing", PackDir::REJECTED))
 }
 
 fn csv_sum(path: &Path) -> Result<FileSum, WriteError> {
@@ -299,7 +299,7 @@ pub fn write_pack(
     let (count, lenses, nonlenses) = (writer.count, writer.lenses, writer.nonlenses);
     let nonfinite = writer.nonfinite.clone();
     let images = writer.finish(opts)?;
-    let rejected_path = tmp.path.join("rejected.csv");
+    let rejected_path = PackDir(&tmp.path).rejected();
     write_rejected(&rejected_path, &rejected)?;
 
     let manifest = Manifest {
@@ -317,12 +317,12 @@ pub fn write_pack(
         nonlenses,
         tool: tool.to_string(),
         images,
-        meta: csv_sum(&tmp.path.join("meta.csv"))?,
+        meta: csv_sum(&PackDir(&tmp.path).meta())?,
         rejected_list: csv_sum(&rejected_path)?,
     };
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest has only string keys and finite numbers");
-    fs::write(tmp.path.join("pack.json"), text + "\n").map_err(file_error("writing", "pack.json"))?;
-    for f in ["meta.csv", "rejected.csv", "pack.json"] {
+    fs::write(PackDir(&tmp.path).manifest(), text + "\n").map_err(file_error("writing", PackDir::MANIFEST))?;
+    for f in [PackDir::META, PackDir::REJECTED, PackDir::MANIFEST] {
         sync(&tmp.path.join(f))?;
     }
     if interrupted.load(Ordering::Relaxed) {
@@ -357,7 +357,7 @@ fn check_target(out: &Path) -> Result<(), WriteError> {
         Err(e) => Err(checking(e)),
         Ok(m) if m.is_dir() => {
             let empty = fs::read_dir(out).map_err(checking)?.next().is_none();
-            if empty || out.join("pack.json").is_file() {
+            if empty || PackDir(out).is_pack() {
                 Ok(())
             } else {
                 Err(WriteError::NotAPack { path: out.into() })
