@@ -14,6 +14,9 @@
 #   RECIPES ["reference scratch"], plus finetune when PRETRAINED names a timm checkpoint (safetensors) of MODEL
 #   PRECISION [fp32]  MEMORY_FORMAT [contiguous]: the same for every preset (auto would time itself per run)
 #   TTA [flips]  SEED [1]  THREADS [all cores]  DIR [bench/recipes]: data and runs (the data is kept and reused)
+#   TRAIN_SEEDS [SEED]: lens-train --seed of each run, several for the spread between seeds (the data's seed stays
+#                   SEED; the split's is lens-train's default); with more than one, a line per recipe gives the mean
+#                   and the sample standard deviation of each test figure
 #   A quick check that it runs: OBJECTS=40 BLIND=40 EPOCHS=2 BATCH=32 scripts/bench-recipes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 OBJECTS=${OBJECTS:-2000}; BLIND=${BLIND:-1000}; MODEL=${MODEL:-convnext_atto}; BATCH=${BATCH:-128}
 EPOCHS=${EPOCHS:-50}; BUDGET=${BUDGET:-match}; RECIPES=${RECIPES:-reference scratch}; PRECISION=${PRECISION:-fp32}
 MEMORY_FORMAT=${MEMORY_FORMAT:-contiguous}; TTA=${TTA:-flips}; SEED=${SEED:-1}; THREADS=${THREADS:-$(nproc)}
-DIR=${DIR:-bench/recipes}; PRETRAINED=${PRETRAINED:-}
+DIR=${DIR:-bench/recipes}; PRETRAINED=${PRETRAINED:-}; TRAIN_SEEDS=${TRAIN_SEEDS:-$SEED}
 if [ -n "$PRETRAINED" ]; then
   RECIPES="$RECIPES finetune"
 fi
@@ -43,8 +46,11 @@ fi
 
 metric() { .venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['all'][sys.argv[2]])" "$@"; }
 ROWS=()
+SPREAD=()
 for recipe in $RECIPES; do
-  run=$DIR/runs/$recipe-$OBJECTS-$SEED
+ FIGURES=()
+ for train_seed in $TRAIN_SEEDS; do
+  run=$DIR/runs/$recipe-$OBJECTS-$SEED-$train_seed
   rm -rf "$run"
   extra=()
   if [ "$recipe" = finetune ]; then
@@ -56,26 +62,41 @@ for recipe in $RECIPES; do
   mkdir -p "$(dirname "$run")"
   start=$(now)
   $BIN/lens-train -q -j "$THREADS" --pack "$DATA/train.pack" --out "$run" --model "$MODEL" --recipe "$recipe" \
-    --batch-size "$BATCH" --epochs "$EPOCHS" --seed "$SEED" --precision "$PRECISION" \
+    --batch-size "$BATCH" --epochs "$EPOCHS" --seed "$train_seed" --precision "$PRECISION" \
     --memory-format "$MEMORY_FORMAT" "${extra[@]}" 2> "$run.train.log" || { cat "$run.train.log" >&2; exit 2; }
   seconds=$(echo "$(now) - $start" | bc -l)
-  if [ "$BUDGET" = match ]; then
-    BUDGET=$(printf '%.0f' "$seconds")
-    BUDGET_NOTE="the first recipe to its end, the others within its wall time (${BUDGET} s)"
-  fi
+  longest=$(echo "if (${longest:-0} > $seconds) ${longest:-0} else $seconds" | bc -l)
   $BIN/lens-infer -q -j "$THREADS" --run "$run" --pack "$DATA/blind.pack" --tta "$TTA" -o "$run/blind.logits.csv"
   $BIN/lens-eval --pred "$run/blind.logits.csv" --truth "$DATA/blind/labels.csv" > "$run/blind.metrics.json" \
     2> "$run/blind.metrics.txt"
   done_epochs=$(($(wc -l < "$run/metrics.csv") - 1))
   lr=$(.venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['lr'])" "$run/config.json")
-  ROWS+=("$(printf '| %s | %s | %d/%d | %.0f s | %.4f | %.3f | %.3f |' "$recipe" "$lr" "$done_epochs" "$EPOCHS" \
-    "$seconds" "$(metric "$run/blind.metrics.json" auc)" "$(metric "$run/blind.metrics.json" tpr_at_fpr_1e2)" \
-    "$(metric "$run/blind.metrics.json" tpr_at_fpr_1e3)")")
+  figures="$(metric "$run/blind.metrics.json" auc) $(metric "$run/blind.metrics.json" tpr_at_fpr_1e2) $(metric "$run/blind.metrics.json" tpr_at_fpr_1e3)"
+  FIGURES+=("$figures")
+  read -r auc tpr2 tpr3 <<< "$figures"
+  ROWS+=("$(printf '| %s | %s | %s | %d/%d | %.0f s | %.4f | %.3f | %.3f |' "$recipe" "$train_seed" "$lr" \
+    "$done_epochs" "$EPOCHS" "$seconds" "$auc" "$tpr2" "$tpr3")")
+ done
+ # The first recipe, every seed to its end; the others within its longest wall time.
+ if [ "$BUDGET" = match ]; then
+  BUDGET=$(printf '%.0f' "$longest")
+  BUDGET_NOTE="the first recipe to its end, the others within its longest wall time (${BUDGET} s)"
+ fi
+ if [ "${#FIGURES[@]}" -gt 1 ]; then
+  SPREAD+=("$(printf '%s\n' "${FIGURES[@]}" | .venv/bin/python -c "
+import statistics as s, sys
+cols = list(zip(*(map(float, l.split()) for l in sys.stdin if l.strip())))
+print('| $recipe | mean of ' + str(len(cols[0])) + ' seeds | | | | ' + ' | '.join(
+    f'{s.mean(c):.4f} ± {s.stdev(c):.4f}' for c in cols) + ' |')")")
+ fi
 done
 
 machine "threads: $THREADS"
 echo "hard synthetic benchmark (lens-synth --difficulty hard, seed $SEED): $((4 * OBJECTS)) training objects (20% held out for validation), $((2 * BLIND)) blind ($BLIND lenses; domain mix shifted); $MODEL, batch $BATCH, $PRECISION $MEMORY_FORMAT, $EPOCHS epochs or ${BUDGET_NOTE:-${BUDGET} s of training each}, whichever ends first; test-time augmentation $TTA"
 echo
-echo "| recipe | lr | epochs | training wall time | test AUC | TPR@FPR 1e-2 | TPR@FPR 1e-3 |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| recipe | seed | lr | epochs | training wall time | test AUC | TPR@FPR 1e-2 | TPR@FPR 1e-3 |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
+if [ "${#SPREAD[@]}" -gt 0 ]; then
+  printf '%s\n' "${SPREAD[@]}"
+fi
