@@ -46,7 +46,7 @@ _lens__pack() {
                     return 0
                     ;;
                 --standardize)
-                    COMPREPLY=($(compgen -W "cube band none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cube band noise none" -- "${cur}"))
                     return 0
                     ;;
                 --dtype)

@@ -3,6 +3,7 @@ complete -c lens-pack -l verify -d 'Check an existing pack against its checksums
 complete -c lens-pack -l size -d 'Expected image size: S for SxS, or HxW. Other shapes are rejected' -r
 complete -c lens-pack -l standardize -d 'Standardisation of each object: cube (one mean/std over 5xHxW), band (per band), none' -r -f -a "cube\t'One mean and one population std over the object\'s whole 5xHxW cube (the reference\'s way)'
 band\t'A mean and std per band'
+noise\t'Per band: its median subtracted, in units of its noise (1.4826 x the median absolute deviation from the median, a sigma that the object\'s own light hardly moves), through asinh: the noise stays linear around +-1 and bright light is compressed logarithmically, so a faint arc keeps its contrast beside a bright deflector and each band counts by its signal-to-noise (after Lanusse et al. 2018, CMU DeepLens)'
 none\t'Raw values (only NaN/Inf replaced)'"
 complete -c lens-pack -l dtype -d 'Stored element type: f32, or f16 to halve the size' -r
 complete -c lens-pack -l max-rejected -d 'Fail (exit 2, no pack written) when more than N objects are rejected' -r

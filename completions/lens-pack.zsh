@@ -21,6 +21,7 @@ _lens-pack() {
 '--size=[Expected image size\: S for SxS, or HxW. Other shapes are rejected]:S|HxW:_default' \
 '--standardize=[Standardisation of each object\: cube (one mean/std over 5xHxW), band (per band), none]:STANDARDIZE:((cube\:"One mean and one population std over the object'\''s whole 5xHxW cube (the reference'\''s way)"
 band\:"A mean and std per band"
+noise\:"Per band\: its median subtracted, in units of its noise (1.4826 x the median absolute deviation from the median, a sigma that the object'\''s own light hardly moves), through asinh\: the noise stays linear around +-1 and bright light is compressed logarithmically, so a faint arc keeps its contrast beside a bright deflector and each band counts by its signal-to-noise (after Lanusse et al. 2018, CMU DeepLens)"
 none\:"Raw values (only NaN/Inf replaced)"))' \
 '--dtype=[Stored element type\: f32, or f16 to halve the size]:f32|f16:_default' \
 '--max-rejected=[Fail (exit 2, no pack written) when more than N objects are rejected]:N:_default' \

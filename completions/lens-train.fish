@@ -13,6 +13,7 @@ complete -c lens-train -l weight-decay -d 'AdamW weight decay (default: the reci
 complete -c lens-train -l warmup-steps -d 'Linear warm-up steps before the cosine schedule (default: the recipe\'s)' -r
 complete -c lens-train -l grad-clip -d 'Clip the global gradient norm to this value' -r
 complete -c lens-train -l drop-path -d 'Stochastic depth rate of the last block, timm\'s drop_path_rate (default: the recipe\'s)' -r
+complete -c lens-train -l ema-half-life -d 'Keep a moving average of the weights with this half-life in epochs (0: none; default: the recipe\'s). It is validated after every epoch beside the weights themselves, and model.safetensors holds whichever of the two validated better (metrics.csv has both; the ema_ columns are the average\'s)' -r
 complete -c lens-train -l pos-weight -d 'Weight of the positive class in the loss (BCE pos_weight)' -r
 complete -c lens-train -l seed -r
 complete -c lens-train -l split-seed -d 'Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in config.json; runs made before this option drew their split from --seed and keep doing so' -r

@@ -31,6 +31,7 @@ finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the b
 '--warmup-steps=[Linear warm-up steps before the cosine schedule (default\: the recipe'\''s)]:STEPS:_default' \
 '--grad-clip=[Clip the global gradient norm to this value]:NORM:_default' \
 '--drop-path=[Stochastic depth rate of the last block, timm'\''s drop_path_rate (default\: the recipe'\''s)]:RATE:_default' \
+'--ema-half-life=[Keep a moving average of the weights with this half-life in epochs (0\: none; default\: the recipe'\''s). It is validated after every epoch beside the weights themselves, and model.safetensors holds whichever of the two validated better (metrics.csv has both; the ema_ columns are the average'\''s)]:EPOCHS:_default' \
 '--pos-weight=[Weight of the positive class in the loss (BCE pos_weight)]:W:_default' \
 '--seed=[]:SEED:_default' \
 '--split-seed=[Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in config.json; runs made before this option drew their split from --seed and keep doing so]:SEED:_default' \

@@ -17,6 +17,14 @@
 #   TRAIN_SEEDS [SEED]: lens-train --seed of each run, several for the spread between seeds (the data's seed stays
 #                   SEED; the split's is lens-train's default); with more than one, a line per recipe gives the mean
 #                   and the sample standard deviation of each test figure
+#   KEEP [0]        1: a run whose directory already holds its blind-set figures for this TTA is not trained
+#                   again (its training time is read from RUN.seconds)
+#   TRAIN_FLAGS []  more lens-train flags for every run (one lever measured alone); LABEL names the runs'
+#                   directories and rows [the recipe's name]
+#   STANDARDIZE [cube]  lens-pack --standardize of both packs (another than cube: packs of their own beside the
+#                   default ones, made once)
+#   BIN [target/release, built first]  where the tools are: a copy lets a long benchmark run while the tree is
+#                   rebuilt
 #   A quick check that it runs: OBJECTS=40 BLIND=40 EPOCHS=2 BATCH=32 scripts/bench-recipes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +33,16 @@ cd "$(dirname "$0")/.."
 OBJECTS=${OBJECTS:-2000}; BLIND=${BLIND:-1000}; MODEL=${MODEL:-convnext_atto}; BATCH=${BATCH:-128}
 EPOCHS=${EPOCHS:-50}; BUDGET=${BUDGET:-match}; RECIPES=${RECIPES:-reference scratch}; PRECISION=${PRECISION:-fp32}
 MEMORY_FORMAT=${MEMORY_FORMAT:-contiguous}; TTA=${TTA:-flips}; SEED=${SEED:-1}; THREADS=${THREADS:-$(nproc)}
-DIR=${DIR:-bench/recipes}; PRETRAINED=${PRETRAINED:-}; TRAIN_SEEDS=${TRAIN_SEEDS:-$SEED}
+DIR=${DIR:-bench/recipes}; PRETRAINED=${PRETRAINED:-}; TRAIN_SEEDS=${TRAIN_SEEDS:-$SEED}; KEEP=${KEEP:-0}
+STANDARDIZE=${STANDARDIZE:-cube}
+read -r -a TRAIN_FLAGS <<< "${TRAIN_FLAGS:-}"
 if [ -n "$PRETRAINED" ]; then
   RECIPES="$RECIPES finetune"
 fi
-cargo build -q --release --bins
-BIN=target/release
+if [ -z "${BIN:-}" ]; then
+  cargo build -q --release --bins
+  BIN=target/release
+fi
 
 # The benchmark's data, made once per setting (the directory names say which).
 DATA=$DIR/hard-$OBJECTS-$BLIND-$SEED
@@ -43,6 +55,15 @@ if [ ! -f "$DATA/blind.pack/pack.json" ]; then
     $BIN/lens-pack -q "$DATA/$set.index.csv" -o "$DATA/$set.pack" 2> /dev/null
   done
 fi
+PACKS=""
+if [ "$STANDARDIZE" != cube ]; then
+  PACKS=".$STANDARDIZE"
+  for set in train blind; do
+    if [ ! -f "$DATA/$set$PACKS.pack/pack.json" ]; then
+      $BIN/lens-pack -q --standardize "$STANDARDIZE" "$DATA/$set.index.csv" -o "$DATA/$set$PACKS.pack" 2> /dev/null
+    fi
+  done
+fi
 
 metric() { .venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['all'][sys.argv[2]])" "$@"; }
 ROWS=()
@@ -50,31 +71,41 @@ SPREAD=()
 for recipe in $RECIPES; do
  FIGURES=()
  for train_seed in $TRAIN_SEEDS; do
-  run=$DIR/runs/$recipe-$OBJECTS-$SEED-$train_seed
-  rm -rf "$run"
-  extra=()
+  label=${LABEL:-$recipe}
+  run=$DIR/runs/$label-$OBJECTS-$SEED-$train_seed
+  logits=$run/blind.$TTA.logits.csv
+  figures_json=$run/blind.$TTA.metrics.json
+  extra=("${TRAIN_FLAGS[@]}")
   if [ "$recipe" = finetune ]; then
     extra=(--pretrained "$PRETRAINED")
   fi
   if [ "$BUDGET" != match ]; then
     extra+=(--time-limit "$BUDGET")
   fi
-  mkdir -p "$(dirname "$run")"
-  start=$(now)
-  $BIN/lens-train -q -j "$THREADS" --pack "$DATA/train.pack" --out "$run" --model "$MODEL" --recipe "$recipe" \
-    --batch-size "$BATCH" --epochs "$EPOCHS" --seed "$train_seed" --precision "$PRECISION" \
-    --memory-format "$MEMORY_FORMAT" "${extra[@]}" 2> "$run.train.log" || { cat "$run.train.log" >&2; exit 2; }
-  seconds=$(echo "$(now) - $start" | bc -l)
+  if [ "$KEEP" = 1 ] && [ -f "$run/model.safetensors" ] && [ -f "$run.seconds" ]; then
+    seconds=$(cat "$run.seconds")
+  else
+    rm -rf "$run"
+    mkdir -p "$(dirname "$run")"
+    start=$(now)
+    $BIN/lens-train -q -j "$THREADS" --pack "$DATA/train$PACKS.pack" --out "$run" --model "$MODEL" --recipe "$recipe" \
+      --batch-size "$BATCH" --epochs "$EPOCHS" --seed "$train_seed" --precision "$PRECISION" \
+      --memory-format "$MEMORY_FORMAT" "${extra[@]}" 2> "$run.train.log" || { cat "$run.train.log" >&2; exit 2; }
+    seconds=$(echo "$(now) - $start" | bc -l)
+    echo "$seconds" > "$run.seconds"
+  fi
   longest=$(echo "if (${longest:-0} > $seconds) ${longest:-0} else $seconds" | bc -l)
-  $BIN/lens-infer -q -j "$THREADS" --run "$run" --pack "$DATA/blind.pack" --tta "$TTA" -o "$run/blind.logits.csv"
-  $BIN/lens-eval --pred "$run/blind.logits.csv" --truth "$DATA/blind/labels.csv" > "$run/blind.metrics.json" \
-    2> "$run/blind.metrics.txt"
+  if [ ! -f "$figures_json" ]; then
+    $BIN/lens-infer -q -j "$THREADS" --run "$run" --pack "$DATA/blind$PACKS.pack" --tta "$TTA" -o "$logits"
+    $BIN/lens-eval --pred "$logits" --truth "$DATA/blind/labels.csv" > "$figures_json.tmp" 2> /dev/null
+    mv "$figures_json.tmp" "$figures_json"
+  fi
   done_epochs=$(($(wc -l < "$run/metrics.csv") - 1))
   lr=$(.venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['lr'])" "$run/config.json")
-  figures="$(metric "$run/blind.metrics.json" auc) $(metric "$run/blind.metrics.json" tpr_at_fpr_1e2) $(metric "$run/blind.metrics.json" tpr_at_fpr_1e3)"
+  figures="$(metric "$figures_json" auc) $(metric "$figures_json" tpr_at_fpr_1e2) $(metric "$figures_json" tpr_at_fpr_1e3)"
   FIGURES+=("$figures")
   read -r auc tpr2 tpr3 <<< "$figures"
-  ROWS+=("$(printf '| %s | %s | %s | %d/%d | %.0f s | %.4f | %.3f | %.3f |' "$recipe" "$train_seed" "$lr" \
+  ROWS+=("$(printf '| %s | %s | %s | %d/%d | %.0f s | %.4f | %.3f | %.3f |' "$label" "$train_seed" "$lr" \
     "$done_epochs" "$EPOCHS" "$seconds" "$auc" "$tpr2" "$tpr3")")
  done
  # The first recipe, every seed to its end; the others within its longest wall time.
@@ -86,13 +117,13 @@ for recipe in $RECIPES; do
   SPREAD+=("$(printf '%s\n' "${FIGURES[@]}" | .venv/bin/python -c "
 import statistics as s, sys
 cols = list(zip(*(map(float, l.split()) for l in sys.stdin if l.strip())))
-print('| $recipe | mean of ' + str(len(cols[0])) + ' seeds | | | | ' + ' | '.join(
+print('| $label | mean of ' + str(len(cols[0])) + ' seeds | | | | ' + ' | '.join(
     f'{s.mean(c):.4f} ± {s.stdev(c):.4f}' for c in cols) + ' |')")")
  fi
 done
 
 machine "threads: $THREADS"
-echo "hard synthetic benchmark (lens-synth --difficulty hard, seed $SEED): $((4 * OBJECTS)) training objects (20% held out for validation), $((2 * BLIND)) blind ($BLIND lenses; domain mix shifted); $MODEL, batch $BATCH, $PRECISION $MEMORY_FORMAT, $EPOCHS epochs or ${BUDGET_NOTE:-${BUDGET} s of training each}, whichever ends first; test-time augmentation $TTA"
+echo "hard synthetic benchmark (lens-synth --difficulty hard, seed $SEED): $((4 * OBJECTS)) training objects (20% held out for validation), $((2 * BLIND)) blind ($BLIND lenses; domain mix shifted); $MODEL, batch $BATCH, $PRECISION $MEMORY_FORMAT, $EPOCHS epochs or ${BUDGET_NOTE:-${BUDGET} s of training each}, whichever ends first; test-time augmentation $TTA; packs standardised $STANDARDIZE${TRAIN_FLAGS:+; lens-train $TRAIN_FLAGS}"
 echo
 echo "| recipe | seed | lr | epochs | training wall time | test AUC | TPR@FPR 1e-2 | TPR@FPR 1e-3 |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -24,6 +24,28 @@ fn reference_standardize(x: &[f64]) -> Vec<f64> {
     }
 }
 
+/// lens-pack --standardize noise on one band, written out independently of the library: asinh((x - median) /
+/// (1.4826 x MAD)), the population std where the MAD is 0, only centred where that is 0 too.
+fn noise_units(x: &[f64]) -> Vec<f64> {
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let m = median(&mut x.to_vec());
+    let mut sigma = 1.482_602_218_505_602 * median(&mut x.iter().map(|v| (v - m).abs()).collect());
+    if sigma <= 1e-9 {
+        let n = x.len() as f64;
+        let mean = x.iter().sum::<f64>() / n;
+        sigma = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    }
+    x.iter().map(|v| if sigma > 1e-9 { ((v - m) / sigma).asinh() } else { v - m }).collect()
+}
+
 fn direct_read(paths: &[std::path::PathBuf; 5]) -> Vec<f64> {
     let mut out = vec![0.0; 5 * 41 * 41];
     for (b, p) in paths.iter().enumerate() {
@@ -66,6 +88,31 @@ fn synth_index_pack_values_match_direct_read() {
     }
     assert_eq!(pack.manifest.lenses + pack.manifest.nonlenses, 237);
     assert!(lensfind_data::pack::verify(&pack_dir).unwrap().is_empty());
+}
+
+#[test]
+fn a_pack_in_noise_units_holds_each_band_s_formula_and_says_so_in_its_manifest() {
+    let (t, _, idx) = indexed_dataset(10, 12, &[]);
+    let pack_dir = t.path().join("noise.pack");
+    ok(tool("lens-pack").args(["-q", "--standardize", "noise"]).arg(&idx).arg("-o").arg(&pack_dir));
+    let pack = Pack::open(&pack_dir).unwrap();
+    assert_eq!((pack.manifest.version, pack.manifest.standardization.mode.name()), (2, "noise"));
+    let images = pack.images_f32().unwrap().unwrap();
+    let rows = read_index(fs::File::open(&idx).unwrap(), "index").unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        let raw = direct_read(&row.paths);
+        let want: Vec<f64> = raw.chunks(1681).flat_map(noise_units).collect();
+        let got = images.index_axis(ndarray::Axis(0), i);
+        // float32 storage of values of order 1-10: 1e-6 relative.
+        for (g, w) in got.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() <= 1e-6 * w.abs().max(1.0), "row {i}: {g} vs {w}");
+        }
+    }
+    // An older reader's view: the version it does not know, named.
+    let json = fs::read_to_string(pack_dir.join("pack.json")).unwrap().replace("\"version\": 2", "\"version\": 3");
+    fs::write(pack_dir.join("pack.json"), json).unwrap();
+    let err = format!("{:#}", Pack::open(&pack_dir).err().unwrap());
+    assert!(err.contains("version 3; this lensfind reads versions 1 and 2"), "{err}");
 }
 
 #[test]

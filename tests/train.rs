@@ -411,3 +411,87 @@ fn non_finite_gradients_end_the_run_with_a_clear_error() {
     assert!(e.contains("non-finite gradients in") && e.contains("try a lower --lr or --grad-clip"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
 }
+
+#[test]
+fn a_moving_average_of_the_weights_changes_nothing_of_training_is_chosen_on_validation_and_resumes_exactly() {
+    let (t, p) = packed_dataset(40, 8);
+    let plain = t.path().join("plain");
+    ok(&mut train_cmd(&p, &plain, &["--epochs", "2"]));
+    let extra = ["--epochs", "2", "--checkpoint-every", "2", "--ema-half-life", "0.5"];
+    let ema = t.path().join("ema");
+    ok(&mut train_cmd(&p, &ema, &extra));
+    assert_eq!(config(&ema)["ema_half_life"], 0.5);
+    assert!(config(&plain).get("ema_half_life").is_none(), "a run without one records none");
+
+    // The raw weights' columns are the plain run's, bit for bit: the average only watches.
+    let (a, b) = (csv_rows(&plain.join("metrics.csv")), csv_rows(&ema.join("metrics.csv")));
+    let ema_columns = ["ema_val_loss", "ema_val_auc", "ema_val_tpr_at_fpr_1e2", "ema_val_tpr_at_fpr_1e3"];
+    let header = fs::read_to_string(ema.join("metrics.csv")).unwrap().lines().next().unwrap().to_string();
+    assert!(header.ends_with(&ema_columns.join(",")), "{header}");
+    for (row_a, row_b) in a.iter().zip(&b) {
+        let raw = row_a.len() - ema_columns.len();
+        assert_eq!(row_a[..raw], row_b[..raw]);
+        assert!(row_a[raw..].iter().all(String::is_empty), "no average, empty columns: {row_a:?}");
+        assert!(row_b[raw..].iter().all(|v| v.parse::<f64>().is_ok()), "{row_b:?}");
+    }
+
+    // model.safetensors holds the better of the two at the best epoch, and state.json says which.
+    let columns: Vec<String> = header.split(',').map(String::from).collect();
+    let col = |name: &str| columns.iter().position(|c| c == name).unwrap();
+    let score = |row: &Vec<String>| {
+        let (raw, avg): (f64, f64) = (row[col("val_auc")].parse().unwrap(), row[col("ema_val_auc")].parse().unwrap());
+        (raw.max(avg), avg > raw)
+    };
+    let best = b.iter().map(score).fold((f64::NEG_INFINITY, false), |best, s| if s.0 > best.0 { s } else { best });
+    let state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(ema.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["best_is_ema"], best.1, "{state}");
+    assert_eq!(state["best_auc"], best.0);
+    if !best.1 {
+        // The raw weights won at their best epoch: the plain run's weights.
+        let best_epoch = state["best_epoch"].as_u64().unwrap();
+        let plain_state: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(plain.join("checkpoint/state.json")).unwrap()).unwrap();
+        if plain_state["best_epoch"].as_u64() == Some(best_epoch) {
+            assert_eq!(
+                fs::read(plain.join("model.safetensors")).unwrap(),
+                fs::read(ema.join("model.safetensors")).unwrap()
+            );
+        }
+    }
+
+    // Killed mid-epoch and resumed: the same files as the run that was not (the average is in the checkpoint).
+    let killed = t.path().join("killed");
+    interrupt(&mut train_cmd(&p, &killed, &extra), &killed, "KILL");
+    ok(tool("lens-train").args(["-j", "2", "--resume", "--out"]).arg(&killed));
+    for f in ["checkpoint/state.safetensors", "model.safetensors", "metrics.csv", "val_predictions.csv"] {
+        assert!(fs::read(ema.join(f)).unwrap() == fs::read(killed.join(f)).unwrap(), "{f} differs after --resume");
+    }
+
+    for bad in ["--ema-half-life=-1", "--ema-half-life=nan"] {
+        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
+        assert!(err.contains("--ema-half-life is a number of epochs"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_run_and_its_packs_must_be_scaled_alike() {
+    let (t, cube) = packed_dataset(20, 9);
+    let idx = t.path().join("index.csv"); // packed_dataset's index
+    let noise = t.path().join("noise.pack");
+    ok(tool("lens-pack").args(["-q", "--standardize", "noise"]).arg(&idx).arg("-o").arg(&noise));
+    let run = t.path().join("run");
+    ok(&mut train_cmd(&noise, &run, &["--epochs", "1"]));
+    assert_eq!(config(&run)["standardize"], "noise");
+    // Validation on a pack scaled otherwise.
+    let err = fails(train_cmd(&noise, &t.path().join("mixed"), &["--epochs", "1", "--val-pack"]).arg(&cube));
+    assert!(err.contains("standardised cube and the training pack noise"), "{err}");
+    // Scoring a pack scaled otherwise, whether or not the training pack is still there.
+    for gone in [false, true] {
+        if gone {
+            fs::remove_dir_all(&noise).unwrap();
+        }
+        let err = fails(tool("lens-infer").args(["-q", "--run"]).arg(&run).arg("--pack").arg(&cube));
+        assert!(err.contains("trained on noise images") && err.contains("--standardize noise"), "{err}");
+    }
+}

@@ -128,6 +128,21 @@ int lensfind_foreach_mul_(at::Tensor** tensors, int n, at::Tensor* factor) {
   }
 }
 
+// Moves n tensors in place toward n others by `weight` (self += weight * (end - self)), in one multi-tensor kernel.
+int lensfind_foreach_lerp_(at::Tensor** selves, at::Tensor** ends, int n, double weight) {
+  std::vector<at::Tensor> s, e;
+  for (int i = 0; i < n; ++i) {
+    s.push_back(*selves[i]);
+    e.push_back(*ends[i]);
+  }
+  try {
+    at::_foreach_lerp_(s, e, weight);
+    return 0;
+  } catch (const std::exception&) {
+    return 1;
+  }
+}
+
 // An event recorded on CUDA device `device`'s current stream: it completes when the work queued there so far has run.
 // Through c10's device-generic interface, so that the shim links no CUDA runtime. Null when it cannot be recorded.
 void* lensfind_cuda_event_record(int device) {

@@ -93,8 +93,8 @@ pub enum Progress {
 }
 
 /// Scores the rows of a pack with a trained run: the precision and memory format settled (given, cached or
-/// measured), the model loaded, the pack checked (its standardisation against the training pack's when that is
-/// still there; the rows about to be read against their block checksums, so that a damaged images.npy is an error
+/// measured), the model loaded, the pack checked (its standardisation against the one the run trained on;
+/// the rows about to be read against their block checksums, so that a damaged images.npy is an error
 /// naming the rows, never a wrong score), then the logits.
 pub fn score(req: &Scoring, on_progress: &mut dyn FnMut(Progress)) -> Result<Scored> {
     let config = req.run.read_config()?;
@@ -111,17 +111,22 @@ pub fn score(req: &Scoring, on_progress: &mut dyn FnMut(Progress)) -> Result<Sco
     let channels_last = setting.memory_format.is_channels_last();
     let predictor = Predictor::load(req.run, req.device, channels_last)?;
     let pack = Arc::new(Pack::open(req.pack).with_context(|| format!("opening {}", req.pack.display()))?);
-    // The training pack may be gone by now; when it is there, its standardisation must match.
-    if let Ok(trained) = lensfind_data::pack::read_manifest(&predictor.config.pack) {
-        if trained.standardization.mode != pack.manifest.standardization.mode {
-            bail!(
-                "{} is standardised {:?} but the run trained on {:?} images: the model would see other numbers \
-                 than it learnt (repack with --standardize)",
-                req.pack.display(),
-                pack.manifest.standardization.mode,
-                trained.standardization.mode
-            );
-        }
+    // What the model learnt from: config.json's record, or for an older run the training pack's manifest when the
+    // pack is still there.
+    let trained = predictor
+        .config
+        .standardize
+        .or_else(|| lensfind_data::pack::read_manifest(&predictor.config.pack).ok().map(|m| m.standardization.mode));
+    let scaled = pack.manifest.standardization.mode;
+    if let Some(trained) = trained.filter(|&t| t != scaled) {
+        bail!(
+            "{} is standardised {} but the run trained on {} images: the model would see other numbers than it \
+             learnt (repack with lens-pack --standardize {})",
+            req.pack.display(),
+            scaled,
+            trained,
+            trained
+        );
     }
     let rows: Vec<usize> = match req.shard {
         Some((k, n)) => (0..pack.len()).filter(|r| r % n == k).collect(),

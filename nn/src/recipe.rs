@@ -59,6 +59,7 @@ impl Recipe {
                 no_decay_norm_bias: false,
                 drop_path: 0.0,
                 epochs: 50,
+                ema_half_life: None,
             },
             // Measured (issue 17): lr 1e-3 at batch 128 (2e-3 per 256), 200 warm-up steps, no decay on norms and
             // biases, drop path 0.1 lifted convnext_atto from scratch from test AUC 0.941 to 0.977.
@@ -70,6 +71,7 @@ impl Recipe {
                 no_decay_norm_bias: true,
                 drop_path: 0.1,
                 epochs: 50,
+                ema_half_life: None,
             },
             // Pretrained features want the reference's small rate; the warm-up keeps the fresh head's first large
             // gradients from disturbing them. Not measured here (no ImageNet weights offline): a starting point.
@@ -81,6 +83,7 @@ impl Recipe {
                 no_decay_norm_bias: true,
                 drop_path: 0.1,
                 epochs: 30,
+                ema_half_life: None,
             },
         }
     }
@@ -104,6 +107,8 @@ pub struct Preset {
     pub no_decay_norm_bias: bool,
     pub drop_path: f64,
     pub epochs: usize,
+    /// The half-life in epochs of the moving average of the weights (None: no average).
+    pub ema_half_life: Option<f64>,
 }
 
 impl Preset {
@@ -118,8 +123,11 @@ impl Preset {
 
     /// The row of this preset in the README's table and --help: lr rule, warm-up, decay, drop path, epochs.
     fn describe(&self) -> String {
+        let ema = self
+            .ema_half_life
+            .map_or(String::new(), |h| format!(", a moving average of the weights ({h} epochs' half-life)"));
         format!(
-            "lr {}, warm-up {} steps, weight decay {} {}, drop path {}, {} epochs",
+            "lr {}, warm-up {} steps, weight decay {} {}, drop path {}, {} epochs{ema}",
             self.lr_rule(),
             self.warmup_steps,
             sci(self.weight_decay),
@@ -144,6 +152,9 @@ pub struct RecipeValues {
     pub no_decay_norm_bias: bool,
     pub drop_path: f64,
     pub epochs: usize,
+    /// Absent in runs made before the moving average existed (which kept none).
+    #[serde(default)]
+    pub ema_half_life: Option<f64>,
 }
 
 /// The options given explicitly on the command line; each wins over the preset.
@@ -155,6 +166,8 @@ pub struct Overrides {
     pub no_decay_norm_bias: Option<bool>,
     pub drop_path: Option<f64>,
     pub epochs: Option<usize>,
+    /// --ema-half-life: 0 keeps no average.
+    pub ema_half_life: Option<f64>,
 }
 
 /// What config.json records about the recipe of a run.
@@ -192,6 +205,7 @@ pub fn resolve(
         no_decay_norm_bias: p.no_decay_norm_bias,
         drop_path: p.drop_path,
         epochs: p.epochs,
+        ema_half_life: p.ema_half_life,
     };
     let o = overrides;
     let values = RecipeValues {
@@ -201,6 +215,10 @@ pub fn resolve(
         no_decay_norm_bias: o.no_decay_norm_bias.unwrap_or(preset.no_decay_norm_bias),
         drop_path: o.drop_path.unwrap_or(preset.drop_path),
         epochs,
+        ema_half_life: match o.ema_half_life {
+            Some(h) => (h > 0.0).then_some(h),
+            None => preset.ema_half_life,
+        },
     };
     let given = [
         ("lr", o.lr.is_some()),
@@ -209,6 +227,7 @@ pub fn resolve(
         ("no-decay-norm-bias", o.no_decay_norm_bias.is_some()),
         ("drop-path", o.drop_path.is_some()),
         ("epochs", o.epochs.is_some()),
+        ("ema-half-life", o.ema_half_life.is_some()),
     ];
     let overridden = given.iter().filter(|(_, g)| *g).map(|(n, _)| (*n).to_string()).collect();
     (values, RecipeRecord { name: recipe, lr_rule: p.lr_rule(), global_batch, preset, overridden })

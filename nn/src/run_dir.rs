@@ -62,6 +62,17 @@ pub struct TrainConfig {
     /// it resolved to and which of them the command line overrode. Absent in runs made before recipes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<RecipeRecord>,
+    /// The half-life, in epochs, of the moving average of the weights kept beside them (lens-train
+    /// --ema-half-life); absent without one. The average is validated after every epoch beside the raw weights
+    /// and model.safetensors holds whichever of the two did best.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_half_life: Option<f64>,
+    /// How the training pack's pixels were scaled (its manifest's standardization mode) when the run started: what
+    /// the model learns its numbers from. lens-train refuses to continue on a pack repacked another way, and
+    /// lens-infer to score a pack scaled another way. Absent in runs made before it was recorded (lens-infer then
+    /// reads the training pack's manifest, where the pack is still there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardize: Option<lensfind_data::pack::Standardize>,
 }
 
 /// What continuing a run (lens-train --resume or --auto-resume) does with one of its recorded settings.
@@ -82,7 +93,7 @@ pub enum OnContinue {
 /// lens-train's check of what --resume may be given, [`TrainConfig::differences`] (--auto-resume) and
 /// [`TrainConfig::continue_with`] all read it; a test checks that it names every field, and [`Continued`] every
 /// field that may change.
-pub const ON_CONTINUE: [(&str, OnContinue); 25] = {
+pub const ON_CONTINUE: [(&str, OnContinue); 27] = {
     use OnContinue::{Fixed, MayChange, Record};
     [
         ("pack", Fixed),
@@ -110,6 +121,8 @@ pub const ON_CONTINUE: [(&str, OnContinue); 25] = {
         ("device", MayChange),
         ("tool", Record),
         ("recipe", Record),
+        ("ema_half_life", Fixed),
+        ("standardize", Fixed),
     ]
 };
 
@@ -230,6 +243,31 @@ pub struct MetricsRow {
     pub val_auc_source1: f64,
     pub val_auc_source2: f64,
     pub skipped_steps: usize,
+    /// The same validation figures for the moving average of the weights (--ema-half-life); empty without one.
+    #[serde(default)]
+    pub ema_val_loss: Option<f64>,
+    #[serde(default)]
+    pub ema_val_auc: Option<f64>,
+    #[serde(default)]
+    pub ema_val_tpr_at_fpr_1e2: Option<f64>,
+    #[serde(default)]
+    pub ema_val_tpr_at_fpr_1e3: Option<f64>,
+}
+
+impl MetricsRow {
+    /// The validation AUC that ranks this epoch: the better of the raw weights' and their moving average's (NaN
+    /// where neither is defined).
+    pub fn best_val_auc(&self) -> f64 {
+        match self.ema_val_auc {
+            Some(ema) if ema > self.val_auc || self.val_auc.is_nan() => ema,
+            _ => self.val_auc,
+        }
+    }
+
+    /// Whether the moving average of the weights did better on validation than the raw weights this epoch.
+    pub fn ema_is_better(&self) -> bool {
+        self.best_val_auc() != self.val_auc && !self.best_val_auc().is_nan()
+    }
 }
 
 /// One validation object's prediction, a row of val_predictions.csv.
@@ -390,6 +428,8 @@ impl TrainConfig {
             device: "auto".into(),
             tool: "lens-train 0.1.0".into(),
             recipe: None,
+            ema_half_life: None,
+            standardize: None,
         }
     }
 }
@@ -458,7 +498,8 @@ mod continue_tests {
     fn every_field_of_config_json_has_a_rule_for_continuing_and_the_changeable_ones_can_be_given() {
         // The fields, from a config.json with every optional field present.
         let mut cfg = TrainConfig::example();
-        (cfg.split_seed, cfg.autotune, cfg.recipe) = (Some(1), None, None);
+        (cfg.split_seed, cfg.autotune, cfg.recipe, cfg.ema_half_life) = (Some(1), None, None, Some(1.0));
+        cfg.standardize = Some(lensfind_data::pack::Standardize::Noise);
         let mut fields: Vec<String> = to_object(&cfg).keys().cloned().collect();
         fields.extend(["autotune".to_string(), "recipe".to_string()]);
         fields.sort();
@@ -513,5 +554,28 @@ mod recipe_tests {
         assert!(old.as_object_mut().unwrap().remove("recipe").is_none(), "None is not written");
         std::fs::write(run.config_path(), old.to_string()).unwrap();
         assert_eq!(run.read_config().unwrap().recipe, None);
+    }
+}
+
+#[cfg(test)]
+mod ema_tests {
+    use super::*;
+
+    fn row(raw: f64, ema: Option<f64>) -> MetricsRow {
+        let mut r = crate::train::validation_row_for_tests(raw);
+        r.ema_val_auc = ema;
+        r
+    }
+
+    #[test]
+    fn an_epoch_ranks_by_the_better_of_the_weights_and_their_average() {
+        assert_eq!((row(0.8, None).best_val_auc(), row(0.8, None).ema_is_better()), (0.8, false));
+        assert_eq!((row(0.8, Some(0.9)).best_val_auc(), row(0.8, Some(0.9)).ema_is_better()), (0.9, true));
+        // A tie keeps the raw weights; an undefined AUC (one class) loses to a defined one.
+        assert!(!row(0.8, Some(0.8)).ema_is_better() && !row(0.8, Some(f64::NAN)).ema_is_better());
+        assert_eq!((row(f64::NAN, Some(0.7)).best_val_auc(), row(f64::NAN, Some(0.7)).ema_is_better()), (0.7, true));
+        assert!(
+            row(f64::NAN, Some(f64::NAN)).best_val_auc().is_nan() && !row(f64::NAN, Some(f64::NAN)).ema_is_better()
+        );
     }
 }

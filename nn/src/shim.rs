@@ -33,6 +33,12 @@ extern "C" {
         n: c_int,
         factor: *mut torch_sys::C_tensor,
     ) -> c_int;
+    fn lensfind_foreach_lerp_(
+        selves: *const *mut torch_sys::C_tensor,
+        ends: *const *mut torch_sys::C_tensor,
+        n: c_int,
+        weight: f64,
+    ) -> c_int;
     fn lensfind_reset_grad(t: *mut torch_sys::C_tensor);
     fn lensfind_pin_memory(
         t: *mut torch_sys::C_tensor,
@@ -157,6 +163,17 @@ pub fn foreach_mul_(tensors: &[Tensor], factor: &Tensor) {
         lensfind_foreach_mul_(ptrs.as_ptr(), ptrs.len() as c_int, factor.as_ptr() as *mut torch_sys::C_tensor)
     };
     assert_eq!(rc, 0, "multiplying {} tensors by a factor failed", tensors.len());
+}
+
+/// Moves each of `selves` in place toward its partner in `ends` by `weight` (`self += weight * (end - self)`), in
+/// one multi-tensor kernel. The two lists pair up in order, each pair of one shape, dtype and device.
+pub fn foreach_lerp_(selves: &[Tensor], ends: &[Tensor], weight: f64) {
+    assert_eq!(selves.len(), ends.len(), "foreach_lerp_ pairs two lists of one length");
+    let ptr = |t: &Tensor| t.as_ptr() as *mut torch_sys::C_tensor;
+    let (s, e): (Vec<_>, Vec<_>) = (selves.iter().map(ptr).collect(), ends.iter().map(ptr).collect());
+    // SAFETY: n valid tensors in each list; the shim moves the first list in place.
+    let rc = unsafe { lensfind_foreach_lerp_(s.as_ptr(), e.as_ptr(), s.len() as c_int, weight) };
+    assert_eq!(rc, 0, "moving {} tensors toward others failed (shapes, dtypes or devices differ)", selves.len());
 }
 
 /// Drops the gradient of `t` (set_to_none), so the next backward writes a fresh one.

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+use super::ema::Ema;
 use super::scaler::GradScaler;
 use super::writer::host_copy;
 use crate::optim::AdamW;
@@ -42,6 +43,10 @@ pub(crate) struct TrainState {
     /// memory position, so a 4-D moment held its elements in the parameter's NHWC memory order (see [`load`]).
     #[serde(default)]
     pub moments_by_element: bool,
+    /// Whether the best epoch's weights (model.safetensors) are the moving average of the weights rather than the
+    /// weights themselves (runs with --ema-half-life).
+    #[serde(default)]
+    pub best_is_ema: bool,
 }
 
 fn one() -> usize {
@@ -65,6 +70,7 @@ impl TrainState {
             stopped_early: false,
             world_size: 1,
             moments_by_element: true,
+            best_is_ema: false,
         }
     }
 }
@@ -85,10 +91,11 @@ impl Default for TrainState {
     }
 }
 
-/// The tensors of a checkpoint, copied to host memory in element order: the weights (`model/NAME`) and AdamW's
-/// moments (`exp_avg/NAME`, `exp_avg_sq/NAME`), sorted by name. `weights` are the weights' copies when the caller
-/// has them already (see [`super::weights_on_host`]).
-pub(crate) fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>) -> Vec<(String, Tensor)> {
+/// The tensors of a checkpoint, copied to host memory in element order: the weights (`model/NAME`), AdamW's
+/// moments (`exp_avg/NAME`, `exp_avg_sq/NAME`) and the weights' moving average where the run keeps one
+/// (`ema/NAME`), sorted by name. `weights` are the weights' copies when the caller has them already (see
+/// [`super::weights_on_host`]).
+pub(crate) fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>, ema: Option<&Ema>) -> Vec<(String, Tensor)> {
     let mut tensors: Vec<(String, Tensor)> = Vec::with_capacity(opt.slots.len() * 3);
     for s in &opt.slots {
         let param = weights
@@ -97,6 +104,9 @@ pub(crate) fn snapshot(opt: &AdamW, weights: Option<&[(String, Tensor)]>) -> Vec
         tensors.push((format!("model/{}", s.name), param));
         tensors.push((format!("exp_avg/{}", s.name), host_copy(&s.exp_avg)));
         tensors.push((format!("exp_avg_sq/{}", s.name), host_copy(&s.exp_avg_sq)));
+    }
+    if let Some(ema) = ema {
+        tensors.extend(ema.weights_on_host().into_iter().map(|(n, t)| (format!("{EMA_PREFIX}{n}"), t)));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     tensors
@@ -164,6 +174,18 @@ pub(crate) fn load(dir: &Path, opt: &mut AdamW, channels_last: bool) -> Result<T
     Ok(state)
 }
 
+/// The prefix of the moving average's weights in state.safetensors.
+const EMA_PREFIX: &str = "ema/";
+
+/// Restores the moving average of the weights from the checkpoint in `dir`.
+pub(crate) fn load_ema(dir: &Path, ema: &Ema) -> Result<()> {
+    let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(dir.join("state.safetensors"))
+        .context("reading state.safetensors")?
+        .into_iter()
+        .collect();
+    ema.load(&tensors, EMA_PREFIX)
+}
+
 /// The [N, C, H, W] tensor whose elements, read in NHWC order, are `t`'s in its row-major order.
 fn from_nhwc_order(t: &Tensor) -> Tensor {
     let s = t.size();
@@ -202,7 +224,7 @@ mod tests {
         for (written, resumed) in [(true, false), (false, true)] {
             let dir = tempfile::tempdir().unwrap();
             let from = optimizer(written, 0.0);
-            save(dir.path(), &TrainState::new(), &snapshot(&from, None)).unwrap();
+            save(dir.path(), &TrainState::new(), &snapshot(&from, None, None)).unwrap();
             let mut to = optimizer(resumed, 0.5);
             load(dir.path(), &mut to, resumed).unwrap();
             for (a, b) in from.slots.iter().zip(&to.slots) {
@@ -218,7 +240,7 @@ mod tests {
         // paired by memory position, saved in that memory order; state.json without moments_by_element.
         let dir = tempfile::tempdir().unwrap();
         let want = optimizer(true, 0.0);
-        let mut tensors = snapshot(&want, None);
+        let mut tensors = snapshot(&want, None, None);
         for (name, t) in &mut tensors {
             if !name.starts_with("model/") && t.dim() == 4 {
                 *t = t.permute([0, 2, 3, 1]).contiguous().view(t.size().as_slice());

@@ -165,6 +165,9 @@ fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainCo
         bail!("--input-size applies to ViT models; {} runs at the native 41x41", a.model);
     }
     let Some(pack) = &a.pack else { bail!("a new run needs --pack") };
+    if a.overrides.ema_half_life.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
+        bail!("--ema-half-life is a number of epochs, 0 for no moving average of the weights");
+    }
     let pretrained = a
         .pretrained
         .as_ref()
@@ -198,6 +201,8 @@ fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainCo
         device: exec.device.clone(),
         tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
         recipe: None,
+        ema_half_life: None,
+        standardize: None,
     };
     let name = a.recipe.unwrap_or_else(|| Recipe::default_for(a.pretrained.is_some()));
     // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
@@ -212,6 +217,8 @@ fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainCo
     (cfg.lr, cfg.warmup_steps, cfg.weight_decay, cfg.no_decay_norm_bias, cfg.epochs) =
         (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
     cfg.model_config.set_drop_path(values.drop_path);
+    cfg.ema_half_life = values.ema_half_life;
+    cfg.standardize = lensfind_data::pack::read_manifest(&cfg.pack).ok().map(|m| m.standardization.mode);
     cfg.recipe = Some(record);
     Ok(cfg)
 }

@@ -6,6 +6,7 @@
 pub(crate) mod auto_resume;
 pub(crate) mod checkpoint;
 pub mod ddp;
+pub(crate) mod ema;
 pub mod events;
 pub mod launch;
 pub(crate) mod scaler;
@@ -33,6 +34,7 @@ use crate::optim::AdamW;
 use crate::run_dir::{EpochTiming, MetricsRow, RunDir, TrainConfig, ValPrediction};
 use checkpoint::TrainState;
 use ddp::{shard, GradSync};
+use ema::Ema;
 pub use events::Event;
 use split::{epoch_order, Data};
 use step::{forward_backward, optimizer_step, param_groups, StepSettings};
@@ -96,6 +98,14 @@ fn out_of_memory_advice(e: anyhow::Error, batch: usize, device: Device) -> anyho
     )
 }
 
+/// A metrics row whose validation AUC is `auc` (the other figures those of a perfect ranking), for tests.
+#[cfg(test)]
+pub(crate) fn validation_row_for_tests(auc: f64) -> MetricsRow {
+    let mut row = validate::metrics_row(&[1.0, -1.0], &[1, 0], &[None, None], 1.0);
+    row.val_auc = auc;
+    row
+}
+
 /// The model's weights in host memory, sorted by name (timm's names), as model.safetensors holds them.
 pub fn weights_on_host(vs: &VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, host_copy(&v))).collect();
@@ -151,6 +161,8 @@ pub struct Trainer<'a> {
     val_logits: Vec<f64>,
     /// Writes the run's files in the background (rank 0 only).
     writer: Option<Writer>,
+    /// The moving average of the weights (--ema-half-life).
+    ema: Option<Ema>,
 }
 
 impl<'a> Trainer<'a> {
@@ -207,6 +219,7 @@ impl<'a> Trainer<'a> {
             epoch_time: EpochTiming::default(),
             val_logits: Vec::new(),
             writer: if rank == 0 { Some(Writer::new()?) } else { None },
+            ema: None,
         };
         trainer.initial_state(resume)?;
         Ok(trainer)
@@ -226,6 +239,16 @@ impl<'a> Trainer<'a> {
             ddp::check_same_layout(pg, &self.opt)?;
             ddp::broadcast_state(pg, &self.opt)?;
             self.grad_sync = Some(GradSync::new(&self.opt, ddp::BUCKET_BYTES));
+        }
+        if let Some(half_life) = self.cfg.ema_half_life {
+            // From the weights every rank starts with; a resumed run's average from its checkpoint.
+            let decay = ema::decay_per_step(half_life, self.steps_per_epoch);
+            let cfg = self.cfg;
+            let average = Ema::new(&cfg.model_config, &self.vs, cfg.channels_last, decay, self.device)?;
+            if resume {
+                checkpoint::load_ema(&self.run.checkpoint_dir(), &average)?;
+            }
+            self.ema = Some(average);
         }
         if self.state.world_size != self.world {
             self.continue_at_world_size();
@@ -375,6 +398,9 @@ impl<'a> Trainer<'a> {
             _ => stop.load(Ordering::Relaxed),
         };
         let found_inf = optimizer_step(&mut self.opt, fp16.then_some(&mut self.state.scaler), cfg.grad_clip, lr)?;
+        if let Some(ema) = &self.ema {
+            ema.update(step);
+        }
         tch::no_grad(|| {
             if let Some(inf) = found_inf {
                 if fp16 {
@@ -430,7 +456,7 @@ impl<'a> Trainer<'a> {
     /// Hands the checkpoint of the state as it is now to the writer (rank 0).
     fn save_checkpoint(&mut self) -> Result<()> {
         let Some(writer) = self.writer.as_mut() else { return Ok(()) };
-        let tensors = checkpoint::snapshot(&self.opt, None);
+        let tensors = checkpoint::snapshot(&self.opt, None, self.ema.as_ref());
         let (dir, state) = (self.run.checkpoint_dir(), self.state.clone());
         writer.submit(Box::new(move || checkpoint::save(&dir, &state, &tensors)))
     }
@@ -445,9 +471,11 @@ impl<'a> Trainer<'a> {
         let images_per_s = self.epoch_time.images as f64 / self.epoch_time.train_seconds.max(1e-9);
         self.emit(Event::Validated { row: &row, epochs: self.cfg.epochs, images_per_s });
         let saving = Instant::now();
-        let improved = self.state.best_auc.is_none_or(|best| row.val_auc > best);
+        let score = row.best_val_auc();
+        let improved = self.state.best_auc.is_none_or(|best| score > best);
         if improved {
-            self.state.best_auc = Some(row.val_auc);
+            self.state.best_auc = Some(score);
+            self.state.best_is_ema = row.ema_is_better();
             self.state.best_epoch = Some(epoch + 1);
             self.state.epochs_without_improvement = 0;
         } else {
@@ -481,10 +509,19 @@ impl<'a> Trainer<'a> {
     }
 
     /// The files of the epoch just finished, copied to host memory, and the writing of them: with `improved`,
-    /// model.safetensors and val_predictions.csv; then metrics.csv and the checkpoint.
+    /// model.safetensors (the raw weights or their moving average, whichever validated better) and
+    /// val_predictions.csv; then metrics.csv and the checkpoint.
     fn epoch_files(&self, improved: bool, epoch: usize) -> Job {
-        let best = improved.then(|| (weights_on_host(&self.vs), self.val_prediction_rows()));
-        let tensors = checkpoint::snapshot(&self.opt, best.as_ref().map(|(w, _)| w.as_slice()));
+        let ema_best = self.state.best_is_ema;
+        let best = improved.then(|| {
+            let weights = match (&self.ema, ema_best) {
+                (Some(ema), true) => ema.weights_on_host(),
+                _ => weights_on_host(&self.vs),
+            };
+            (weights, self.val_prediction_rows())
+        });
+        let raw = best.as_ref().filter(|_| !ema_best).map(|(w, _)| w.as_slice());
+        let tensors = checkpoint::snapshot(&self.opt, raw, self.ema.as_ref());
         let (run, state) = (self.run.clone(), self.state.clone());
         Box::new(move || {
             if let Some((weights, predictions)) = best {

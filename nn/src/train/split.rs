@@ -26,6 +26,29 @@ impl Data {
         };
         let pack = open(&cfg.pack, "training")?;
         let val_pack = cfg.val_pack.as_deref().map(|p| open(p, "validation")).transpose()?;
+        let mode = pack.manifest.standardization.mode;
+        if let Some(recorded) = cfg.standardize.filter(|&m| m != mode) {
+            bail!(
+                "{} is standardised {} now, but the run started on {} images (config.json): repack it with \
+                 lens-pack --standardize {}",
+                cfg.pack.display(),
+                mode,
+                recorded,
+                recorded
+            );
+        }
+        if let (Some(v), Some(path)) = (&val_pack, &cfg.val_pack) {
+            let val_mode = v.manifest.standardization.mode;
+            if val_mode != mode {
+                bail!(
+                    "the validation pack {} is standardised {} and the training pack {}: the model would be judged \
+                     on other numbers than it learns from (repack one with lens-pack --standardize)",
+                    path.display(),
+                    val_mode,
+                    mode
+                );
+            }
+        }
         let (train_rows, val_rows) = match &val_pack {
             Some(v) => {
                 if let Some(m) = pack.meta.iter().find(|m| m.label.is_none()) {

@@ -39,6 +39,10 @@ pub(super) fn metrics_row(logits: &[f64], labels: &[u8], sources: &[Option<u8>],
         val_auc_source1: auc_of(1),
         val_auc_source2: auc_of(2),
         skipped_steps: 0,
+        ema_val_loss: None,
+        ema_val_auc: None,
+        ema_val_tpr_at_fpr_1e2: None,
+        ema_val_tpr_at_fpr_1e3: None,
     }
 }
 
@@ -46,7 +50,11 @@ impl Trainer<'_> {
     /// Validates the model after an epoch: the metrics row of the epoch (the same on every rank).
     pub fn validate(&mut self) -> Result<MetricsRow> {
         let started = Instant::now();
-        let logits = self.validation_logits()?;
+        let logits = self.validation_logits(&self.model)?;
+        let ema_logits = match &self.ema {
+            Some(ema) => Some(self.validation_logits(&ema.model)?),
+            None => None,
+        };
         self.epoch_time.validation_seconds = started.elapsed().as_secs_f64();
         let s = &self.state;
         let lr =
@@ -55,15 +63,27 @@ impl Trainer<'_> {
         let val = self.data.val_source();
         let labels: Vec<u8> = self.data.val_rows.iter().map(|&r| val.meta[r].label.unwrap_or(0)).collect();
         let sources: Vec<Option<u8>> = self.data.val_rows.iter().map(|&r| val.meta[r].source).collect();
-        let mut row = metrics_row(&logits, &labels, &sources, self.cfg.pos_weight.unwrap_or(1.0));
+        let pos_weight = self.cfg.pos_weight.unwrap_or(1.0);
+        let mut row = metrics_row(&logits, &labels, &sources, pos_weight);
         (row.epoch, row.step, row.lr, row.train_loss, row.skipped_steps) =
             (s.epoch + 1, s.global_step, lr, train_loss, self.skipped);
         self.val_logits = logits;
+        if let Some(ema_logits) = ema_logits {
+            let ema = metrics_row(&ema_logits, &labels, &sources, pos_weight);
+            row.ema_val_loss = Some(ema.val_loss);
+            row.ema_val_auc = Some(ema.val_auc);
+            row.ema_val_tpr_at_fpr_1e2 = Some(ema.val_tpr_at_fpr_1e2);
+            row.ema_val_tpr_at_fpr_1e3 = Some(ema.val_tpr_at_fpr_1e3);
+            if row.ema_is_better() {
+                self.val_logits = ema_logits;
+            }
+        }
         Ok(row)
     }
 
-    /// The logits of the validation rows, in their order (each rank scores a stride of them; all get all).
-    fn validation_logits(&mut self) -> Result<Vec<f64>> {
+    /// The logits of `model` (the trained one or its moving average) on the validation rows, in their order (each
+    /// rank scores a stride of them; all get all).
+    fn validation_logits(&self, model: &crate::models::Model) -> Result<Vec<f64>> {
         let exec = crate::device::ExecSettings {
             size: self.cfg.model_config.input_size(),
             precision: self.cfg.precision,
@@ -75,14 +95,14 @@ impl Trainer<'_> {
         let rows = &self.data.val_rows;
         Ok(match self.pg {
             Some(pg) => {
-                let part = crate::infer::predict(&self.model, vb, &ddp::strided(rows, self.rank, self.world), exec)?;
+                let part = crate::infer::predict(model, vb, &ddp::strided(rows, self.rank, self.world), exec)?;
                 ddp::unshard(&pg.gather_f64(&part, self.device)?, rows.len())
             }
-            None => crate::infer::predict(&self.model, vb, rows, exec)?,
+            None => crate::infer::predict(model, vb, rows, exec)?,
         })
     }
 
-    /// The rows of val_predictions.csv for the last validation: (id, label, source, logit) in the validation order.
+    /// The rows of val_predictions.csv for the last validation (of the better of the weights and their average): (id, label, source, logit) in the validation order.
     pub(super) fn val_prediction_rows(&self) -> Vec<(String, Option<u8>, Option<u8>, f64)> {
         let val = self.data.val_source();
         self.data

@@ -137,6 +137,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "no_decay_norm_bias")]
     pub decay_norm_bias: bool,
 
+    /// Keep a moving average of the weights with this half-life in epochs (0: none; default: the recipe's). It is
+    /// validated after every epoch beside the weights themselves, and model.safetensors holds whichever of the two
+    /// validated better (metrics.csv has both; the ema_ columns are the average's).
+    #[arg(long, value_name = "EPOCHS")]
+    pub ema_half_life: Option<f64>,
+
     /// Weight of the positive class in the loss (BCE pos_weight).
     #[arg(long, value_name = "W")]
     pub pos_weight: Option<f64>,
@@ -256,6 +262,7 @@ fn overrides(args: &Args) -> Overrides {
         no_decay_norm_bias,
         drop_path: args.drop_path,
         epochs: args.epochs,
+        ema_half_life: args.ema_half_life,
     }
 }
 

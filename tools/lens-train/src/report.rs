@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use lensfind_core::progress::Progress;
-use lensfind_nn::run_dir::TrainConfig;
+use lensfind_nn::run_dir::{MetricsRow, TrainConfig};
 use lensfind_nn::train::Event;
 
 pub(crate) struct Reporter<'a> {
@@ -79,11 +79,7 @@ impl<'a> Reporter<'a> {
                     p.finish();
                 }
             }
-            Event::Validated { row, epochs, images_per_s } => eprintln!(
-                "lens-train: epoch {}/{epochs}: train loss {:.4}, val loss {:.4}, val AUC {:.4}, acc {:.4}, \
-                 TPR@FPR1e-2 {:.3}; {images_per_s:.0} images/s",
-                row.epoch, row.train_loss, row.val_loss, row.val_auc, row.val_accuracy, row.val_tpr_at_fpr_1e2
-            ),
+            Event::Validated { row, epochs, images_per_s } => validated(row, epochs, images_per_s),
             Event::StoppedEarly { patience, best_epoch } => eprintln!(
                 "lens-train: no AUC improvement for {patience} epochs; stopping early (best epoch {best_epoch})"
             ),
@@ -103,6 +99,19 @@ impl<'a> Reporter<'a> {
     }
 }
 
+/// An epoch's line: its training loss and validation figures, the moving average's beside them.
+fn validated(row: &MetricsRow, epochs: usize, images_per_s: f64) {
+    let ema = match (row.ema_val_auc, row.ema_val_tpr_at_fpr_1e2) {
+        (Some(auc), Some(tpr)) => format!(" (moving average: AUC {auc:.4}, TPR@FPR1e-2 {tpr:.3})"),
+        _ => String::new(),
+    };
+    eprintln!(
+        "lens-train: epoch {}/{epochs}: train loss {:.4}, val loss {:.4}, val AUC {:.4}, acc {:.4}, TPR@FPR1e-2 \
+         {:.3}{ema}; {images_per_s:.0} images/s",
+        row.epoch, row.train_loss, row.val_loss, row.val_auc, row.val_accuracy, row.val_tpr_at_fpr_1e2
+    );
+}
+
 /// The recipe of a new run and the values it resolved to.
 fn recipe(cfg: &TrainConfig) {
     let Some(r) = cfg.recipe.as_ref() else { return };
@@ -113,7 +122,7 @@ fn recipe(cfg: &TrainConfig) {
     };
     eprintln!(
         "lens-train: recipe {} (lr {}, global batch {}): lr {:e}, warm-up {} steps, weight decay {:e}{}, drop path \
-         {}, {} epochs{overridden}",
+         {}, {} epochs{}{overridden}",
         r.name,
         r.lr_rule,
         r.global_batch,
@@ -123,5 +132,6 @@ fn recipe(cfg: &TrainConfig) {
         if cfg.no_decay_norm_bias { " except norms and biases" } else { "" },
         cfg.model_config.drop_path(),
         cfg.epochs,
+        cfg.ema_half_life.map_or(String::new(), |h| format!(", moving average of the weights ({h} epochs' half-life)")),
     );
 }

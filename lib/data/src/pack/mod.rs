@@ -69,8 +69,8 @@ pub enum PackError {
     #[error("{} is not a lensfind pack manifest (format {format:?})", path.display())]
     Format { path: PathBuf, format: String },
     #[error(
-        "{} is pack format version {version}; this lensfind reads version {VERSION} only (repack with this \
-         version's lens-pack)",
+        "{} is pack format version {version}; this lensfind reads versions {VERSION} and {VERSION_NOISE} only \
+         (repack with this version's lens-pack)",
         path.display()
     )]
     Version { path: PathBuf, version: u64 },
@@ -109,6 +109,18 @@ pub enum PackError {
 pub(crate) const FORMAT: &str = "lensfind-pack";
 /// The format version this code writes and reads. Bump it on any change a reader could misread.
 pub(crate) const VERSION: u32 = 1;
+/// The version of a pack standardised [`Standardize::Noise`]: the same files, but a reader that predates that
+/// scaling must refuse the pack by its version rather than fail on the mode's name.
+pub(crate) const VERSION_NOISE: u32 = 2;
+
+/// The format version of a pack standardised `mode`.
+pub(crate) fn version_for(mode: Standardize) -> u32 {
+    if mode == Standardize::Noise {
+        VERSION_NOISE
+    } else {
+        VERSION
+    }
+}
 /// Rows per checksummed block of `images.npy`: `--verify` names the damaged block's rows.
 #[cfg(feature = "fits")]
 pub(crate) const BLOCK_ROWS: usize = 1024;

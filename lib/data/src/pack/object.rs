@@ -18,8 +18,31 @@ pub enum Standardize {
     Cube,
     /// A mean and std per band.
     Band,
+    /// Per band: its median subtracted, in units of its noise (1.4826 x the median absolute deviation from the
+    /// median, a sigma that the object's own light hardly moves), through asinh: the noise stays linear around
+    /// +-1 and bright light is compressed logarithmically, so a faint arc keeps its contrast beside a bright
+    /// deflector and each band counts by its signal-to-noise (after Lanusse et al. 2018, CMU DeepLens).
+    Noise,
     /// Raw values (only NaN/Inf replaced).
     None,
+}
+
+impl Standardize {
+    /// The name lens-pack's --standardize and pack.json give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Standardize::Cube => "cube",
+            Standardize::Band => "band",
+            Standardize::Noise => "noise",
+            Standardize::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Standardize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[cfg(feature = "fits")]
@@ -33,6 +56,10 @@ pub(crate) fn standardize(pixels: &mut [f64], npix: usize, mode: Standardize) {
         Standardize::None => return,
         Standardize::Cube => vec![pixels],
         Standardize::Band => pixels.chunks_mut(npix).collect(),
+        Standardize::Noise => {
+            pixels.chunks_mut(npix).for_each(in_noise_units);
+            return;
+        }
     };
     for g in groups {
         let n = g.len() as f64;
@@ -44,6 +71,44 @@ pub(crate) fn standardize(pixels: &mut [f64], npix: usize, mode: Standardize) {
                 *v = (*v - mean) / std;
             }
         }
+    }
+}
+
+/// The factor from a median absolute deviation to the sigma of Gaussian noise (1 / Phi^-1(3/4)).
+#[cfg(feature = "fits")]
+const MAD_TO_SIGMA: f64 = 1.482_602_218_505_602;
+
+#[cfg(feature = "fits")]
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        0.5 * (values[n / 2 - 1] + values[n / 2])
+    }
+}
+
+/// [`Standardize::Noise`] on one band: `asinh((v - median) / sigma)`, sigma from the median absolute deviation, or
+/// the population std where more than half the pixels share one value (MAD 0); a flat band is only centred.
+#[cfg(feature = "fits")]
+fn in_noise_units(band: &mut [f64]) {
+    if band.is_empty() {
+        return;
+    }
+    let mut work = band.to_vec();
+    let centre = median(&mut work);
+    for (w, v) in work.iter_mut().zip(band.iter()) {
+        *w = (v - centre).abs();
+    }
+    let mut sigma = MAD_TO_SIGMA * median(&mut work);
+    if sigma <= MIN_STD {
+        let n = band.len() as f64;
+        let mean = band.iter().sum::<f64>() / n;
+        sigma = (band.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    }
+    for v in band.iter_mut() {
+        *v = if sigma > MIN_STD { ((*v - centre) / sigma).asinh() } else { *v - centre };
     }
 }
 
@@ -95,6 +160,49 @@ pub(crate) fn load_object(
 #[cfg(all(test, feature = "fits"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn noise_units_put_each_band_s_noise_at_one_and_compress_bright_light() {
+        // Two bands of 1001 pixels: noise of sigma 2 (band 0) and 50 (band 1) around offsets 10 and -300, with a
+        // bright source of 1000 sigma in 20 pixels. The noise is evenly spaced over [-2, 2] x sigma / 1.4826, whose
+        // median absolute deviation is exactly sigma / 1.4826: its robust sigma is sigma.
+        let npix = 1001;
+        let mut pixels = Vec::with_capacity(2 * npix);
+        for (offset, sigma) in [(10.0, 2.0), (-300.0, 50.0)] {
+            for i in 0..npix {
+                let noise = sigma / MAD_TO_SIGMA * (-2.0 + 4.0 * i as f64 / (npix - 1) as f64);
+                let source = if i % 50 == 0 { 1000.0 * sigma } else { 0.0 };
+                pixels.push(offset + noise + source);
+            }
+        }
+        standardize(&mut pixels, npix, Standardize::Noise);
+        for band in pixels.chunks(npix) {
+            // Back from asinh: the noise pixels in units of the sigma found. 20 source pixels of 1001 move the
+            // median and the MAD by about 2% of the noise's spread: its ends at +-2/1.4826 = +-1.349 within 5%.
+            let noise: Vec<f64> = band.iter().enumerate().filter(|(i, _)| i % 50 != 0).map(|(_, v)| v.sinh()).collect();
+            let (lo, hi) = noise.iter().fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+            let end = 2.0 / MAD_TO_SIGMA;
+            assert!((hi - end).abs() < 0.05 * end && (lo + end).abs() < 0.05 * end, "{lo} {hi}");
+            // The source, 1000 sigma above, near asinh(1000) = 7.6: compressed, still far above the noise.
+            assert!((band[50] - 1000f64.asinh()).abs() < 0.05, "{}", band[50]);
+        }
+        // More than half the pixels at one value (MAD 0): the std is the unit; a flat band is only centred.
+        let mut sparse = vec![0.0; 10];
+        sparse[9] = 3.0;
+        let std = (0.9f64 * 0.1 * 9.0).sqrt();
+        standardize(&mut sparse, 10, Standardize::Noise);
+        assert!((sparse[9] - (3.0 / std).asinh()).abs() < 1e-12 && sparse[0] == 0.0, "{sparse:?}");
+        let mut flat = vec![5.0; 4];
+        standardize(&mut flat, 4, Standardize::Noise);
+        assert_eq!(flat, [0.0; 4]);
+    }
+
+    #[test]
+    fn each_mode_s_name_is_its_name_in_pack_json() {
+        for mode in [Standardize::Cube, Standardize::Band, Standardize::Noise, Standardize::None] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.name());
+        }
+    }
 
     #[test]
     fn cube_and_band_standardisation() {

@@ -7,7 +7,7 @@ use memmap2::Mmap;
 use ndarray::ArrayView4;
 use ndarray_npy::ViewNpyExt;
 
-use super::{hex, FileSum, Manifest, PackDir, PackError, FORMAT, VERSION};
+use super::{hex, FileSum, Manifest, PackDir, PackError, FORMAT, VERSION, VERSION_NOISE};
 use crate::npy::{self, Dtype};
 
 /// One row of `meta.csv`.
@@ -43,7 +43,7 @@ pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest, PackError> {
         return Err(PackError::Format { path: path.into(), format: format.to_string() });
     }
     let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-    if version != u64::from(VERSION) {
+    if version != u64::from(VERSION) && version != u64::from(VERSION_NOISE) {
         return Err(PackError::Version { path: path.into(), version });
     }
     serde_json::from_value(value).map_err(|source| PackError::Fields { path: path.into(), source })

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use super::object::{load_object, Loaded, Standardize, MIN_STD};
-use super::{hex, FileSum, ImagesSum, Manifest, NonFinite, PackDir, Standardization, BLOCK_ROWS, FORMAT, VERSION};
+use super::{hex, version_for, FileSum, ImagesSum, Manifest, NonFinite, PackDir, Standardization, BLOCK_ROWS, FORMAT};
 use crate::index::IndexRow;
 use crate::naming::BANDS;
 use crate::npy::{self, Dtype};
@@ -304,7 +304,7 @@ pub fn write_pack(
 
     let manifest = Manifest {
         format: FORMAT.into(),
-        version: VERSION,
+        version: version_for(opts.standardize),
         count,
         bands: BANDS.iter().map(|b| b.to_string()).collect(),
         height: opts.height,
