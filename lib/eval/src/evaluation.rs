@@ -9,7 +9,7 @@ use crate::calibration::{self, Bin};
 use crate::metrics::{evaluate, roc, Confusion, Evaluation};
 use crate::operating::{pick, OperatingError, OperatingPoint, Rule};
 use crate::probability::sigmoid;
-use crate::scores::{has_column, read_scores, read_truth, Joined, Scores, ScoresError, Truth};
+use crate::scores::{has_column, read_scores, read_truth, Joined, ScoreColumn, Scores, ScoresError, Truth};
 use lensfind_core::output::{write_whole, OutputError};
 
 /// Why a scores file could not be evaluated.
@@ -60,7 +60,7 @@ impl Inputs<'_> {
 pub struct Summary {
     pub pred: String,
     pub truth: String,
-    pub score_column: String,
+    pub score_column: ScoreColumn,
     pub threshold: f64,
     pub missing_labels: usize,
     pub missing_scores: usize,
@@ -109,15 +109,16 @@ pub struct Evaluated {
 /// Evaluates `inputs.pred` (its logit column when it has one, else pred or a submission's preds) against the
 /// labels, at `threshold` (default 0 for logits, 0.5 for probabilities).
 pub fn evaluate_files(inputs: Inputs, threshold: Option<f64>) -> Result<Evaluated, EvalError> {
-    let pred = read_scores(inputs.pred, &["logit", "pred", "preds"])?;
-    let threshold = threshold.unwrap_or(if pred.column == "logit" { 0.0 } else { 0.5 });
+    let pred = read_scores(inputs.pred, &[ScoreColumn::Logit, ScoreColumn::Pred, ScoreColumn::Preds])?;
+    let threshold = threshold.unwrap_or(if pred.column == ScoreColumn::Logit { 0.0 } else { 0.5 });
     let (joined, truth, truth_path) = inputs.join(&pred)?;
     let eval = evaluate(&joined.scores, &joined.labels, &joined.sources, threshold);
     // Probabilities: the file's pred column when it has one (with a logit column too, the logit ranks), else the
     // sigmoid of the logits.
-    let (probabilities, from) = if pred.column == "logit" && has_column(inputs.pred, "pred")? {
-        (Joined::new(&read_scores(inputs.pred, &["pred"])?, &truth).scores, "pred")
-    } else if pred.column == "logit" {
+    let logits = pred.column == ScoreColumn::Logit;
+    let (probabilities, from) = if logits && has_column(inputs.pred, ScoreColumn::Pred.name())? {
+        (Joined::new(&read_scores(inputs.pred, &[ScoreColumn::Pred])?, &truth).scores, "pred")
+    } else if logits {
         (joined.scores.iter().map(|&z| sigmoid(z)).collect(), "sigmoid(logit)")
     } else {
         (joined.scores.clone(), "pred")
@@ -127,7 +128,7 @@ pub fn evaluate_files(inputs: Inputs, threshold: Option<f64>) -> Result<Evaluate
     let summary = Summary {
         pred: inputs.pred.display().to_string(),
         truth: truth_path.display().to_string(),
-        score_column: pred.column.clone(),
+        score_column: pred.column,
         threshold,
         missing_labels: joined.missing_labels.len(),
         missing_scores: joined.missing_scores.len(),
@@ -146,14 +147,14 @@ pub fn evaluate_files(inputs: Inputs, threshold: Option<f64>) -> Result<Evaluate
 
 /// The operating point that `rule` picks on `inputs.pred` (its logits, else its probabilities). Needs labels
 /// unless the rule is a fraction of the objects and neither `truth` nor a label column is there.
-pub fn pick_on_file(inputs: Inputs, rule: Rule) -> Result<(OperatingPoint, String), EvalError> {
-    let pred = read_scores(inputs.pred, &["logit", "pred"])?;
+pub fn pick_on_file(inputs: Inputs, rule: Rule) -> Result<(OperatingPoint, ScoreColumn), EvalError> {
+    let pred = read_scores(inputs.pred, &[ScoreColumn::Logit, ScoreColumn::Pred])?;
     let labelled = inputs.truth.is_some() || has_column(inputs.pred, "label")?;
     let point = if !labelled && matches!(rule, Rule::Fraction(_)) {
-        pick(&pred.values, None, rule, &pred.column)?
+        pick(&pred.values, None, rule, pred.column)?
     } else {
         let (joined, ..) = inputs.join(&pred)?;
-        pick(&joined.scores, Some(&joined.labels), rule, &pred.column)?
+        pick(&joined.scores, Some(&joined.labels), rule, pred.column)?
     };
     Ok((point, pred.column))
 }

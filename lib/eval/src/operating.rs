@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Confusion;
 use crate::probability::sigmoid;
+use crate::scores::ScoreColumn;
 
 /// The `format` of a threshold file and the version this reader knows.
 pub const FORMAT: &str = "lensfind-threshold";
@@ -40,7 +41,7 @@ pub enum OperatingError {
     #[error("{}: format {format:?} version {version}; this lensfind reads {FORMAT:?} version {VERSION}", path.display())]
     Version { path: PathBuf, format: String, version: u32 },
     #[error("{}: the threshold on {column} is missing or not finite", path.display())]
-    NoThreshold { path: PathBuf, column: String },
+    NoThreshold { path: PathBuf, column: ScoreColumn },
 }
 
 /// How to choose the threshold.
@@ -97,7 +98,7 @@ pub struct OperatingPoint {
     /// The rule, as given (`fpr=0.01`).
     pub rule: String,
     /// The column the scores came from: `logit` or `pred` (a probability).
-    pub score_column: String,
+    pub score_column: ScoreColumn,
     /// The threshold as a logit and as a probability (sigmoid of the logit); a score >= it is called a lens.
     /// None where a probability of exactly 0 or 1 has no finite logit.
     pub logit: Option<f64>,
@@ -129,7 +130,7 @@ impl OperatingPoint {
         if p.format != FORMAT || p.version != VERSION {
             return Err(OperatingError::Version { path: path.into(), format: p.format, version: p.version });
         }
-        let t = if p.score_column == "logit" { p.logit } else { p.probability };
+        let t = if p.score_column == ScoreColumn::Logit { p.logit } else { p.probability };
         if !t.is_some_and(f64::is_finite) {
             return Err(OperatingError::NoThreshold { path: path.into(), column: p.score_column });
         }
@@ -185,9 +186,14 @@ fn cuts(scores: &[f64], lab: impl Fn(usize) -> bool) -> (Vec<(usize, usize, usiz
     (cuts, group_scores)
 }
 
-/// Chooses a threshold on `scores` (of column `column`: `logit`, or `pred` probabilities) by `rule`, with
-/// `labels` (1 = lens) when known; see the module's note on ties.
-pub fn pick(scores: &[f64], labels: Option<&[u8]>, rule: Rule, column: &str) -> Result<OperatingPoint, OperatingError> {
+/// Chooses a threshold on `scores` (of column `column`: logits, or else probabilities) by `rule`, with `labels`
+/// (1 = lens) when known; see the module's note on ties.
+pub fn pick(
+    scores: &[f64],
+    labels: Option<&[u8]>,
+    rule: Rule,
+    column: ScoreColumn,
+) -> Result<OperatingPoint, OperatingError> {
     if scores.is_empty() {
         return Err(OperatingError::Empty);
     }
@@ -232,7 +238,7 @@ pub fn pick(scores: &[f64], labels: Option<&[u8]>, rule: Rule, column: &str) -> 
         c if c == group_scores.len() => group_scores[c - 1],
         c => between(group_scores[c - 1], group_scores[c]),
     };
-    let (logit, probability) = if column == "logit" {
+    let (logit, probability) = if column == ScoreColumn::Logit {
         (Some(threshold), Some(sigmoid(threshold)))
     } else {
         let l = (threshold / (1.0 - threshold)).ln();
@@ -245,7 +251,7 @@ pub fn pick(scores: &[f64], labels: Option<&[u8]>, rule: Rule, column: &str) -> 
         format: FORMAT.into(),
         version: VERSION,
         rule: rule.to_string(),
-        score_column: column.to_string(),
+        score_column: column,
         logit,
         probability,
         n,
@@ -286,14 +292,14 @@ mod tests {
         let mut labels = vec![0u8; 1000];
         scores.extend((0..50).map(|k| 990.5 + f64::from(k)));
         labels.extend([1u8; 50]);
-        let p = pick(&scores, Some(&labels), Rule::Fpr(1e-2), "logit").unwrap();
+        let p = pick(&scores, Some(&labels), Rule::Fpr(1e-2), ScoreColumn::Logit).unwrap();
         assert_eq!((p.fp, p.tp, p.fpr), (Some(10), Some(50), Some(0.01)));
         assert_eq!(p.logit, Some(989.5), "midway between the lowest called (990) and the next (989)");
         assert_eq!(Confusion::at(&scores, &labels, p.logit.unwrap()).fp, 10);
         // Ties: two non-lenses share the 10th and 11th places (990 moved to 989); the cut stays above both: 9 false
         // positives, FPR 0.009, midway between the last lens (990.5) and them.
         scores[990] = 989.0;
-        let p = pick(&scores, Some(&labels), Rule::Fpr(1e-2), "logit").unwrap();
+        let p = pick(&scores, Some(&labels), Rule::Fpr(1e-2), ScoreColumn::Logit).unwrap();
         assert_eq!((p.fp, p.tp, p.fpr, p.logit), (Some(9), Some(50), Some(0.009), Some(989.75)));
     }
 
@@ -301,32 +307,35 @@ mod tests {
     fn tpr_f1_fraction_and_the_extremes() {
         let scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
         let labels = [1u8, 1, 0, 1, 0, 0];
-        let p = pick(&scores, Some(&labels), Rule::Tpr(0.6), "pred").unwrap();
+        let p = pick(&scores, Some(&labels), Rule::Tpr(0.6), ScoreColumn::Pred).unwrap();
         // 2 of 3 lenses is the first cut with TPR >= 0.6: called 0.9 and 0.8; threshold midway to 0.7.
         assert_eq!((p.called, p.tp, p.fp), (2, Some(2), Some(0)));
         assert!((p.probability.unwrap() - 0.75).abs() < 1e-15);
         assert!((p.logit.unwrap() - 3f64.ln()).abs() < 1e-12);
         // F1: 2 called (2/2.5=0.8) vs 4 called (3 tp: 6/7=0.857): the latter.
-        let p = pick(&scores, Some(&labels), Rule::F1, "pred").unwrap();
+        let p = pick(&scores, Some(&labels), Rule::F1, ScoreColumn::Pred).unwrap();
         assert_eq!((p.called, p.tp), (4, Some(3)));
         // A fraction needs no labels: at most half of 6.
-        let p = pick(&scores, None, Rule::Fraction(0.5), "pred").unwrap();
+        let p = pick(&scores, None, Rule::Fraction(0.5), ScoreColumn::Pred).unwrap();
         assert_eq!((p.called, p.tp, p.fraction), (3, None, 0.5));
         // FPR 0 when the top score is a non-lens: nothing is called, the threshold is just above it.
-        let p = pick(&[2.0, 1.0], Some(&[0, 1]), Rule::Fpr(0.0), "logit").unwrap();
+        let p = pick(&[2.0, 1.0], Some(&[0, 1]), Rule::Fpr(0.0), ScoreColumn::Logit).unwrap();
         assert_eq!((p.called, p.tp), (0, Some(0)));
         assert!(p.logit.unwrap() > 2.0);
         // TPR 1 with the lowest score a lens: everything is called, the threshold is that score.
-        let p = pick(&[2.0, 1.0], Some(&[0, 1]), Rule::Tpr(1.0), "logit").unwrap();
+        let p = pick(&[2.0, 1.0], Some(&[0, 1]), Rule::Tpr(1.0), ScoreColumn::Logit).unwrap();
         assert_eq!((p.called, p.logit), (2, Some(1.0)));
-        assert!(matches!(pick(&[1.0], None, Rule::F1, "logit"), Err(OperatingError::NeedsLabels { .. })));
-        assert!(matches!(pick(&[1.0], Some(&[1]), Rule::Fpr(0.1), "logit"), Err(OperatingError::NeedsClass { .. })));
+        assert!(matches!(pick(&[1.0], None, Rule::F1, ScoreColumn::Logit), Err(OperatingError::NeedsLabels { .. })));
+        assert!(matches!(
+            pick(&[1.0], Some(&[1]), Rule::Fpr(0.1), ScoreColumn::Logit),
+            Err(OperatingError::NeedsClass { .. })
+        ));
     }
 
     #[test]
     fn file_round_trip() {
         let t = tempfile::tempdir().unwrap();
-        let p = pick(&[0.3, -1.0, 2.0], Some(&[1, 0, 1]), Rule::Fpr(0.0), "logit").unwrap();
+        let p = pick(&[0.3, -1.0, 2.0], Some(&[1, 0, 1]), Rule::Fpr(0.0), ScoreColumn::Logit).unwrap();
         let path = t.path().join("t.json");
         std::fs::write(&path, serde_json::to_string_pretty(&p).unwrap()).unwrap();
         assert_eq!(OperatingPoint::read(&path).unwrap(), p);

@@ -6,6 +6,36 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use lensfind_core::text::first_ids;
+use serde::{Deserialize, Serialize};
+
+/// The score columns of the files the tools exchange, and what their values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreColumn {
+    /// `logit`: a model's log-odds (lens-infer's output, val_predictions.csv, the ensembles' validation scores).
+    Logit,
+    /// `pred`: a probability (lens-ensemble's submission).
+    Pred,
+    /// `preds`: the challenge submission's 1/0 decisions.
+    Preds,
+}
+
+impl ScoreColumn {
+    /// The column's name in a CSV header.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreColumn::Logit => "logit",
+            ScoreColumn::Pred => "pred",
+            ScoreColumn::Preds => "preds",
+        }
+    }
+}
+
+impl std::fmt::Display for ScoreColumn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Why a scores or truth file could not be read, or scores and truth not paired.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +60,7 @@ pub enum ScoresError {
     #[error("{}, line {line}: {value:?} is not a number", path.display())]
     NotANumber { path: PathBuf, line: usize, value: String, source: std::num::ParseFloatError },
     #[error("{}, line {line}: {column} of {id} is {value}", path.display())]
-    NotFinite { path: PathBuf, line: usize, column: String, id: String, value: f64 },
+    NotFinite { path: PathBuf, line: usize, column: ScoreColumn, id: String, value: f64 },
     #[error("{}, line {line}: id {id} appears twice", path.display())]
     Duplicate { path: PathBuf, line: usize, id: String },
     #[error("{}, line {line}: label {label:?} is not 0 or 1", path.display())]
@@ -49,30 +79,30 @@ pub enum ScoresError {
 /// Scores of one file, in file order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scores {
-    /// The name of the score column that was read (`logit` or `pred`).
-    pub column: String,
+    /// The score column that was read.
+    pub column: ScoreColumn,
     pub ids: Vec<String>,
     pub values: Vec<f64>,
 }
 
 /// Reads `path` (CSV with a header holding `id` and the first of `columns` present). A malformed row, a
 /// duplicated id or a non-finite value is an error naming the file and line.
-pub fn read_scores(path: &Path, columns: &[&str]) -> Result<Scores, ScoresError> {
+pub fn read_scores(path: &Path, columns: &[ScoreColumn]) -> Result<Scores, ScoresError> {
     let file = std::fs::File::open(path).map_err(|source| ScoresError::Open { path: path.into(), source })?;
     read_scores_from(std::io::BufReader::new(file), path, columns)
 }
 
 /// [`read_scores`] from any reader; `path` names the input in errors.
-pub fn read_scores_from<R: Read>(input: R, path: &Path, columns: &[&str]) -> Result<Scores, ScoresError> {
+pub fn read_scores_from<R: Read>(input: R, path: &Path, columns: &[ScoreColumn]) -> Result<Scores, ScoresError> {
     let mut r = csv::Reader::from_reader(input);
     let header = r.headers().map_err(|source| ScoresError::Header { path: path.into(), source })?.clone();
     let id_col = header.iter().position(|h| h == "id").ok_or_else(|| ScoresError::NoId { path: path.into() })?;
     let (col, name) = columns
         .iter()
-        .find_map(|c| header.iter().position(|h| h == *c).map(|i| (i, c.to_string())))
+        .find_map(|&c| header.iter().position(|h| h == c.name()).map(|i| (i, c)))
         .ok_or_else(|| ScoresError::NoColumn {
             path: path.into(),
-            wanted: columns.join(" or "),
+            wanted: columns.iter().map(|c| c.name()).collect::<Vec<_>>().join(" or "),
             header: header.iter().collect::<Vec<_>>().join(","),
         })?;
     let mut out = Scores { column: name, ids: Vec::new(), values: Vec::new() };
@@ -91,7 +121,7 @@ pub fn read_scores_from<R: Read>(input: R, path: &Path, columns: &[&str]) -> Res
             source,
         })?;
         if !v.is_finite() {
-            let (column, id) = (out.column.clone(), id.to_string());
+            let (column, id) = (out.column, id.to_string());
             return Err(ScoresError::NotFinite { path: path.into(), line, column, id, value: v });
         }
         if !seen.insert(id.to_string()) {
@@ -236,9 +266,9 @@ mod tests {
     #[test]
     fn scores_and_their_errors() {
         let f = file("id,logit,logit_orig\na,1.5,1\nb,-2,0\n");
-        let s = read_scores(f.path(), &["logit", "pred"]).unwrap();
+        let s = read_scores(f.path(), &[ScoreColumn::Logit, ScoreColumn::Pred]).unwrap();
         assert_eq!(
-            (s.column.as_str(), s.ids.clone(), s.values.clone()),
+            (s.column.name(), s.ids.clone(), s.values.clone()),
             ("logit", vec!["a".into(), "b".into()], vec![1.5, -2.0])
         );
         for (text, want) in [
@@ -249,9 +279,20 @@ mod tests {
             ("id,score\na,1\n", "no logit or pred column"),
         ] {
             let f = file(text);
-            let err = lensfind_core::error_chain(&read_scores(f.path(), &["logit", "pred"]).unwrap_err());
+            let err = lensfind_core::error_chain(
+                &read_scores(f.path(), &[ScoreColumn::Logit, ScoreColumn::Pred]).unwrap_err(),
+            );
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn score_columns_are_named_in_json_as_in_the_files() {
+        for c in [ScoreColumn::Logit, ScoreColumn::Pred, ScoreColumn::Preds] {
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
+            assert_eq!(serde_json::from_str::<ScoreColumn>(&format!("\"{c}\"")).unwrap(), c);
+        }
+        assert!(serde_json::from_str::<ScoreColumn>("\"score\"").is_err(), "no other column");
     }
 
     #[test]
@@ -265,7 +306,7 @@ mod tests {
     #[test]
     fn scores_join_truth_by_id() {
         let pred = Scores {
-            column: "pred".into(),
+            column: ScoreColumn::Pred,
             ids: vec!["z".into(), "a".into(), "b".into()],
             values: vec![0.1, 0.9, 0.2],
         };

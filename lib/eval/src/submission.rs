@@ -9,6 +9,7 @@ use crate::calibration::Calibration;
 use crate::ensemble::Prediction;
 use crate::operating::{OperatingError, OperatingPoint};
 use crate::probability::sigmoid;
+use crate::scores::ScoreColumn;
 use lensfind_core::text::opt_u8;
 
 /// The challenge submission's header, byte for byte as the challenge gives it (`vel disp` with a space, and both
@@ -60,8 +61,8 @@ impl Threshold {
             return Ok(Threshold::Probability(p));
         }
         let point = OperatingPoint::read(Path::new(text))?;
-        Ok(match (point.score_column.as_str(), point.logit, point.probability) {
-            ("logit", Some(l), _) => Threshold::MeanLogit(l),
+        Ok(match (point.score_column, point.logit, point.probability) {
+            (ScoreColumn::Logit, Some(l), _) => Threshold::MeanLogit(l),
             (_, _, Some(p)) => Threshold::Probability(p),
             _ => unreachable!("OperatingPoint::read checks the threshold"),
         })

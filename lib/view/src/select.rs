@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use lensfind_core::rng::Rng;
 use lensfind_core::text::first_ids;
 use lensfind_data::pack::Pack;
-use lensfind_eval::scores::{read_scores, read_scores_from, Scores, ScoresError};
+use lensfind_eval::scores::{read_scores, read_scores_from, ScoreColumn, Scores, ScoresError};
 
 /// Why no rows were chosen.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum SelectError {
 
 /// Reads scores (`pred` or `logit`) from `path`, `-` for stdin; a file without scores is an error.
 pub fn load_scores(path: &Path) -> Result<Scores, SelectError> {
-    let columns = ["pred", "logit"];
+    let columns = [ScoreColumn::Pred, ScoreColumn::Logit];
     let scores = if path == Path::new("-") {
         read_scores_from(std::io::stdin().lock(), Path::new("<stdin>"), &columns)?
     } else {

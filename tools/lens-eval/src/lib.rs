@@ -10,6 +10,7 @@ use lensfind_core::output::write_whole;
 use lensfind_eval::calibration::{self, Method};
 use lensfind_eval::evaluation::{evaluate_files, pick_on_file, write_roc, Evaluated, Inputs};
 use lensfind_eval::metrics::Evaluation;
+use lensfind_eval::scores::ScoreColumn;
 use lensfind_view::render::roc_plot;
 use serde::Serialize;
 
@@ -151,7 +152,7 @@ fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<()> {
 
 /// --fit-calibration: fits on the logits and writes the calibration file.
 fn fit_calibration(path: &Path, args: &Args, e: &Evaluated) -> Result<()> {
-    if e.summary.score_column != "logit" {
+    if e.summary.score_column != ScoreColumn::Logit {
         bail!("--fit-calibration fits on logits; {} has only probabilities (pred)", args.pred.display());
     }
     let method = if args.platt { Method::Platt } else { Method::Temperature };

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use weights::{choose_weights, ChosenWeights, Objective, WEAK_MEMBER_AUC_GAP};
 
 use crate::probability::sigmoid;
-use crate::scores::{has_column, read_scores, read_truth, ScoresError};
+use crate::scores::{has_column, read_scores, read_truth, ScoreColumn, ScoresError};
 use lensfind_core::text::first_ids;
 
 /// Why models could not be ensembled.
@@ -82,7 +82,7 @@ fn model_files(spec: &str) -> Result<Vec<PathBuf>, EnsembleError> {
 pub(crate) fn read_model(spec: &str) -> Result<Model, EnsembleError> {
     let mut out = Model::default();
     for f in model_files(spec)? {
-        let s = read_scores(&f, &["logit"])?;
+        let s = read_scores(&f, &[ScoreColumn::Logit])?;
         for (id, v) in s.ids.into_iter().zip(s.values) {
             if out.logits.insert(id.clone(), v).is_some() {
                 return Err(EnsembleError::RepeatedId { id, spec: spec.to_string(), file: f });

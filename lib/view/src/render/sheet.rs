@@ -92,7 +92,7 @@ pub fn contact_sheet(
     let (h, w) = (pack.manifest.height, pack.manifest.width);
     let score_of: HashMap<&str, f64> =
         scores.map(|s| s.ids.iter().map(String::as_str).zip(s.values.iter().copied()).collect()).unwrap_or_default();
-    let column = scores.map_or("score", |s| s.column.as_str());
+    let column = scores.map_or("score", |s| s.column.name());
     let grid = Grid::new(rows.len(), opts.cols, h, w, opts.scale);
     let (width, height) = grid.size();
     let mut canvas = Canvas::new(width, height, BACKGROUND);
