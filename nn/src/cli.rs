@@ -2,7 +2,7 @@
 //! document and parse them alike.
 
 use crate::autotune::Cache;
-use crate::device::{Choice, MemoryFormat, Precision};
+use crate::device::{Choice, DeviceName, MemoryFormat, Precision};
 
 /// Device, precision, memory format and threads.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,7 +27,7 @@ pub struct ExecArgs {
 
     /// auto (the first GPU if any), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceName,
 
     /// CPU threads for libtorch and batch gathering (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]

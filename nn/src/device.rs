@@ -83,7 +83,8 @@ impl std::fmt::Display for MemoryFormat {
     }
 }
 
-/// A setting given on the command line, or `auto`: measured on the machine at hand (see [`crate::autotune`]).
+/// A setting given on the command line, or `auto`: chosen on the machine at hand (precision and memory format:
+/// measured, see [`crate::autotune`]; the collective backend: by the device, see [`crate::dist::Backend::choose`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice<T> {
     Auto,
@@ -110,32 +111,75 @@ impl<T: Copy> Choice<T> {
     }
 }
 
-/// The device named by `--device` (`auto`: the first GPU if there is one).
-pub fn parse_device(name: &str) -> Result<Device> {
-    rank_device(name, 0)
+/// What `--device` names, as config.json records it: `auto` (the first GPU if there is one), `cpu`, `cuda` (the
+/// GPU of the process's local rank) or `cuda:N`. Which device that is on this machine: [`DeviceName::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceName {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    CudaIndex(usize),
 }
 
-/// The device of the process with local rank `local_rank`: `auto` and `cuda` mean GPU `local_rank` of the node
-/// (torchrun's and Slurm's convention: one process per GPU). A GPU that is not there is an error that says what
-/// there is, before libtorch meets it (its own error is a panic with a long backtrace).
-pub fn rank_device(name: &str, local_rank: usize) -> Result<Device> {
-    let device = match name {
-        "auto" if tch::Cuda::is_available() => Device::Cuda(local_rank),
-        "auto" | "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(local_rank),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Device::Cuda(n),
-            None => bail!("--device {other:?}: expected auto, cpu, cuda or cuda:N"),
-        },
-    };
-    if let Device::Cuda(n) = device {
-        check_gpu(name, n, tch::Cuda::device_count().max(0) as usize)?;
+impl std::str::FromStr for DeviceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceName::Auto),
+            "cpu" => Ok(DeviceName::Cpu),
+            "cuda" => Ok(DeviceName::Cuda),
+            other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+                Some(n) => Ok(DeviceName::CudaIndex(n)),
+                None => Err(format!("{other:?}: expected auto, cpu, cuda or cuda:N")),
+            },
+        }
     }
-    Ok(device)
+}
+
+impl std::fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceName::Auto => f.write_str("auto"),
+            DeviceName::Cpu => f.write_str("cpu"),
+            DeviceName::Cuda => f.write_str("cuda"),
+            DeviceName::CudaIndex(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl Serialize for DeviceName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl DeviceName {
+    /// The device for the process with local rank `local_rank`: `auto` and `cuda` mean GPU `local_rank` of the
+    /// node (torchrun's and Slurm's convention: one process per GPU). A GPU that is not there is an error that
+    /// says what there is, before libtorch meets it (its own error is a panic with a long backtrace).
+    pub fn resolve(self, local_rank: usize) -> Result<Device> {
+        let device = match self {
+            DeviceName::Auto if tch::Cuda::is_available() => Device::Cuda(local_rank),
+            DeviceName::Auto | DeviceName::Cpu => Device::Cpu,
+            DeviceName::Cuda => Device::Cuda(local_rank),
+            DeviceName::CudaIndex(n) => Device::Cuda(n),
+        };
+        if let Device::Cuda(n) = device {
+            check_gpu(self, n, tch::Cuda::device_count().max(0) as usize)?;
+        }
+        Ok(device)
+    }
 }
 
 /// Fails unless GPU `index` is among the `count` that libtorch sees.
-fn check_gpu(name: &str, index: usize, count: usize) -> Result<()> {
+fn check_gpu(name: DeviceName, index: usize, count: usize) -> Result<()> {
     if count == 0 {
         bail!(
             "--device {name}: no CUDA GPU is visible to libtorch here (no NVIDIA driver, no GPU, or \
@@ -253,16 +297,36 @@ mod tests {
 
     #[test]
     fn a_gpu_that_is_not_there_is_a_one_line_error_naming_what_to_pass() {
-        let e = check_gpu("cuda", 0, 0).unwrap_err().to_string();
+        let e = check_gpu(DeviceName::Cuda, 0, 0).unwrap_err().to_string();
         assert!(e.contains("no CUDA GPU") && e.contains("--device cpu") && !e.contains('\n'), "{e}");
-        let e = check_gpu("cuda:2", 2, 2).unwrap_err().to_string();
-        assert!(e.contains("shows 2 (cuda:0 to cuda:1)"), "{e}");
-        check_gpu("cuda:1", 1, 2).unwrap();
+        let e = check_gpu(DeviceName::CudaIndex(2), 2, 2).unwrap_err().to_string();
+        assert!(e.contains("--device cuda:2") && e.contains("shows 2 (cuda:0 to cuda:1)"), "{e}");
+        check_gpu(DeviceName::CudaIndex(1), 1, 2).unwrap();
         // On this machine: a GPU past the last one that libtorch sees fails before anything is built on it.
         let count = tch::Cuda::device_count() as usize;
-        let e = rank_device(&format!("cuda:{count}"), 0).unwrap_err().to_string();
+        let e = DeviceName::CudaIndex(count).resolve(0).unwrap_err().to_string();
         assert!(e.contains("--device cuda:"), "{e}");
-        assert_eq!(rank_device("cpu", 3).unwrap(), Device::Cpu);
+        assert_eq!(DeviceName::Cpu.resolve(3).unwrap(), Device::Cpu);
+    }
+
+    #[test]
+    fn device_names_read_and_write_as_on_the_command_line_and_in_config_json() {
+        for (text, name) in [
+            ("auto", DeviceName::Auto),
+            ("cpu", DeviceName::Cpu),
+            ("cuda", DeviceName::Cuda),
+            ("cuda:3", DeviceName::CudaIndex(3)),
+        ] {
+            assert_eq!(text.parse::<DeviceName>().unwrap(), name);
+            assert_eq!(name.to_string(), text);
+            assert_eq!(serde_json::to_string(&name).unwrap(), format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<DeviceName>(&format!("\"{text}\"")).unwrap(), name);
+        }
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "CPU", ""] {
+            let e = bad.parse::<DeviceName>().unwrap_err();
+            assert!(e.contains("expected auto, cpu, cuda or cuda:N"), "{bad:?}: {e}");
+            assert!(serde_json::from_str::<DeviceName>(&format!("\"{bad}\"")).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,11 +13,12 @@ use crate::autotune::{Cache, Request, Workload};
 use crate::device::{Choice, MemoryFormat, Precision};
 
 use crate::batch::{Batcher, Planned};
+use crate::config::TrainConfig;
 use crate::d4::D4;
 use crate::device::{in_precision, to_model_input, ExecSettings};
 use crate::models::layers::{to_channels_last, vars_to_channels_last};
 use crate::models::Model;
-use crate::run_dir::{RunDir, TrainConfig};
+use crate::run_dir::RunDir;
 use crate::shim::inference_mode;
 
 /// A trained run, loaded for inference.

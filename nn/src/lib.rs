@@ -4,7 +4,7 @@
 //! `torch` feature switched on by lens-train would link libtorch into lens-pack and lens-index too. Tools that need
 //! no model depend on `lensfind` alone and never load libtorch.
 //!
-//! Modules depend one way: `models` -> `device`, `batch`, `run_dir` -> `infer` -> `train`; `shim`, `optim` and
+//! Modules depend one way: `models` -> `device`, `batch`, `config`, `run_dir` -> `infer` -> `train`; `shim`, `optim` and
 //! `dist` are the libtorch plumbing underneath.
 
 // The library reports through its callers (errors, events, progress callbacks); only the tools print.
@@ -14,6 +14,7 @@ pub mod alloc;
 pub mod autotune;
 pub mod batch;
 pub mod cli;
+pub mod config;
 pub mod d4;
 pub mod device;
 pub mod dist;

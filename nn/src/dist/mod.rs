@@ -19,6 +19,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Tensor};
 
+use crate::device::Choice;
+
 pub use env::Env;
 use store::{c_string, err_buf, err_text, timeout_ms, Store, ERR_LEN};
 
@@ -67,18 +69,29 @@ pub enum Backend {
     Nccl,
 }
 
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gloo" => Ok(Backend::Gloo),
+            "nccl" => Ok(Backend::Nccl),
+            other => Err(format!("{other:?}: expected gloo or nccl")),
+        }
+    }
+}
+
 impl Backend {
-    /// The backend that `--dist-backend` (auto, gloo or nccl) means for a process whose tensors live on `device`:
-    /// auto is NCCL on GPUs when this build has it, Gloo otherwise.
-    pub fn choose(arg: &str, device: Device) -> Result<Backend> {
+    /// The backend that `--dist-backend` means for a process whose tensors live on `device`: auto is NCCL on GPUs
+    /// when this build has it, Gloo otherwise.
+    pub fn choose(given: Choice<Backend>, device: Device) -> Result<Backend> {
         let on_gpu = device.is_cuda();
-        Ok(match arg {
-            "gloo" => Backend::Gloo,
-            "nccl" if !on_gpu => bail!("--dist-backend nccl needs GPUs; this process runs on the CPU (--device)"),
-            "nccl" => Backend::Nccl,
-            "auto" if on_gpu && nccl_available() => Backend::Nccl,
-            "auto" => Backend::Gloo,
-            other => bail!("--dist-backend {other:?}: expected auto, gloo or nccl"),
+        Ok(match given {
+            Choice::Is(Backend::Nccl) if !on_gpu => {
+                bail!("--dist-backend nccl needs GPUs; this process runs on the CPU (--device)")
+            }
+            Choice::Is(b) => b,
+            Choice::Auto if on_gpu && nccl_available() => Backend::Nccl,
+            Choice::Auto => Backend::Gloo,
         })
     }
 }

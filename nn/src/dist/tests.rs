@@ -94,3 +94,15 @@ fn a_restarted_group_on_the_agents_store_starts_afresh() {
     assert_eq!(first.try_get(&failure_key(1)).unwrap().as_deref(), Some(&b"out of memory"[..]));
     drop(agent);
 }
+
+#[test]
+fn the_backend_follows_the_device_unless_given() {
+    assert_eq!("auto".parse::<Choice<Backend>>().unwrap(), Choice::Auto);
+    assert_eq!("nccl".parse::<Choice<Backend>>().unwrap(), Choice::Is(Backend::Nccl));
+    let e = "mpi".parse::<Choice<Backend>>().unwrap_err();
+    assert!(e.contains("expected gloo or nccl, or auto"), "{e}");
+    assert_eq!(Backend::choose(Choice::Auto, Device::Cpu).unwrap(), Backend::Gloo);
+    assert_eq!(Backend::choose(Choice::Is(Backend::Gloo), Device::Cpu).unwrap(), Backend::Gloo);
+    let e = Backend::choose(Choice::Is(Backend::Nccl), Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("needs GPUs"), "{e}");
+}

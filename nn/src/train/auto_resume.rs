@@ -7,9 +7,10 @@ use anyhow::{bail, Result};
 use tch::Device;
 
 use super::checkpoint;
+use crate::config::{Continued, TrainConfig};
 use crate::device::Precision;
 use crate::dist::ProcessGroup;
-use crate::run_dir::{Continued, RunDir, TrainConfig};
+use crate::run_dir::RunDir;
 
 /// How a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub(crate) enum Start {
 /// What `run` holds decides how the run described by a command line (`wanted`) starts. `precision` and
 /// `channels_last` are the command line's when it gave them, None for auto. Returns the settings to run with
 /// (`wanted` for a new run, else config.json's continued with the command line's where they may change:
-/// [`crate::run_dir::ON_CONTINUE`]) and the start. Writes nothing.
+/// [`crate::config::ON_CONTINUE`]) and the start. Writes nothing.
 pub(crate) fn decide(
     run: &RunDir,
     wanted: TrainConfig,
@@ -109,6 +110,7 @@ pub(crate) fn agree(pg: &ProcessGroup, start: Start, run: &RunDir, device: Devic
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::DeviceName;
 
     fn config(epochs: usize) -> TrainConfig {
         TrainConfig { epochs, ..TrainConfig::example() }
@@ -122,10 +124,10 @@ mod tests {
 
         run.create(&config(4)).unwrap();
         let mut wanted = config(4);
-        (wanted.device, wanted.checkpoint_every, wanted.precision) = ("cpu".into(), Some(5), Precision::Fp32);
+        (wanted.device, wanted.checkpoint_every, wanted.precision) = (DeviceName::Cpu, Some(5), Precision::Fp32);
         let (cfg, start) = decide(&run, wanted, None, None).unwrap();
         assert_eq!(start, Start::Again);
-        assert_eq!((cfg.device.as_str(), cfg.checkpoint_every), ("cpu", Some(5)), "the command line's");
+        assert_eq!((cfg.device, cfg.checkpoint_every), (DeviceName::Cpu, Some(5)), "the command line's");
         assert_eq!(cfg.precision, Precision::Bf16, "auto keeps what the run chose");
 
         let err = decide(&run, config(5), None, None).unwrap_err().to_string();

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use crate::config::TrainConfig;
 use crate::dist::Backend;
 use crate::models::import::ImportReport;
-use crate::run_dir::{MetricsRow, TrainConfig};
+use crate::run_dir::MetricsRow;
 
 /// Something that happened during training.
 #[derive(Debug)]

@@ -14,10 +14,11 @@ use super::auto_resume::{self, Start};
 use super::{steps_per_epoch, train, training_rows, Event, Outcome};
 use crate::autotune::{self, Request, Workload};
 use crate::cli::ExecArgs;
-use crate::device::{parse_device, rank_device, MemoryFormat, Precision};
+use crate::config::{Continued, TrainConfig};
+use crate::device::{Choice, MemoryFormat, Precision};
 use crate::dist::{Backend, Env, ProcessGroup};
 use crate::recipe::{self, Overrides, Recipe};
-use crate::run_dir::{Continued, RunDir, TrainConfig};
+use crate::run_dir::RunDir;
 use crate::ModelConfig;
 
 /// How the command line starts the run in `out`.
@@ -69,8 +70,7 @@ pub struct Launch {
     /// config.json's).
     pub resume: Continued,
     pub time_limit: Option<Duration>,
-    /// auto, gloo or nccl.
-    pub dist_backend: String,
+    pub dist_backend: Choice<Backend>,
     pub dist_timeout: Duration,
 }
 
@@ -85,15 +85,15 @@ pub fn launch(l: &Launch, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) ->
         let (cfg, start) = settings?;
         return run_process(l, cfg, start, None, stop, on_event);
     };
-    let device = settings.as_ref().map_or(l.exec.device.as_str(), |(c, _)| c.device.as_str());
-    let backend = Backend::choose(&l.dist_backend, rank_device(device, env.local_rank)?)?;
+    let device = settings.as_ref().map_or(l.exec.device, |(c, _)| c.device);
+    let backend = Backend::choose(l.dist_backend, device.resolve(env.local_rank)?)?;
     let pg = ProcessGroup::init(&env, backend, l.dist_timeout)?;
     if let (0, Ok((cfg, _))) = (env.rank, &settings) {
         on_event(Event::Processes { world: env.world, launcher: env.launcher, backend, batch: cfg.batch_size });
     }
     let agreed = |(cfg, start): (TrainConfig, Start)| -> Result<(TrainConfig, Start)> {
         if l.mode == Mode::AutoResume {
-            auto_resume::agree(&pg, start, &RunDir::new(l.out.clone()), rank_device(&cfg.device, env.local_rank)?)?;
+            auto_resume::agree(&pg, start, &RunDir::new(l.out.clone()), cfg.device.resolve(env.local_rank)?)?;
         }
         Ok((cfg, start))
     };
@@ -129,7 +129,7 @@ fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
         None => Env::from_env()?.map_or(1, |e| e.world),
     };
     let mut cfg = config_from_args(&l.run, &l.exec, world)?;
-    parse_device(&cfg.device)?;
+    cfg.device.resolve(0)?;
     if l.mode == Mode::New {
         return Ok((cfg, Start::New));
     }
@@ -198,7 +198,7 @@ fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainCo
         pretrained,
         checkpoint_every: a.checkpoint_every,
         data_on_device: a.data_on_device,
-        device: exec.device.clone(),
+        device: exec.device,
         tool: format!("lens-train {}", env!("CARGO_PKG_VERSION")),
         recipe: None,
         ema_half_life: None,
@@ -235,7 +235,7 @@ fn run_process(
 ) -> Result<Outcome> {
     let run = RunDir::new(l.out.clone());
     let main = pg.is_none_or(|p| p.rank == 0);
-    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+    let device = cfg.device.resolve(pg.map_or(0, |p| p.local_rank))?;
     crate::device::check_batch_fits(&cfg.model_config, cfg.batch_size, device)?;
     match start {
         Start::New => {
@@ -269,7 +269,7 @@ fn resolve_auto(
     pg: Option<&ProcessGroup>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+    let device = cfg.device.resolve(pg.map_or(0, |p| p.local_rank))?;
     crate::device::prepare_cuda(device);
     let req = Request {
         workload: Workload::Train,

@@ -26,12 +26,13 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::batch::{draw_augmentations, streams, Batcher, Planned};
-use crate::device::{prepare_cuda, rank_device, Precision};
+use crate::config::TrainConfig;
+use crate::device::{prepare_cuda, Precision};
 use crate::dist::ProcessGroup;
 use crate::models::layers::vars_to_channels_last;
 use crate::models::Model;
 use crate::optim::AdamW;
-use crate::run_dir::{EpochTiming, MetricsRow, RunDir, TrainConfig, ValPrediction};
+use crate::run_dir::{EpochTiming, MetricsRow, RunDir, ValPrediction};
 use checkpoint::TrainState;
 use ddp::{shard, GradSync};
 use ema::Ema;
@@ -176,7 +177,7 @@ impl<'a> Trainer<'a> {
         on_event: &'a mut dyn FnMut(Event),
     ) -> Result<Trainer<'a>> {
         let (rank, world) = pg.map_or((0, 1), |p| (p.rank, p.world));
-        let device = rank_device(&cfg.device, pg.map_or(0, |p| p.local_rank))?;
+        let device = cfg.device.resolve(pg.map_or(0, |p| p.local_rank))?;
         prepare_cuda(device);
         let data = Data::open(cfg)?;
         if cfg.batch_size == 0 || cfg.epochs == 0 {

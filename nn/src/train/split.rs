@@ -8,7 +8,7 @@ use lensfind_core::rng::Rng;
 use lensfind_data::pack::{MetaRow, Pack};
 
 use crate::batch::streams;
-use crate::run_dir::TrainConfig;
+use crate::config::TrainConfig;
 
 /// The data of a run: the training pack and rows, and where validation comes from.
 pub(super) struct Data {

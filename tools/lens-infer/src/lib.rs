@@ -9,7 +9,6 @@ use lensfind_core::output::write_whole;
 use lensfind_core::progress::Progress;
 use lensfind_core::text::csv_field;
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
-use lensfind_nn::device::parse_device;
 use lensfind_nn::infer::{self, score, Scoring};
 use lensfind_nn::run_dir::RunDir;
 use lensfind_nn::tta::Tta;
@@ -78,7 +77,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     lensfind_nn::init_threads(args.exec.threads)?;
-    let device = parse_device(&args.exec.device)?;
+    let device = args.exec.device.resolve(0)?;
     lensfind_nn::device::prepare_cuda(device);
     let run = RunDir::new(&args.run);
     let views = args.tta.views();

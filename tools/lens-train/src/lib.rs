@@ -9,13 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use lensfind_nn::cli::{ExecArgs, AUTO_SETTINGS_HELP};
-use lensfind_nn::device::MemoryFormat;
+use lensfind_nn::config::{on_continue, Continued, OnContinue};
+use lensfind_nn::device::{Choice, MemoryFormat};
+use lensfind_nn::dist::Backend;
 use lensfind_nn::recipe::{self, Overrides, Recipe};
 use lensfind_nn::registry;
-use lensfind_nn::run_dir::{on_continue, Continued, OnContinue, RunDir};
+use lensfind_nn::run_dir::RunDir;
 use lensfind_nn::train::launch::{launch, Launch, Mode, NewRun};
 use lensfind_nn::train::Outcome;
 
@@ -189,8 +192,8 @@ pub struct Args {
     pub exec: ExecArgs,
 
     /// Collectives between processes: auto (NCCL on GPUs, Gloo on CPUs), gloo or nccl.
-    #[arg(long, default_value = "auto", value_name = "BACKEND", value_parser = ["auto", "gloo", "nccl"])]
-    pub dist_backend: String,
+    #[arg(long, default_value = "auto", value_name = "BACKEND", value_parser = backend_parser())]
+    pub dist_backend: Choice<Backend>,
 
     /// Seconds a process waits for the others (rendezvous, each collective) before it stops with an error.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
@@ -230,7 +233,7 @@ fn recorded_as(id: &str) -> &str {
 }
 
 /// Whether --resume may be given option `id`: a process option, or one that sets a setting that may change
-/// (lensfind_nn::run_dir::ON_CONTINUE, the one place that rule is written). Every other option is config.json's.
+/// (lensfind_nn::config::ON_CONTINUE, the one place that rule is written). Every other option is config.json's.
 fn may_change_on_resume(id: &str) -> bool {
     PROCESS_OPTIONS.contains(&id) || on_continue(recorded_as(id)) == Some(OnContinue::MayChange)
 }
@@ -313,7 +316,7 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
         out: args.out.expect("clap requires --out"),
         mode,
         resume: Continued {
-            device: given("device").then(|| args.exec.device.clone()),
+            device: given("device").then_some(args.exec.device),
             checkpoint_every: given("checkpoint_every").then_some(args.checkpoint_every),
             data_on_device: given("data_on_device").then_some(run.data_on_device),
             channels_last: args.exec.memory_format().fixed().map(MemoryFormat::is_channels_last),
@@ -324,6 +327,12 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
         dist_backend: args.dist_backend,
         dist_timeout: Duration::from_secs(args.dist_timeout),
     })
+}
+
+/// --dist-backend: its three values (listed in --help, the man page and the completions), typed.
+fn backend_parser() -> impl TypedValueParser<Value = Choice<Backend>> {
+    clap::builder::PossibleValuesParser::new(["auto", "gloo", "nccl"])
+        .map(|s| s.parse::<Choice<Backend>>().expect("one of the possible values"))
 }
 
 pub fn run(args: Args, matches: &ArgMatches) -> Result<ExitCode> {

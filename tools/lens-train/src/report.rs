@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use lensfind_core::progress::Progress;
-use lensfind_nn::run_dir::{MetricsRow, TrainConfig};
+use lensfind_nn::config::TrainConfig;
+use lensfind_nn::run_dir::MetricsRow;
 use lensfind_nn::train::Event;
 
 pub(crate) struct Reporter<'a> {

@@ -114,6 +114,7 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) const VERSION_NOISE: u32 = 2;
 
 /// The format version of a pack standardised `mode`.
+#[cfg(feature = "fits")]
 pub(crate) fn version_for(mode: Standardize) -> u32 {
     if mode == Standardize::Noise {
         VERSION_NOISE
