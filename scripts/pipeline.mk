@@ -10,6 +10,7 @@
 #   make -f scripts/pipeline.mk -j2              # independent steps in parallel (packs, trainings, inference)
 #   make -f scripts/pipeline.mk OUT=work TRAIN_DATA=/data/train TEST_DATA=/data/test TRUTH= \
 #        MODELS='convnext_tiny convnext_small' EPOCHS=50 TRAIN_ARGS=                       # the real challenge
+#   make -f scripts/pipeline.mk MODELS=convnext_atto SEEDS='1 2 3' WEIGHTS=validation      # a seed ensemble
 #
 # A second `make` does nothing; changing a file reruns what depends on it (touch OUT/test.index.csv re-packs and
 # re-scores the test set, leaving the trained models alone). Changing a variable is not tracked: delete the
@@ -32,7 +33,14 @@ TRUTH ?= $(if $(TEST_DATA),,$(OUT)/synth/test/labels.csv)
 # One training run per model (lens-train --list-models), named after it.
 MODELS ?= convnext_atto convnext_femto
 EPOCHS ?= 5
+# The synthetic sets' seed (the test set's is SEED + 1000), and lens-train's unless SEEDS says otherwise.
 SEED ?= 1
+# lens-train --seed of each model's runs: one seed, one run per model (OUT/runs/MODEL); several, a seed ensemble,
+# one run per model and seed (OUT/runs/MODEL.sSEED), every member on the same data and validation split.
+SEEDS ?= $(SEED)
+# How the members' logits are merged: equal (the mean logit) or validation (lens-ensemble --weights-from: weights
+# chosen on the members' validation predictions, never worse than equal there; the same weights everywhere).
+WEIGHTS ?= equal
 # Every model holds out the same validation objects (lens-train --split-seed), so that their validation
 # predictions ensemble into the ensemble's own, on which the operating point and the calibration are chosen.
 SPLIT_SEED ?= 42
@@ -45,6 +53,10 @@ PACK_ARGS ?=
 TRAIN_ARGS ?= --batch-size 64 --lr 2e-3
 INFER_ARGS ?= --tta flips
 VIEW_ARGS ?= --top 36
+
+comma := ,
+empty :=
+space := $(empty) $(empty)
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -95,13 +107,22 @@ $(OUT)/test.index.csv: $(TEST_DEPS)
 $(OUT)/%.pack/pack.json: $(OUT)/%.index.csv
 	$(BIN)lens-pack $(PACK_ARGS) $< -o $(OUT)/$*.pack
 
-# --- training: built in MODEL.partial, renamed to MODEL when finished, so model.safetensors (which lens-train
+# --- training: built in MEMBER.partial, renamed to MEMBER when finished, so model.safetensors (which lens-train
 # updates at every better epoch) is only ever seen in a whole run. An interrupted run starts again from scratch;
-# to resume one by hand: lens-train --resume --out OUT/runs/MODEL.partial, then rerun make.
+# to resume one by hand: lens-train --resume --out OUT/runs/MEMBER.partial, then rerun make. A member is MODEL
+# (seed SEED) or MODEL.sSEED (model names hold no dot: lens-train --list-models).
+ifneq ($(words $(SEEDS)),1)
+MEMBERS := $(foreach m,$(MODELS),$(foreach s,$(SEEDS),$(m).s$(s)))
+else
+MEMBERS := $(MODELS)
+endif
+member_model = $(basename $(1))
+member_seed = $(or $(patsubst .s%,%,$(suffix $(1))),$(strip $(SEEDS)))
+
 $(OUT)/runs/%/model.safetensors: $(OUT)/train.pack/pack.json
 	rm -rf $(OUT)/runs/$*.partial
-	$(BIN)lens-train --pack $(OUT)/train.pack --out $(OUT)/runs/$*.partial --model $* --epochs $(EPOCHS) \
-	  --seed $(SEED) --split-seed $(SPLIT_SEED) $(TRAIN_ARGS)
+	$(BIN)lens-train --pack $(OUT)/train.pack --out $(OUT)/runs/$*.partial --model $(call member_model,$*) \
+	  --epochs $(EPOCHS) --seed $(call member_seed,$*) --split-seed $(SPLIT_SEED) $(TRAIN_ARGS)
 	rm -rf $(OUT)/runs/$*
 	mv $(OUT)/runs/$*.partial $(OUT)/runs/$*
 
@@ -109,11 +130,23 @@ $(OUT)/runs/%/model.safetensors: $(OUT)/train.pack/pack.json
 $(OUT)/%.logits.csv: $(OUT)/runs/%/model.safetensors $(OUT)/test.pack/pack.json
 	$(BIN)lens-infer --run $(OUT)/runs/$* --pack $(OUT)/test.pack $(INFER_ARGS) -o $@
 
-LOGITS := $(foreach m,$(MODELS),$(OUT)/$(m).logits.csv)
+LOGITS := $(foreach m,$(MEMBERS),$(OUT)/$(m).logits.csv)
+MODEL_FILES := $(foreach m,$(MEMBERS),$(OUT)/runs/$(m)/model.safetensors)
+VALIDATION := $(foreach m,$(MEMBERS),$(OUT)/runs/$(m)/val_predictions.csv)
+ifeq ($(WEIGHTS),validation)
+WEIGHTS_FROM := --weights-from $(subst $(space),$(comma),$(strip $(VALIDATION)))
+WEIGHT_DEPS := $(MODEL_FILES)
+else ifeq ($(WEIGHTS),equal)
+WEIGHTS_FROM :=
+WEIGHT_DEPS :=
+else
+$(error WEIGHTS=$(WEIGHTS): equal or validation)
+endif
 
-# --- the ensemble's validation scores, its operating point and calibration, chosen on them.
-$(OUT)/val.ensemble.csv: $(foreach m,$(MODELS),$(OUT)/runs/$(m)/model.safetensors)
-	$(BIN)lens-ensemble $(foreach m,$(MODELS),$(OUT)/runs/$(m)/val_predictions.csv) -o $@
+# --- the ensemble's validation scores, its operating point and calibration, chosen on them (with
+# WEIGHTS=validation, lens-ensemble prints the weights it chose here, and chooses the same ones again below).
+$(OUT)/val.ensemble.csv: $(MODEL_FILES)
+	$(BIN)lens-ensemble $(WEIGHTS_FROM) $(VALIDATION) -o $@
 
 $(OUT)/threshold.json: $(OUT)/val.ensemble.csv
 	$(BIN)lens-eval --pred $< --pick-threshold $(OPERATING_POINT) > $@.tmp
@@ -125,11 +158,11 @@ $(OUT)/calibration.json: $(OUT)/val.ensemble.csv
 	mv $(OUT)/val.metrics.json.tmp $(OUT)/val.metrics.json
 
 # --- scores (calibrated probabilities), the challenge submission at the operating point, evaluation.
-$(OUT)/submission.csv: $(LOGITS) $(OUT)/calibration.json
-	$(BIN)lens-ensemble $(LOGITS) --calibration $(OUT)/calibration.json -o $@
+$(OUT)/submission.csv: $(LOGITS) $(OUT)/calibration.json $(WEIGHT_DEPS)
+	$(BIN)lens-ensemble $(if $(WEIGHTS_FROM),-q $(WEIGHTS_FROM)) $(LOGITS) --calibration $(OUT)/calibration.json -o $@
 
-$(OUT)/challenge.csv: $(LOGITS) $(OUT)/threshold.json
-	$(BIN)lens-ensemble $(LOGITS) --threshold $(OUT)/threshold.json --format challenge -o $@
+$(OUT)/challenge.csv: $(LOGITS) $(OUT)/threshold.json $(WEIGHT_DEPS)
+	$(BIN)lens-ensemble $(if $(WEIGHTS_FROM),-q $(WEIGHTS_FROM)) $(LOGITS) --threshold $(OUT)/threshold.json --format challenge -o $@
 
 $(OUT)/metrics.json: $(OUT)/submission.csv $(TRUTH_DEPS)
 	$(BIN)lens-eval --pred $< --truth $(TRUTH) --roc $(OUT)/roc.csv --plot $(OUT)/roc.png > $@.tmp

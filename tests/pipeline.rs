@@ -147,3 +147,74 @@ fn a_failed_training_leaves_nothing_that_looks_done() {
     assert!(!make(dir, &["MODELS=no_such_model", "-q"]).status().unwrap().success(), "still out of date");
     assert_eq!(would_run(dir).first().map(String::as_str), Some("lens-train"), "only the failed step reruns first");
 }
+
+/// SEEDS='1 2' WEIGHTS=validation: one run per seed (MODEL.sSEED) on the same data and validation split, merged
+/// with the weights lens-ensemble chooses on their validation predictions; the same weights make the validation
+/// ensemble (where the threshold is picked) and the test set's challenge file.
+#[test]
+fn a_seed_ensemble_trains_one_run_per_seed_and_merges_them_with_validation_weights() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let seeds = ["MODELS=convnext_atto", "SEEDS=1 2", "WEIGHTS=validation"];
+    ok(&mut make(dir, &seeds));
+    let out = dir.join("out");
+    let member = |s: u64| out.join(format!("runs/convnext_atto.s{s}"));
+    for s in [1, 2] {
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(member(s).join("config.json")).unwrap()).unwrap();
+        assert_eq!((config["seed"].as_u64(), config["split_seed"].as_u64()), (Some(s), Some(42)), "{config}");
+        assert_eq!(config["model"], "convnext_atto");
+    }
+    assert!(!out.join("runs/convnext_atto").exists(), "no run outside the ensemble");
+    let by_id = |p: &Path, col: usize| -> Vec<(String, f64)> {
+        csv_rows(p).into_iter().map(|r| (r[0].clone(), r[col].parse().unwrap())).collect()
+    };
+    let (v1, v2) = (by_id(&member(1).join("val_predictions.csv"), 3), by_id(&member(2).join("val_predictions.csv"), 3));
+    let ids = |v: &[(String, f64)]| v.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&v1), ids(&v2), "one validation split");
+    assert!(v1.iter().zip(&v2).any(|(a, b)| a.1 != b.1), "two seeds, two models");
+
+    // The validation ensemble is w * member 1 + (1 - w) * member 2 with one w in [0, 1] for every row; find w
+    // on the row where the members differ most and check it on all (every logit is written with 6 decimals, so
+    // w found on that row predicts each row within a few 1e-6: 1e-4 is far from both that and a wrong w).
+    let ensemble = by_id(&out.join("val.ensemble.csv"), 3);
+    assert_eq!(ids(&ensemble), ids(&v1));
+    let (k, _) = v1.iter().zip(&v2).enumerate().fold((0, 0.0), |(bk, bd), (k, (a, b))| {
+        if (a.1 - b.1).abs() > bd {
+            (k, (a.1 - b.1).abs())
+        } else {
+            (bk, bd)
+        }
+    });
+    let w = (ensemble[k].1 - v2[k].1) / (v1[k].1 - v2[k].1);
+    assert!((-1e-3..=1.0 + 1e-3).contains(&w), "weight {w}");
+    for ((e, a), b) in ensemble.iter().zip(&v1).zip(&v2) {
+        assert!((e.1 - (w * a.1 + (1.0 - w) * b.1)).abs() < 1e-4, "{}: {} vs w = {w}", e.0, e.1);
+    }
+
+    // The challenge file calls a lens exactly where the same weighted logit of the test set reaches the
+    // threshold picked on the validation ensemble (objects within 1e-4 of it are not judged, as above).
+    let threshold = serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("threshold.json")).unwrap())
+        .unwrap()["logit"]
+        .as_f64()
+        .unwrap();
+    let test = |s: u64| -> std::collections::HashMap<String, f64> {
+        by_id(&out.join(format!("convnext_atto.s{s}.logits.csv")), 1).into_iter().collect()
+    };
+    let (t1, t2) = (test(1), test(2));
+    let text = std::fs::read_to_string(out.join("challenge.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 16);
+    for r in &rows {
+        let logit = w * t1[r[0]] + (1.0 - w) * t2[r[0]];
+        if (logit - threshold).abs() > 1e-4 {
+            assert_eq!(r[1], if logit >= threshold { "1" } else { "0" }, "{}: {logit} vs {threshold}", r[0]);
+        }
+    }
+    assert_eq!(csv_rows(&out.join("submission.csv")).len(), 16);
+    assert!(make(dir, &["-q", seeds[0], seeds[1], seeds[2]]).status().unwrap().success(), "a second make does nothing");
+
+    // An unknown merge is refused before anything runs.
+    let bad = make(dir, &["WEIGHTS=median"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("WEIGHTS=median"), "{bad:?}");
+}
