@@ -1,8 +1,9 @@
 //! The options lens-train and lens-infer share: where and how the model runs. Defined once so both tools spell,
-//! document and parse them alike.
+//! document and parse them alike; the libraries take what they mean, an [`Exec`]. Only with the `clap` feature,
+//! which only the tools switch on.
 
-use crate::autotune::Cache;
 use crate::device::{Choice, DeviceName, MemoryFormat, Precision};
+use crate::exec::Exec;
 
 /// Device, precision, memory format and threads.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,21 +36,18 @@ pub struct ExecArgs {
 }
 
 impl ExecArgs {
-    /// --memory-format, with --no-channels-last folded in.
-    pub fn memory_format(&self) -> Choice<MemoryFormat> {
-        if self.no_channels_last {
-            Choice::Is(MemoryFormat::Contiguous)
-        } else {
-            self.memory_format
-        }
-    }
-
-    /// The autotune cache these options ask for.
-    pub fn cache(&self) -> Cache {
-        if self.no_autotune_cache {
-            Cache::disabled()
-        } else {
-            Cache::user()
+    /// What the options mean, --no-channels-last folded into the memory format.
+    pub fn exec(&self) -> Exec {
+        Exec {
+            device: self.device,
+            precision: self.precision,
+            memory_format: if self.no_channels_last {
+                Choice::Is(MemoryFormat::Contiguous)
+            } else {
+                self.memory_format
+            },
+            threads: self.threads,
+            autotune_cache: !self.no_autotune_cache,
         }
     }
 }

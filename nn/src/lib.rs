@@ -13,11 +13,13 @@
 pub mod alloc;
 pub mod autotune;
 pub mod batch;
+#[cfg(feature = "clap")]
 pub mod cli;
 pub mod config;
 pub mod d4;
 pub mod device;
 pub mod dist;
+pub mod exec;
 pub mod infer;
 pub mod models;
 pub mod optim;

@@ -14,7 +14,8 @@ pub const LR_REFERENCE_BATCH: usize = 256;
 pub const WARMUP_MAX_FRACTION: f64 = 0.1;
 
 /// The named recipes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// The reference's recipe (its Lightning script): what suits fine-tuning ImageNet weights.

@@ -13,10 +13,10 @@ use anyhow::{bail, Context, Result};
 use super::auto_resume::{self, Start};
 use super::{steps_per_epoch, train, training_rows, Event, Outcome};
 use crate::autotune::{self, Request, Workload};
-use crate::cli::ExecArgs;
 use crate::config::{Continued, TrainConfig};
 use crate::device::{Choice, MemoryFormat, Precision};
 use crate::dist::{Backend, Env, ProcessGroup};
+use crate::exec::Exec;
 use crate::recipe::{self, Overrides, Recipe};
 use crate::run_dir::RunDir;
 use crate::ModelConfig;
@@ -65,7 +65,7 @@ pub struct Launch {
     pub out: PathBuf,
     pub mode: Mode,
     pub run: NewRun,
-    pub exec: ExecArgs,
+    pub exec: Exec,
     /// With --resume: what the command line gives anew of the settings that may change (the others are
     /// config.json's).
     pub resume: Continued,
@@ -138,7 +138,7 @@ fn resolve_config(l: &Launch) -> Result<(TrainConfig, Start)> {
     if !l.run.split_seed_given && recorded.is_some_and(|old| old.split_seed.is_none()) {
         cfg.split_seed = None;
     }
-    let channels_last = l.exec.memory_format().fixed().map(MemoryFormat::is_channels_last);
+    let channels_last = l.exec.memory_format.fixed().map(MemoryFormat::is_channels_last);
     auto_resume::decide(&run, cfg, l.exec.precision.fixed(), channels_last)
 }
 
@@ -159,7 +159,7 @@ fn absolute_pack(p: &Path) -> Result<PathBuf> {
 }
 
 /// A new run's settings from the command line, its recipe resolved for `world` processes.
-fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainConfig> {
+fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig> {
     let model_config = ModelConfig::from_name(&a.model, a.input_size)?;
     if a.input_size.is_some() && !matches!(model_config, ModelConfig::Vit(_)) {
         bail!("--input-size applies to ViT models; {} runs at the native 41x41", a.model);
@@ -189,7 +189,7 @@ fn config_from_args(a: &NewRun, exec: &ExecArgs, world: usize) -> Result<TrainCo
         pos_weight: a.pos_weight,
         // Placeholders until auto settings are resolved (resolve_auto), which needs this process's device.
         precision: exec.precision.fixed().unwrap_or(Precision::Fp32),
-        channels_last: exec.memory_format().fixed().is_some_and(MemoryFormat::is_channels_last),
+        channels_last: exec.memory_format.fixed().is_some_and(MemoryFormat::is_channels_last),
         autotune: None,
         seed: a.seed,
         split_seed: Some(a.split_seed),
@@ -278,7 +278,7 @@ fn resolve_auto(
         batch: cfg.batch_size,
         device,
         precision: l.exec.precision,
-        memory_format: l.exec.memory_format(),
+        memory_format: l.exec.memory_format,
     };
     let options = autotune::candidates(device, req.precision, req.memory_format);
     let mut chosen = None;

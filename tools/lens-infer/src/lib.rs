@@ -76,12 +76,13 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    lensfind_nn::init_threads(args.exec.threads)?;
-    let device = args.exec.device.resolve(0)?;
+    let exec = args.exec.exec();
+    lensfind_nn::init_threads(exec.threads)?;
+    let device = exec.device.resolve(0)?;
     lensfind_nn::device::prepare_cuda(device);
     let run = RunDir::new(&args.run);
     let views = args.tta.views();
-    let cache = args.exec.cache();
+    let cache = exec.cache();
     let req = Scoring {
         run: &run,
         pack: &args.pack,
@@ -89,8 +90,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         batch: args.batch_size,
         shard: args.shard,
         device,
-        precision: args.exec.precision,
-        memory_format: args.exec.memory_format(),
+        precision: exec.precision,
+        memory_format: exec.memory_format,
         cache: &cache,
     };
     let mut progress: Option<Progress> = None;
