@@ -1,7 +1,7 @@
 complete -c lens-infer -l run -d 'The run directory (lens-train\'s --out)' -r -F
 complete -c lens-infer -l pack -d 'The pack to score' -r -F
 complete -c lens-infer -s o -l output -d 'Write the logits to FILE (whole or not at all) instead of stdout' -r -F
-complete -c lens-infer -l tta -d 'Test-time augmentation: none, flips or d4' -r
+complete -c lens-infer -l tta -d 'Test-time augmentation: d4 (8 views), flips (3) or none' -r
 complete -c lens-infer -l batch-size -d 'Objects per batch; each view of a batch is one call of the model' -r
 complete -c lens-infer -l shard -d 'Score only rows with row % N == K (K from 0)' -r
 complete -c lens-infer -l precision -d 'auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)' -r

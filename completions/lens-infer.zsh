@@ -19,7 +19,7 @@ _lens-infer() {
 '--pack=[The pack to score]:PACK:_files' \
 '-o+[Write the logits to FILE (whole or not at all) instead of stdout]:FILE:_files' \
 '--output=[Write the logits to FILE (whole or not at all) instead of stdout]:FILE:_files' \
-'--tta=[Test-time augmentation\: none, flips or d4]:TTA:_default' \
+'--tta=[Test-time augmentation\: d4 (8 views), flips (3) or none]:TTA:_default' \
 '--batch-size=[Objects per batch; each view of a batch is one call of the model]:BATCH_SIZE:_default' \
 '--shard=[Score only rows with row % N == K (K from 0)]:K/N:_default' \
 '--precision=[auto (time each candidate on this machine at start-up and take the fastest; see AUTO SETTINGS), fp32, bf16 (autocast) or fp16 (autocast; training adds dynamic loss scaling)]:PRECISION:_default' \

@@ -48,10 +48,11 @@ SPLIT_SEED ?= 42
 OPERATING_POINT ?= fpr=1e-2
 # Extra options for each tool. The defaults suit the small synthetic set; the real one wants lens-train's
 # defaults (batch 256, lr 1e-4), so pass TRAIN_ARGS= there. With make -j, give each run a share of the cores
-# (TRAIN_ARGS+=--threads N): every lens-train and lens-infer uses all cores by default.
+# (TRAIN_ARGS+=--threads N): every lens-train and lens-infer uses all cores by default. lens-infer's own default
+# test-time augmentation is d4 (8 views); INFER_ARGS='--tta flips' scores with the reference's 3.
 PACK_ARGS ?=
 TRAIN_ARGS ?= --batch-size 64 --lr 2e-3
-INFER_ARGS ?= --tta flips
+INFER_ARGS ?=
 VIEW_ARGS ?= --top 36
 
 comma := ,

@@ -47,22 +47,26 @@ fn infer_matches_validation_and_shards_add_up() {
         assert!((logits[&row[0]] - want).abs() <= 2e-6, "{}: {} vs {want}", row[0], logits[&row[0]]);
     }
 
-    // flips: the mean column is the mean of the three view columns; d4 has 8 views.
-    let out =
-        ok(tool("lens-infer").args(["-q", "--per-view"]).args(FIXED).arg("--run").arg(&run).arg("--pack").arg(&p));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("id,logit,logit_orig,logit_hflip,logit_vflip\n"), "{}", &text[..60]);
-    for (_, v) in read_logits(&text) {
-        assert!((v[0] - (v[1] + v[2] + v[3]) / 3.0).abs() < 2e-6);
-    }
+    // flips: the mean column is the mean of the three view columns; d4, the default, has 8 views.
     let out = ok(tool("lens-infer")
-        .args(["-q", "--per-view", "--tta", "d4"])
+        .args(["-q", "--per-view", "--tta", "flips"])
         .args(FIXED)
         .arg("--run")
         .arg(&run)
         .arg("--pack")
         .arg(&p));
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().next().unwrap().split(',').count(), 2 + 8);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("id,logit,logit_orig,logit_hflip,logit_vflip\n"), "{}", &text[..60]);
+    for (_, v) in read_logits(&text) {
+        assert!((v[0] - (v[1] + v[2] + v[3]) / 3.0).abs() < 2e-6);
+    }
+    let out =
+        ok(tool("lens-infer").args(["-q", "--per-view"]).args(FIXED).arg("--run").arg(&run).arg("--pack").arg(&p));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().next().unwrap().split(',').count(), 2 + 8, "d4 by default");
+    for (_, v) in read_logits(&text) {
+        assert!((v[0] - v[1..].iter().sum::<f64>() / 8.0).abs() < 2e-6);
+    }
 
     // Shards: disjoint, and together the whole pack.
     let mut ids = Vec::new();
