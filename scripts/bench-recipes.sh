@@ -123,7 +123,7 @@ print('| $label | mean of ' + str(len(cols[0])) + ' seeds | | | | ' + ' | '.join
 done
 
 machine "threads: $THREADS"
-echo "hard synthetic benchmark (lens-synth --difficulty hard, seed $SEED): $((4 * OBJECTS)) training objects (20% held out for validation), $((2 * BLIND)) blind ($BLIND lenses; domain mix shifted); $MODEL, batch $BATCH, $PRECISION $MEMORY_FORMAT, $EPOCHS epochs or ${BUDGET_NOTE:-${BUDGET} s of training each}, whichever ends first; test-time augmentation $TTA; packs standardised $STANDARDIZE${TRAIN_FLAGS:+; lens-train $TRAIN_FLAGS}"
+echo "hard synthetic benchmark (lens-synth --difficulty hard, seed $SEED): $((4 * OBJECTS)) training objects (20% held out for validation), $((2 * BLIND)) blind ($BLIND lenses; domain mix shifted); $MODEL, batch $BATCH, $PRECISION $MEMORY_FORMAT, $EPOCHS epochs or ${BUDGET_NOTE:-${BUDGET} s of training each}, whichever ends first; test-time augmentation $TTA; packs standardised $STANDARDIZE${TRAIN_FLAGS[*]:+; lens-train ${TRAIN_FLAGS[*]}}"
 echo
 echo "| recipe | seed | lr | epochs | training wall time | test AUC | TPR@FPR 1e-2 | TPR@FPR 1e-3 |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
