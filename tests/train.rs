@@ -475,6 +475,28 @@ fn a_moving_average_of_the_weights_changes_nothing_of_training_is_chosen_on_vali
 }
 
 #[test]
+fn focal_loss_is_recorded_changes_training_and_is_refused_when_not_an_exponent() {
+    let (t, p) = packed_dataset(40, 8);
+    let (plain, focal, zero) = (t.path().join("plain"), t.path().join("focal"), t.path().join("zero"));
+    ok(&mut train_cmd(&p, &plain, &["--epochs", "1"]));
+    ok(&mut train_cmd(&p, &focal, &["--epochs", "1", "--focal-gamma", "2"]));
+    ok(&mut train_cmd(&p, &zero, &["--epochs", "1", "--focal-gamma", "0"]));
+    assert_eq!(config(&focal)["focal_gamma"], 2.0);
+    assert!(config(&plain).get("focal_gamma").is_none(), "plain BCE records none");
+    assert!(config(&zero).get("focal_gamma").is_none(), "gamma 0 is plain BCE");
+    let weights = |d: &Path| fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(weights(&plain), weights(&zero), "gamma 0 trains exactly as BCE");
+    assert_ne!(weights(&plain), weights(&focal), "gamma 2 weighs the objects otherwise");
+    // Continuing a run may not change its loss.
+    let err = fails(tool("lens-train").args(["--resume", "--focal-gamma", "1", "--out"]).arg(&focal));
+    assert!(err.contains("focal-gamma"), "{err}");
+    for bad in ["--focal-gamma=-1", "--focal-gamma=nan", "--focal-gamma=inf"] {
+        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
+        assert!(err.contains("--focal-gamma is an exponent >= 0"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn a_run_and_its_packs_must_be_scaled_alike() {
     let (t, cube) = packed_dataset(20, 9);
     let idx = t.path().join("index.csv"); // packed_dataset's index

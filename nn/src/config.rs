@@ -26,6 +26,9 @@ pub struct TrainConfig {
     /// No weight decay on 1-D tensors (norms, biases, layer scales) and on position embeddings / class token.
     pub no_decay_norm_bias: bool,
     pub pos_weight: Option<f64>,
+    /// The focal loss exponent (lens-train --focal-gamma); absent for plain BCE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focal_gamma: Option<f64>,
     /// The precision and memory format the run uses: given, or chosen by auto (then `autotune` says how).
     pub precision: Precision,
     pub channels_last: bool,
@@ -85,7 +88,7 @@ pub enum OnContinue {
 /// lens-train's check of what --resume may be given, [`TrainConfig::differences`] (--auto-resume) and
 /// [`TrainConfig::continue_with`] all read it; a test checks that it names every field, and [`Continued`] every
 /// field that may change.
-pub const ON_CONTINUE: [(&str, OnContinue); 27] = {
+pub const ON_CONTINUE: [(&str, OnContinue); 28] = {
     use OnContinue::{Fixed, MayChange, Record};
     [
         ("pack", Fixed),
@@ -100,6 +103,7 @@ pub const ON_CONTINUE: [(&str, OnContinue); 27] = {
         ("grad_clip", Fixed),
         ("no_decay_norm_bias", Fixed),
         ("pos_weight", Fixed),
+        ("focal_gamma", Fixed),
         ("precision", Fixed),
         ("channels_last", MayChange),
         ("autotune", Record),
@@ -217,6 +221,7 @@ impl TrainConfig {
             grad_clip: None,
             no_decay_norm_bias: false,
             pos_weight: None,
+            focal_gamma: None,
             precision: Precision::Bf16,
             channels_last: true,
             autotune: None,

@@ -325,6 +325,7 @@ fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
         channels_last,
         input_size: req.model.input_size(),
         pos_weight: None,
+        focal_gamma: None,
     };
     let mut step = || -> Result<()> {
         let value = match req.workload {

@@ -46,6 +46,8 @@ pub struct NewRun {
     pub batch_size: usize,
     pub grad_clip: Option<f64>,
     pub pos_weight: Option<f64>,
+    /// --focal-gamma (None or 0: plain BCE).
+    pub focal_gamma: Option<f64>,
     pub seed: u64,
     pub split_seed: u64,
     /// Whether the command line named --split-seed: one that does not continues a run made before the split had a
@@ -168,6 +170,9 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
     if a.overrides.ema_half_life.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
         bail!("--ema-half-life is a number of epochs, 0 for no moving average of the weights");
     }
+    if a.focal_gamma.is_some_and(|g| !(g.is_finite() && g >= 0.0)) {
+        bail!("--focal-gamma is an exponent >= 0 (0: plain BCE; 2 is the usual focal loss)");
+    }
     let pretrained = a
         .pretrained
         .as_ref()
@@ -187,6 +192,7 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
         grad_clip: a.grad_clip,
         no_decay_norm_bias: false,
         pos_weight: a.pos_weight,
+        focal_gamma: a.focal_gamma.filter(|&g| g > 0.0),
         // Placeholders until auto settings are resolved (resolve_auto), which needs this process's device.
         precision: exec.precision.fixed().unwrap_or(Precision::Fp32),
         channels_last: exec.memory_format.fixed().is_some_and(MemoryFormat::is_channels_last),

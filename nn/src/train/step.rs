@@ -19,23 +19,43 @@ pub(crate) struct StepSettings<'a> {
     /// The model's input side (batches are resized to it).
     pub input_size: i64,
     pub pos_weight: Option<&'a Tensor>,
+    /// The focal loss exponent (None: plain BCE).
+    pub focal_gamma: Option<f64>,
 }
 
-/// The forward and backward pass of BCE-with-logits on images `x` [B, 5, H, W] and labels `y` [B], the loss scaled by
-/// `loss_scale` before the backward pass (fp16); the gradients are added into the parameters. Returns the unscaled
-/// mean loss (a float32 scalar on the device: reading it waits for the device).
+/// The forward and backward pass of BCE-with-logits (or its focal form, [`loss_of_logits`]) on images `x`
+/// [B, 5, H, W] and labels `y` [B], the loss scaled by `loss_scale` before the backward pass (fp16); the gradients
+/// are added into the parameters. Returns the unscaled mean loss (a float32 scalar on the device: reading it waits
+/// for the device).
 pub(crate) fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSettings, loss_scale: f64) -> Tensor {
     let device = x.device();
     let x = to_model_input(x.shallow_clone(), s.input_size, s.channels_last);
     let logits = in_precision(s.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
-    let pos_weight = s.pos_weight.map(Tensor::shallow_clone);
-    let loss = logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean);
+    let loss = loss_of_logits(&logits, y, s.pos_weight, s.focal_gamma);
     if loss_scale == 1.0 {
         loss.backward();
     } else {
         (&loss * loss_scale).backward();
     }
     loss
+}
+
+/// The mean training loss of `logits` against labels `y`: BCE-with-logits with the positive class weighted by
+/// `pos_weight`; with `focal_gamma` = g each object's term is multiplied by (1 - p_t)^g, p_t = sigmoid(logit) for a
+/// lens and 1 - sigmoid(logit) for a non-lens, as torchvision's sigmoid_focal_loss (no alpha: --pos-weight is the
+/// class weight), the factor differentiated with the rest.
+pub(crate) fn loss_of_logits(logits: &Tensor, y: &Tensor, pos_weight: Option<&Tensor>, focal_gamma: Option<f64>) -> Tensor {
+    let pos_weight = pos_weight.map(Tensor::shallow_clone);
+    match focal_gamma {
+        None => logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean),
+        Some(g) => {
+            let bce = logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::None);
+            let p = logits.sigmoid();
+            // 1 - p_t = p + y (1 - 2p): p for a non-lens, 1 - p for a lens.
+            let miss: Tensor = &p + y * (1.0 - &p * 2.0);
+            (bce * miss.pow_tensor_scalar(g)).mean(logits.kind())
+        }
+    }
 }
 
 /// The parameters to optimise, sorted by name, with their weight decay: `weight_decay`, or 0 for 1-D tensors
@@ -157,6 +177,37 @@ mod tests {
         );
         // Both in float64 with the same formula up to summation order: 1e-12 is a few ulps of a loss of ~20.
         assert!((bce_mean(&logits, &labels, 1.0) - t.double_value(&[])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn focal_loss_weights_each_term_by_the_miss_probability_to_the_gamma() {
+        let logits = [2.0, -1.0, 0.5, -3.0, 0.0];
+        let labels = [1u8, 0, 0, 1, 1];
+        let (x, y) = (Tensor::from_slice(&logits), Tensor::from_slice(&labels.map(f64::from)));
+        let w = Tensor::from_slice(&[2.5f64]);
+        let value = |t: Tensor| t.double_value(&[]);
+        // gamma 0 is BCE itself, with and without a class weight.
+        for pw in [None, Some(&w)] {
+            let plain = value(loss_of_logits(&x, &y, pw, None));
+            assert!((value(loss_of_logits(&x, &y, pw, Some(0.0))) - plain).abs() < 1e-12);
+        }
+        // Each term by hand in float64: w_y BCE (1 - p_t)^2, p = sigmoid(x); 1e-12 is float64 rounding of a sum of
+        // five terms of order 1.
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let want: f64 = logits
+            .iter()
+            .zip(labels)
+            .map(|(&x, y)| {
+                let (p, lens) = (sig(x), y == 1);
+                let bce = if lens { -2.5 * p.ln() } else { -(1.0 - p).ln() };
+                bce * (if lens { 1.0 - p } else { p }).powi(2)
+            })
+            .sum::<f64>()
+            / 5.0;
+        assert!((value(loss_of_logits(&x, &y, Some(&w), Some(2.0))) - want).abs() < 1e-12);
+        // An object ranked right counts less than in BCE, relatively more so the surer the model is.
+        let one = |x: f64, g| value(loss_of_logits(&Tensor::from_slice(&[x]), &Tensor::from_slice(&[1.0]), None, g));
+        assert!(one(3.0, Some(2.0)) / one(3.0, None) < one(1.0, Some(2.0)) / one(1.0, None));
     }
 
     #[test]

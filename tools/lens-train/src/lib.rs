@@ -150,6 +150,13 @@ pub struct Args {
     #[arg(long, value_name = "W")]
     pub pos_weight: Option<f64>,
 
+    /// Focal loss (Lin et al. 2017): each object's BCE is weighted by (1 - p_t)^GAMMA, p_t the probability the
+    /// model gives its true class, so that objects already ranked right count less and the hard ones (lookalikes,
+    /// faint arcs) more. 0 or absent: plain BCE. The training loss printed and in metrics.csv is then the focal
+    /// loss; the validation loss stays BCE.
+    #[arg(long, value_name = "GAMMA")]
+    pub focal_gamma: Option<f64>,
+
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
@@ -300,6 +307,7 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
         batch_size: args.batch_size,
         grad_clip: args.grad_clip,
         pos_weight: args.pos_weight,
+        focal_gamma: args.focal_gamma,
         seed: args.seed,
         split_seed: args.split_seed,
         val_split: args.val_split,
