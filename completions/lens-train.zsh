@@ -33,6 +33,7 @@ finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the b
 '--drop-path=[Stochastic depth rate of the last block, timm'\''s drop_path_rate (default\: the recipe'\''s)]:RATE:_default' \
 '--ema-half-life=[Keep a moving average of the weights with this half-life in epochs (0\: none; default\: the recipe'\''s). It is validated after every epoch beside the weights themselves, and model.safetensors holds whichever of the two validated better (metrics.csv has both; the ema_ columns are the average'\''s)]:EPOCHS:_default' \
 '--pos-weight=[Weight of the positive class in the loss (BCE pos_weight)]:W:_default' \
+'--focal-gamma=[Focal loss (Lin et al. 2017)\: each object'\''s BCE is weighted by (1 - p_t)^GAMMA, p_t the probability the model gives its true class, so that objects already ranked right count less and the hard ones (lookalikes, faint arcs) more. 0 or absent\: plain BCE. The training loss printed and in metrics.csv is then the focal loss; the validation loss stays BCE]:GAMMA:_default' \
 '--seed=[]:SEED:_default' \
 '--split-seed=[Seed of the validation split, apart from --seed so that the models of one ensemble, trained with different seeds, hold out the same objects (lens-ensemble then ensembles their validation predictions). Recorded in config.json; runs made before this option drew their split from --seed and keep doing so]:SEED:_default' \
 '--val-split=[Fraction of each (label, source) group held out for validation when there is no --val-pack]:VAL_SPLIT:_default' \
