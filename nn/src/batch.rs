@@ -19,11 +19,11 @@ use crate::d4::D4;
 use crate::shim::CudaEvent;
 
 /// Random streams, one per purpose, so that each is a function of (seed, purpose, counter) only.
-pub mod streams {
-    pub const SPLIT: u64 = 1 << 60;
-    pub const EPOCH: u64 = 2 << 60;
-    pub const AUGMENT: u64 = 3 << 60;
-    pub const TORCH: u64 = 4 << 60;
+pub(crate) mod streams {
+    pub(crate) const SPLIT: u64 = 1 << 60;
+    pub(crate) const EPOCH: u64 = 2 << 60;
+    pub(crate) const AUGMENT: u64 = 3 << 60;
+    pub(crate) const TORCH: u64 = 4 << 60;
 }
 
 /// Batches gathered ahead of the one in use.
@@ -31,14 +31,14 @@ const AHEAD: usize = 2;
 
 /// One batch to gather: pack rows, and in training one view per row.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     pub rows: Vec<usize>,
     pub augs: Option<Vec<D4>>,
 }
 
 impl Planned {
     /// Rows as they are (validation, inference).
-    pub fn plain(rows: &[usize]) -> Planned {
+    pub(crate) fn plain(rows: &[usize]) -> Planned {
         Planned { rows: rows.to_vec(), augs: None }
     }
 }
@@ -47,7 +47,7 @@ impl Planned {
 type Copied = (Tensor, Option<CudaEvent>);
 
 /// Gathers pack rows into batches on the device.
-pub struct Batcher {
+pub(crate) struct Batcher {
     pack: Arc<Pack>,
     device: Device,
     /// The whole pack on the device (--data-on-device), gathered with index_select instead.
@@ -60,7 +60,7 @@ pub struct Batcher {
 
 /// The share of a GPU's free memory that the pack may take when its placement is auto: the rest is the model's
 /// (weights, moments, activations, cuDNN's workspaces).
-pub const AUTO_ON_DEVICE_SHARE: f64 = 0.25;
+pub(crate) const AUTO_ON_DEVICE_SHARE: f64 = 0.25;
 
 /// Rows uploaded to the device per copy when the whole pack goes there (bounded host memory: a 200k-object pack is
 /// 6.7 GB in float32).
@@ -69,7 +69,7 @@ const UPLOAD_ROWS: usize = 8192;
 /// Whether a pack of `bytes` (in float32) goes whole on `device`: `given` (lens-train --data-on-device always or
 /// never), or for auto, on a GPU when it takes at most [`AUTO_ON_DEVICE_SHARE`] of the GPU's free memory, never on
 /// a CPU (the mapped file is already in host memory).
-pub fn place_on_device(given: Option<bool>, device: Device, bytes: u64) -> bool {
+pub(crate) fn place_on_device(given: Option<bool>, device: Device, bytes: u64) -> bool {
     match (given, device) {
         (Some(on), _) => on,
         (None, Device::Cuda(i)) => {
@@ -81,7 +81,7 @@ pub fn place_on_device(given: Option<bool>, device: Device, bytes: u64) -> bool 
 
 impl Batcher {
     /// Batches of `pack` for a model on `device`; `data_on_device`: see [`place_on_device`].
-    pub fn new(pack: Arc<Pack>, device: Device, data_on_device: Option<bool>) -> Result<Batcher> {
+    pub(crate) fn new(pack: Arc<Pack>, device: Device, data_on_device: Option<bool>) -> Result<Batcher> {
         let (h, w) = (pack.manifest.height as i64, pack.manifest.width as i64);
         let bytes = (pack.len() * pack.row_len() * 4) as u64;
         let on_device = if place_on_device(data_on_device, device, bytes) {
@@ -101,14 +101,9 @@ impl Batcher {
         Ok(Batcher { pack, device, on_device, free: Rc::default() })
     }
 
-    /// Whether the whole pack is on the device.
-    pub fn on_device(&self) -> bool {
-        self.on_device.is_some()
-    }
-
     /// The batches of `plan`, in order, each gathered by a background thread while the ones before it are in
     /// use. A batch's images live in a reused buffer: they are valid until the next call to [`Batches::next`].
-    pub fn batches(&self, plan: Vec<Planned>) -> Result<Batches> {
+    pub(crate) fn batches(&self, plan: Vec<Planned>) -> Result<Batches> {
         Batches::new(self.clone_handle(), plan)
     }
 
@@ -174,7 +169,7 @@ struct Job {
 }
 
 /// The batches of a plan, gathered ahead by a background thread.
-pub struct Batches {
+pub(crate) struct Batches {
     batcher: Batcher,
     plan: VecDeque<Planned>,
     /// Row count and labels of each job sent, in order.
@@ -236,7 +231,7 @@ impl Batches {
     /// The next batch: images [B, 5, H, W] (float32, on the device, the planned views applied) and labels [B].
     /// The images are valid until the next call.
     #[allow(clippy::should_implement_trait)] // a lending iterator, which std's Iterator cannot express
-    pub fn next(&mut self) -> Option<(Tensor, Tensor)> {
+    pub(crate) fn next(&mut self) -> Option<(Tensor, Tensor)> {
         if let Some(used) = self.in_use.take() {
             self.batcher.free.borrow_mut().push(used);
         }
@@ -281,7 +276,7 @@ impl Drop for Batches {
 /// same view whatever batch or rank it lands in (one process with batch 2B and two with B train alike) and a
 /// resumed run draws the same ones. Three draws an image: a flip left to right, a flip upside down, k quarter turns
 /// ([`D4::from_flips_and_turns`]); non-square images get k in {0, 2} only.
-pub fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool) -> Vec<D4> {
+pub(crate) fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool) -> Vec<D4> {
     rows.iter()
         .map(|&row| {
             let mut rng = Rng::new(seed ^ streams::AUGMENT ^ epoch as u64, row as u64);
@@ -295,7 +290,7 @@ pub fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool)
 /// A small host tensor copied to `device` without making the host wait: from page-locked memory (libtorch's
 /// caching host allocator), asynchronously on the current stream, which orders it before the kernels that read it.
 /// A copy from pageable memory would wait for the device to finish all the work queued before it.
-pub fn upload(t: Tensor, device: Device) -> Tensor {
+pub(crate) fn upload(t: Tensor, device: Device) -> Tensor {
     if !device.is_cuda() {
         return t;
     }
@@ -307,7 +302,7 @@ pub fn upload(t: Tensor, device: Device) -> Tensor {
 }
 
 /// Applies one view per image on the device: each element of D4 present, to the images that have it.
-pub fn augment(x: &Tensor, augs: &[D4]) -> Tensor {
+pub(crate) fn augment(x: &Tensor, augs: &[D4]) -> Tensor {
     let b = x.size()[0];
     assert_eq!(augs.len() as i64, b, "one view per image");
     let device = x.device();

@@ -88,7 +88,7 @@ pub enum OnContinue {
 /// lens-train's check of what --resume may be given, [`TrainConfig::differences`] (--auto-resume) and
 /// [`TrainConfig::continue_with`] all read it; a test checks that it names every field, and [`Continued`] every
 /// field that may change.
-pub const ON_CONTINUE: [(&str, OnContinue); 28] = {
+pub(crate) const ON_CONTINUE: [(&str, OnContinue); 28] = {
     use OnContinue::{Fixed, MayChange, Record};
     [
         ("pack", Fixed),
@@ -141,17 +141,18 @@ pub struct Continued {
 
 impl Continued {
     /// The fields it holds, for the test that ties it to [`ON_CONTINUE`].
-    pub const FIELDS: [&str; 4] = ["device", "checkpoint_every", "data_on_device", "channels_last"];
+    #[cfg(test)]
+    pub(crate) const FIELDS: [&str; 4] = ["device", "checkpoint_every", "data_on_device", "channels_last"];
 }
 
 impl TrainConfig {
     /// The seed the validation split is drawn from: `split_seed`, or `seed` for a run made before --split-seed.
-    pub fn split_seed(&self) -> u64 {
+    pub(crate) fn split_seed(&self) -> u64 {
         self.split_seed.unwrap_or(self.seed)
     }
 
     /// This run continued with what a command line gives anew (the settings that may change).
-    pub fn continue_with(&mut self, c: &Continued) {
+    pub(crate) fn continue_with(&mut self, c: &Continued) {
         if let Some(device) = c.device {
             self.device = device;
         }
@@ -170,7 +171,7 @@ impl TrainConfig {
     /// (config.json's), each as `NAME: VALUE in config.json, VALUE on the command line`; empty when the command line
     /// describes this run. `precision` is the command line's when it gave one, None for auto (which matches whatever
     /// the run recorded).
-    pub fn differences(&self, wanted: &TrainConfig, precision: Option<Precision>) -> Vec<String> {
+    pub(crate) fn differences(&self, wanted: &TrainConfig, precision: Option<Precision>) -> Vec<String> {
         let (recorded, wanted_json) = (to_object(self), to_object(wanted));
         let mut differences = Vec::new();
         let mut differ = |name: &str, recorded: String, wanted: String| {

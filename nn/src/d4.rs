@@ -12,24 +12,24 @@ pub struct D4 {
 }
 
 impl D4 {
-    pub const IDENTITY: D4 = D4 { quarter_turns: 0, flip: false };
+    pub(crate) const IDENTITY: D4 = D4 { quarter_turns: 0, flip: false };
     /// A flip left to right (the W axis).
-    pub const HFLIP: D4 = D4 { quarter_turns: 0, flip: true };
+    pub(crate) const HFLIP: D4 = D4 { quarter_turns: 0, flip: true };
     /// A flip upside down (the H axis): a half turn, then a flip left to right.
-    pub const VFLIP: D4 = D4 { quarter_turns: 2, flip: true };
+    pub(crate) const VFLIP: D4 = D4 { quarter_turns: 2, flip: true };
 
     /// All 8 elements.
-    pub fn all() -> Vec<D4> {
+    pub(crate) fn all() -> Vec<D4> {
         (0..4).flat_map(|k| [false, true].map(|flip| D4 { quarter_turns: k, flip })).collect()
     }
 
     /// A rotation by `k` quarter turns.
-    pub fn rotation(k: u8) -> D4 {
+    pub(crate) fn rotation(k: u8) -> D4 {
         D4 { quarter_turns: k % 4, flip: false }
     }
 
     /// Applies the element to a batch [B, C, H, W] (odd quarter turns need H == W).
-    pub fn apply(self, x: &Tensor) -> Tensor {
+    pub(crate) fn apply(self, x: &Tensor) -> Tensor {
         let r = if self.quarter_turns % 4 == 0 {
             x.shallow_clone()
         } else {
@@ -44,7 +44,7 @@ impl D4 {
 
     /// Writes the element applied to one image `src` ([C, h, w], row-major) into `dst`, exactly as
     /// [`D4::apply`] computes it: a copy with the pixels moved, no arithmetic. Odd quarter turns need h == w.
-    pub fn apply_to_row(self, src: &[f32], dst: &mut [f32], h: usize, w: usize) {
+    pub(crate) fn apply_to_row(self, src: &[f32], dst: &mut [f32], h: usize, w: usize) {
         assert!(self.quarter_turns % 2 == 0 || h == w, "a quarter turn of a non-square image");
         let plane = h * w;
         for (s, d) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
@@ -66,7 +66,7 @@ impl D4 {
     }
 
     /// The element that applying `self` then `then` gives (the group law).
-    pub fn then(self, then: D4) -> D4 {
+    pub(crate) fn then(self, then: D4) -> D4 {
         // An element is F^f R^a (rotate, then flip). With R^b F = F R^-b:
         //   (F^g R^b)(F^f R^a) = F^(g xor f) R^(a + (f ? -b : b)).
         let a = i16::from(self.quarter_turns);
@@ -77,14 +77,14 @@ impl D4 {
 
     /// A flip left to right if `hflip`, then upside down if `vflip`, then `k` quarter turns: how training draws its
     /// random views (three draws per image).
-    pub fn from_flips_and_turns(hflip: bool, vflip: bool, k: u8) -> D4 {
+    pub(crate) fn from_flips_and_turns(hflip: bool, vflip: bool, k: u8) -> D4 {
         let h = if hflip { D4::HFLIP } else { D4::IDENTITY };
         let v = if vflip { D4::VFLIP } else { D4::IDENTITY };
         h.then(v).then(D4::rotation(k))
     }
 
     /// `rot0`, `rot90_flip`, ...: the element's name in lens-infer's per-view columns.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         let flip = if self.flip { "_flip" } else { "" };
         format!("rot{}{flip}", 90 * u16::from(self.quarter_turns))
     }

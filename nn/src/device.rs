@@ -56,14 +56,6 @@ impl MemoryFormat {
     pub fn is_channels_last(self) -> bool {
         self == MemoryFormat::ChannelsLast
     }
-
-    pub fn from_channels_last(channels_last: bool) -> MemoryFormat {
-        if channels_last {
-            MemoryFormat::ChannelsLast
-        } else {
-            MemoryFormat::Contiguous
-        }
-    }
 }
 
 impl std::str::FromStr for MemoryFormat {
@@ -208,7 +200,7 @@ pub fn prepare_cuda(device: Device) {
 /// The memory a process can still take on `device`, in bytes: a GPU's free memory as its driver counts it; on a
 /// CPU the kernel's MemAvailable, or less where a cgroup (a Slurm job's, a container's) limits this process. None
 /// where it cannot be read.
-pub fn available_memory(device: Device) -> Option<u64> {
+pub(crate) fn available_memory(device: Device) -> Option<u64> {
     match device {
         Device::Cuda(i) => crate::shim::cuda_mem_info(i).map(|(free, _)| free),
         _ => {
@@ -236,7 +228,7 @@ fn cgroup_headroom() -> Option<u64> {
 /// exceeds what `device` has left, before anything is allocated for it: the error gives the estimate and the
 /// largest batch that fits. (On a CPU such a run grows until the kernel kills it; on a GPU it stops at an allocation
 /// deep inside the first step.)
-pub fn check_batch_fits(model: &crate::models::ModelConfig, batch: usize, device: Device) -> Result<()> {
+pub(crate) fn check_batch_fits(model: &crate::models::ModelConfig, batch: usize, device: Device) -> Result<()> {
     let Some(available) = available_memory(device) else { return Ok(()) };
     batch_fits(model.training_bytes_per_image(), batch, available, device)
 }
@@ -259,7 +251,7 @@ fn batch_fits(per_image: u64, batch: usize, available: u64, device: Device) -> R
 }
 
 /// Runs `f` in `precision` on `device`.
-pub fn in_precision<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
+pub(crate) fn in_precision<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
     match precision {
         Precision::Fp32 => f(),
         Precision::Bf16 => autocast(device, AutocastDtype::BFloat16, f),
@@ -268,7 +260,7 @@ pub fn in_precision<T>(precision: Precision, device: Device, f: impl FnOnce() ->
 }
 
 /// Prepares a batch for the model: its input size (bilinear resize), then the memory format.
-pub fn to_model_input(x: Tensor, size: i64, channels_last: bool) -> Tensor {
+pub(crate) fn to_model_input(x: Tensor, size: i64, channels_last: bool) -> Tensor {
     let x = if x.size()[2] != size || x.size()[3] != size {
         x.upsample_bilinear2d([size, size], false, None, None)
     } else {
@@ -283,7 +275,7 @@ pub fn to_model_input(x: Tensor, size: i64, channels_last: bool) -> Tensor {
 
 /// How a model is executed: input side, precision, memory format, device, batch size.
 #[derive(Debug, Clone, Copy)]
-pub struct ExecSettings {
+pub(crate) struct ExecSettings {
     pub size: i64,
     pub precision: Precision,
     pub channels_last: bool,

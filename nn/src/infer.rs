@@ -22,7 +22,7 @@ use crate::run_dir::RunDir;
 use crate::shim::inference_mode;
 
 /// A trained run, loaded for inference.
-pub struct Predictor {
+pub(crate) struct Predictor {
     pub config: TrainConfig,
     pub model: Model,
     _vs: VarStore,
@@ -30,7 +30,7 @@ pub struct Predictor {
 
 impl Predictor {
     /// Loads RUN/config.json and RUN/model.safetensors onto `device`.
-    pub fn load(run: &RunDir, device: Device, channels_last: bool) -> Result<Predictor> {
+    pub(crate) fn load(run: &RunDir, device: Device, channels_last: bool) -> Result<Predictor> {
         let config = run.read_config()?;
         let mut vs = VarStore::new(device);
         let model = config.model_config.build(&vs.root());
@@ -42,7 +42,7 @@ impl Predictor {
     }
 
     /// Logits per view ([rows][views]) for pack rows; `on_batch` hears how many rows each batch scored.
-    pub fn predict_views(
+    pub(crate) fn predict_views(
         &self,
         batcher: &Batcher,
         rows: &[usize],
@@ -150,7 +150,7 @@ pub fn score(req: &Scoring, on_progress: &mut dyn FnMut(Progress)) -> Result<Sco
 
 /// Logits of `model` per view ([rows][views]) for pack rows, in batches (gathered ahead of the model), in
 /// inference mode; `on_batch` hears how many rows each batch scored.
-pub fn predict_views(
+pub(crate) fn predict_views(
     model: &Model,
     batcher: &Batcher,
     rows: &[usize],
@@ -188,7 +188,7 @@ pub fn predict_views(
 }
 
 /// Logits of the model on pack rows (the identity view alone), in batches, in inference mode.
-pub fn predict(model: &Model, batcher: &Batcher, rows: &[usize], exec: ExecSettings) -> Result<Vec<f64>> {
+pub(crate) fn predict(model: &Model, batcher: &Batcher, rows: &[usize], exec: ExecSettings) -> Result<Vec<f64>> {
     let logits = predict_views(model, batcher, rows, &[D4::IDENTITY], exec, &mut |_| {})?;
     Ok(logits.into_iter().map(|v| v[0]).collect())
 }

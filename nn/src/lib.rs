@@ -11,19 +11,19 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod alloc;
-pub mod autotune;
-pub mod batch;
+mod autotune;
+mod batch;
 #[cfg(feature = "clap")]
 pub mod cli;
 pub mod config;
-pub mod d4;
+mod d4;
 pub mod device;
 pub mod dist;
-pub mod exec;
+mod exec;
 pub mod infer;
 pub mod models;
 pub mod optim;
-pub mod panics;
+mod panics;
 pub mod recipe;
 pub mod run_dir;
 pub mod shim;
@@ -31,6 +31,11 @@ pub mod train;
 pub mod tta;
 pub mod version;
 
+// The types of the private modules that the public API hands out (what auto chose and measured, the execution
+// settings, the D4 group), nameable from the crate's root.
+pub use autotune::{Autotune, Cache as AutotuneCache, Failed, Setting, Timing, Workload};
+pub use d4::D4;
+pub use exec::Exec;
 pub use models::{registry, Model, ModelConfig, ModelSpec};
 
 /// The `-j/--threads` option of the torch tools: libtorch's intra-op threads and the rayon pool that gathers

@@ -48,12 +48,12 @@ impl AdamW {
     }
 
     /// Steps taken so far (reading it waits for the device).
-    pub fn steps_taken(&self) -> i64 {
+    pub(crate) fn steps_taken(&self) -> i64 {
         self.step.double_value(&[]) as i64
     }
 
     /// Sets the count of steps taken (from a checkpoint).
-    pub fn set_steps_taken(&mut self, steps: i64) {
+    pub(crate) fn set_steps_taken(&mut self, steps: i64) {
         let _ = self.step.fill_(steps as f64);
     }
 
@@ -74,7 +74,7 @@ impl AdamW {
 
     /// [`AdamW::step`], skipped on the device where `found_inf` (a float32 scalar there) holds 1: weights, moments
     /// and the step count stay as they were, and the host never waits for the decision.
-    pub fn step_unless(&mut self, lr: f64, found_inf: Option<&Tensor>) -> anyhow::Result<()> {
+    pub(crate) fn step_unless(&mut self, lr: f64, found_inf: Option<&Tensor>) -> anyhow::Result<()> {
         let mut groups: Vec<(f64, crate::shim::AdamWGroup)> = Vec::new();
         for s in &self.slots {
             let grad = s.param.grad();

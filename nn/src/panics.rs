@@ -16,7 +16,7 @@ thread_local! {
 
 /// Runs `f`, turning a panic into an error that carries the panic's message (libtorch's error text for tch's
 /// panics). The state `f` touched may be half-updated: use this only where that state is then dropped.
-pub fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     static QUIET_HOOK: Once = Once::new();
     QUIET_HOOK.call_once(|| {
         let default = std::panic::take_hook();
@@ -34,7 +34,7 @@ pub fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// The text of a panic's payload. tch's panics (`called `Result::unwrap()` on an `Err` value: Torch("...")`) give
 /// libtorch's message alone, without the wrapping and the backtrace that follows it.
-pub fn message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
     let text = if let Some(s) = payload.downcast_ref::<String>() {
         s.as_str()
     } else if let Some(s) = payload.downcast_ref::<&str>() {
@@ -50,7 +50,7 @@ pub fn message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Whether an error from libtorch says that the device ran out of memory (CUDA's caching allocator: "CUDA out of
 /// memory"; a CPU allocation: "DefaultCPUAllocator: can't allocate memory").
-pub fn is_out_of_memory(e: &anyhow::Error) -> bool {
+pub(crate) fn is_out_of_memory(e: &anyhow::Error) -> bool {
     let text = format!("{e:#}");
     text.contains("out of memory") || text.contains("can't allocate memory")
 }

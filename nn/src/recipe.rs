@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// The batch a preset's learning rate is stated for: the learning rate is `base_lr x global batch / 256` (the
 /// linear scaling rule of Goyal et al. 2017) for the presets that scale.
-pub const LR_REFERENCE_BATCH: usize = 256;
+pub(crate) const LR_REFERENCE_BATCH: usize = 256;
 
 /// A preset warm-up is at most this fraction of the run's steps: a warm-up longer than a short run would leave its
 /// learning rate below the peak for the whole run. An explicit --warmup-steps is taken as given.
-pub const WARMUP_MAX_FRACTION: f64 = 0.1;
+pub(crate) const WARMUP_MAX_FRACTION: f64 = 0.1;
 
 /// The named recipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,11 +27,11 @@ pub enum Recipe {
 }
 
 impl Recipe {
-    pub const ALL: [Recipe; 3] = [Recipe::Reference, Recipe::Scratch, Recipe::Finetune];
+    pub(crate) const ALL: [Recipe; 3] = [Recipe::Reference, Recipe::Scratch, Recipe::Finetune];
 
     /// The recipe of a run that names none: `finetune` from pretrained weights, else `scratch`, which beat the
     /// reference's recipe from scratch on every set where both were measured (README: choosing the default).
-    pub fn default_for(pretrained: bool) -> Recipe {
+    pub(crate) fn default_for(pretrained: bool) -> Recipe {
         if pretrained {
             Recipe::Finetune
         } else {
@@ -39,7 +39,7 @@ impl Recipe {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Recipe::Reference => "reference",
             Recipe::Scratch => "scratch",
@@ -48,7 +48,7 @@ impl Recipe {
     }
 
     /// The preset's values.
-    pub fn preset(self) -> Preset {
+    pub(crate) fn preset(self) -> Preset {
         match self {
             // The reference: AdamW lr 1e-4 at any batch, weight decay 1e-2 on everything, no warm-up, no drop
             // path, 50 epochs.
@@ -98,7 +98,7 @@ impl std::fmt::Display for Recipe {
 
 /// A preset, before it meets a run: its learning rate is stated per 256 images when it scales.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Preset {
+pub(crate) struct Preset {
     /// The peak learning rate at a global batch of 256 (at any batch when it does not scale).
     pub base_lr: f64,
     pub scales_with_batch: bool,
@@ -114,7 +114,7 @@ pub struct Preset {
 
 impl Preset {
     /// The learning rate rule in words, for --help, the README and config.json.
-    pub fn lr_rule(&self) -> String {
+    pub(crate) fn lr_rule(&self) -> String {
         if self.scales_with_batch {
             format!("{} x global batch / {LR_REFERENCE_BATCH}", sci(self.base_lr))
         } else {
@@ -252,7 +252,8 @@ pub fn help() -> String {
 }
 
 /// The README's table of the presets, one markdown row each (a unit test keeps the README's copy in step).
-pub fn readme_rows() -> Vec<String> {
+#[cfg(test)]
+pub(crate) fn readme_rows() -> Vec<String> {
     Recipe::ALL
         .iter()
         .map(|r| {

@@ -18,12 +18,12 @@ use crate::config::TrainConfig;
 /// timing.csv's columns: the training loop's seconds and images/s (all ranks' images), then validation's seconds,
 /// saving's (best weights, validation predictions, metrics.csv and the checkpoint), and the whole epoch's seconds and
 /// training images per second of it, which is what a user waits for.
-pub const TIMING_HEADER: &str =
+pub(crate) const TIMING_HEADER: &str =
     "epoch,train_seconds,train_images_per_s,validation_seconds,save_seconds,epoch_seconds,epoch_images_per_s";
 
 /// Where an epoch's time went.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EpochTiming {
+pub(crate) struct EpochTiming {
     /// The training loop, from its first batch to the last step.
     pub train_seconds: f64,
     /// Training images of the epoch, all ranks.
@@ -64,7 +64,7 @@ pub struct MetricsRow {
 impl MetricsRow {
     /// The validation AUC that ranks this epoch: the better of the raw weights' and their moving average's (NaN
     /// where neither is defined).
-    pub fn best_val_auc(&self) -> f64 {
+    pub(crate) fn best_val_auc(&self) -> f64 {
         match self.ema_val_auc {
             Some(ema) if ema > self.val_auc || self.val_auc.is_nan() => ema,
             _ => self.val_auc,
@@ -72,14 +72,14 @@ impl MetricsRow {
     }
 
     /// Whether the moving average of the weights did better on validation than the raw weights this epoch.
-    pub fn ema_is_better(&self) -> bool {
+    pub(crate) fn ema_is_better(&self) -> bool {
         self.best_val_auc() != self.val_auc && !self.best_val_auc().is_nan()
     }
 }
 
 /// One validation object's prediction, a row of val_predictions.csv.
 #[derive(Debug, Clone, Copy)]
-pub struct ValPrediction<'a> {
+pub(crate) struct ValPrediction<'a> {
     pub id: &'a str,
     pub label: Option<u8>,
     pub source: Option<u8>,
@@ -97,7 +97,7 @@ impl RunDir {
         RunDir { path: path.into() }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -105,16 +105,16 @@ impl RunDir {
         self.path.join("config.json")
     }
 
-    pub fn weights_path(&self) -> PathBuf {
+    pub(crate) fn weights_path(&self) -> PathBuf {
         self.path.join("model.safetensors")
     }
 
-    pub fn checkpoint_dir(&self) -> PathBuf {
+    pub(crate) fn checkpoint_dir(&self) -> PathBuf {
         self.path.join("checkpoint")
     }
 
     /// The settings of the run, from config.json.
-    pub fn read_config(&self) -> Result<TrainConfig> {
+    pub(crate) fn read_config(&self) -> Result<TrainConfig> {
         let path = self.config_path();
         let text = fs::read_to_string(&path)
             .with_context(|| format!("reading {} (is {} a lens-train run?)", path.display(), self.path.display()))?;
@@ -123,7 +123,7 @@ impl RunDir {
 
     /// Starts a new run: creates the directory and writes config.json (whole or not at all). A directory that
     /// already holds a run is refused.
-    pub fn create(&self, cfg: &TrainConfig) -> Result<()> {
+    pub(crate) fn create(&self, cfg: &TrainConfig) -> Result<()> {
         if self.config_path().exists() {
             bail!("{} already holds a run; continue it with --resume or choose another --out", self.path.display());
         }
@@ -133,7 +133,7 @@ impl RunDir {
 
     /// Saves the weights as model.safetensors, sorted by name, whole or not at all: `vars` are (timm name, tensor)
     /// pairs in host memory (see [`crate::train::weights_on_host`]).
-    pub fn save_weights(&self, vars: &[(String, Tensor)]) -> Result<()> {
+    pub(crate) fn save_weights(&self, vars: &[(String, Tensor)]) -> Result<()> {
         let path = self.weights_path();
         // What a killed run left beside it goes first (output::remove_stale_temps knows these names).
         lensfind_core::output::clean_stale_temps(&path, "lens-train");
@@ -143,7 +143,7 @@ impl RunDir {
     }
 
     /// Loads model.safetensors into the variables of `vs` (a model built from config.json's `model`).
-    pub fn load_weights(&self, vs: &mut VarStore, model: &str) -> Result<()> {
+    pub(crate) fn load_weights(&self, vs: &mut VarStore, model: &str) -> Result<()> {
         let weights = self.weights_path();
         if !weights.exists() {
             bail!("{} does not exist: the run has not finished an epoch yet", weights.display());
@@ -158,7 +158,7 @@ impl RunDir {
     }
 
     /// Writes metrics.csv with every epoch so far.
-    pub fn write_metrics(&self, history: &[MetricsRow]) -> Result<()> {
+    pub(crate) fn write_metrics(&self, history: &[MetricsRow]) -> Result<()> {
         Ok(write_whole(Some(&self.path.join("metrics.csv")), |w| {
             let mut csv = csv::Writer::from_writer(w);
             for row in history {
@@ -170,7 +170,7 @@ impl RunDir {
     }
 
     /// Appends an epoch's times and speeds to timing.csv.
-    pub fn append_timing(&self, epoch: usize, t: &EpochTiming) -> Result<()> {
+    pub(crate) fn append_timing(&self, epoch: usize, t: &EpochTiming) -> Result<()> {
         let path = self.path.join("timing.csv");
         let new = !path.exists();
         let mut f = fs::OpenOptions::new().create(true).append(true).open(&path)?;
@@ -192,7 +192,7 @@ impl RunDir {
     }
 
     /// Writes val_predictions.csv (id,label,source,logit), whole or not at all.
-    pub fn write_val_predictions<'a>(&self, rows: impl IntoIterator<Item = ValPrediction<'a>>) -> Result<()> {
+    pub(crate) fn write_val_predictions<'a>(&self, rows: impl IntoIterator<Item = ValPrediction<'a>>) -> Result<()> {
         Ok(write_whole(Some(&self.path.join("val_predictions.csv")), |w| {
             let mut csv = csv::Writer::from_writer(w);
             csv.write_record(["id", "label", "source", "logit"])?;

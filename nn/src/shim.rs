@@ -55,7 +55,7 @@ extern "C" {
 }
 
 /// The arguments of one fused AdamW call: parameters with their gradients, moments and step tensors.
-pub struct AdamWGroup<'a> {
+pub(crate) struct AdamWGroup<'a> {
     pub params: Vec<&'a Tensor>,
     pub grads: Vec<Tensor>,
     pub exp_avgs: Vec<&'a Tensor>,
@@ -67,7 +67,7 @@ pub struct AdamWGroup<'a> {
 /// of tensors sharing a weight decay. With `found_inf` (a float32 scalar on the tensors' device), the update is
 /// skipped on the device where it holds 1.
 #[allow(clippy::too_many_arguments)] // the kernel's own arguments
-pub fn fused_adamw(
+pub(crate) fn fused_adamw(
     g: &AdamWGroup,
     lr: f64,
     beta1: f64,
@@ -110,7 +110,7 @@ pub fn fused_adamw(
 
 /// A page-locked copy of the CPU tensor `t`, from which copies to a GPU run asynchronously (libtorch's
 /// `Tensor::pin_memory()`, without the device argument that tch passes and libtorch warns about).
-pub fn pin_memory(t: &Tensor) -> Result<Tensor, String> {
+pub(crate) fn pin_memory(t: &Tensor) -> Result<Tensor, String> {
     let mut err = vec![0 as std::ffi::c_char; 512];
     // SAFETY: t is a valid tensor; err has err_len bytes; the shim returns a new at::Tensor that we own, or null.
     let ptr =
@@ -126,11 +126,11 @@ pub fn pin_memory(t: &Tensor) -> Result<Tensor, String> {
 /// A point in a CUDA device's stream of work: everything queued before it was recorded has run once it completes.
 /// Dropping it waits for that.
 #[derive(Debug)]
-pub struct CudaEvent(*mut std::ffi::c_void);
+pub(crate) struct CudaEvent(*mut std::ffi::c_void);
 
 impl CudaEvent {
     /// Recorded now on the current stream of CUDA device `index` (None where that fails).
-    pub fn record(index: usize) -> Option<CudaEvent> {
+    pub(crate) fn record(index: usize) -> Option<CudaEvent> {
         // SAFETY: returns a new c10::Event owned by us, or null.
         let event = unsafe { lensfind_cuda_event_record(index as c_int) };
         (!event.is_null()).then_some(CudaEvent(event))
@@ -146,7 +146,7 @@ impl Drop for CudaEvent {
 
 /// The L2 norm of `tensors` taken together (the norm of their norms, from one multi-tensor kernel), a float32 scalar
 /// on their device.
-pub fn total_norm(tensors: &[Tensor]) -> Tensor {
+pub(crate) fn total_norm(tensors: &[Tensor]) -> Tensor {
     let ptrs: Vec<_> = tensors.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
     // SAFETY: n valid tensors; the shim returns a new at::Tensor that we own, or null.
     let norm = unsafe { lensfind_total_norm(ptrs.as_ptr(), ptrs.len() as c_int) };
@@ -156,7 +156,7 @@ pub fn total_norm(tensors: &[Tensor]) -> Tensor {
 }
 
 /// Multiplies `tensors` in place by the scalar tensor `factor` (on their device), in one multi-tensor kernel.
-pub fn foreach_mul_(tensors: &[Tensor], factor: &Tensor) {
+pub(crate) fn foreach_mul_(tensors: &[Tensor], factor: &Tensor) {
     let ptrs: Vec<_> = tensors.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
     // SAFETY: n valid tensors and a valid factor; the shim multiplies them in place.
     let rc = unsafe {
@@ -167,7 +167,7 @@ pub fn foreach_mul_(tensors: &[Tensor], factor: &Tensor) {
 
 /// Moves each of `selves` in place toward its partner in `ends` by `weight` (`self += weight * (end - self)`), in
 /// one multi-tensor kernel. The two lists pair up in order, each pair of one shape, dtype and device.
-pub fn foreach_lerp_(selves: &[Tensor], ends: &[Tensor], weight: f64) {
+pub(crate) fn foreach_lerp_(selves: &[Tensor], ends: &[Tensor], weight: f64) {
     assert_eq!(selves.len(), ends.len(), "foreach_lerp_ pairs two lists of one length");
     let ptr = |t: &Tensor| t.as_ptr() as *mut torch_sys::C_tensor;
     let (s, e): (Vec<_>, Vec<_>) = (selves.iter().map(ptr).collect(), ends.iter().map(ptr).collect());
@@ -177,14 +177,14 @@ pub fn foreach_lerp_(selves: &[Tensor], ends: &[Tensor], weight: f64) {
 }
 
 /// Drops the gradient of `t` (set_to_none), so the next backward writes a fresh one.
-pub fn reset_grad(t: &Tensor) {
+pub(crate) fn reset_grad(t: &Tensor) {
     // SAFETY: t is a valid tensor; resetting its grad is what PyTorch's zero_grad(set_to_none=True) does.
     unsafe { lensfind_reset_grad(t.as_ptr() as *mut torch_sys::C_tensor) }
 }
 
 /// Runs `f` with autocast off for `device` (inside an autocast region): for the classifier head, so that logits
 /// keep float32 resolution; in bfloat16 they fall on a grid coarse enough to tie many scores.
-pub fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
+pub(crate) fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
     struct Restore(c_int, c_int);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -214,20 +214,20 @@ pub fn inference_mode<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Whether autocast is on for `device`'s type on this thread.
-pub fn autocast_enabled(device: Device) -> bool {
+pub(crate) fn autocast_enabled(device: Device) -> bool {
     // SAFETY: reads a thread-local flag.
     unsafe { lensfind_autocast_is_enabled(c_int::from(device.is_cuda())) != 0 }
 }
 
 /// Whether autograd records the operations run now on this thread: false under `tch::no_grad` and
 /// `inference_mode`, where a computation can be chosen for its forward alone.
-pub fn grad_mode_enabled() -> bool {
+pub(crate) fn grad_mode_enabled() -> bool {
     // SAFETY: reads a thread-local flag.
     unsafe { lensfind_grad_mode_enabled() != 0 }
 }
 
 /// The model name of CUDA device `index` (what `nvidia-smi` calls it), None when it cannot be read.
-pub fn cuda_device_name(index: usize) -> Option<String> {
+pub(crate) fn cuda_device_name(index: usize) -> Option<String> {
     let mut buf = vec![0 as std::ffi::c_char; 256];
     // SAFETY: the shim writes at most buf.len() bytes, NUL-terminated.
     let rc = unsafe { lensfind_cuda_device_name(index as c_int, buf.as_mut_ptr(), buf.len() as c_int) };
@@ -236,14 +236,14 @@ pub fn cuda_device_name(index: usize) -> Option<String> {
 }
 
 /// The compute capability of CUDA device `index` as (major, minor), e.g. (9, 0) for Hopper; None without CUDA.
-pub fn cuda_capability(index: usize) -> Option<(i32, i32)> {
+pub(crate) fn cuda_capability(index: usize) -> Option<(i32, i32)> {
     // SAFETY: a plain query.
     let cc = unsafe { lensfind_cuda_capability(index as c_int) };
     (cc >= 0).then_some((cc / 10, cc % 10))
 }
 
 /// Free and total memory of CUDA device `index` in bytes (None without CUDA, or where the driver cannot say).
-pub fn cuda_mem_info(index: usize) -> Option<(u64, u64)> {
+pub(crate) fn cuda_mem_info(index: usize) -> Option<(u64, u64)> {
     let (mut free, mut total) = (0u64, 0u64);
     // SAFETY: the shim writes two integers through valid pointers.
     let rc = unsafe { lensfind_cuda_mem_info(index as c_int, &mut free, &mut total) };

@@ -43,7 +43,7 @@ fn cuda_line() -> String {
 }
 
 /// The version of the libtorch this process runs on (`2.13.0+cu130`), or "unknown".
-pub fn loaded_libtorch_version() -> String {
+pub(crate) fn loaded_libtorch_version() -> String {
     loaded_libtorch_dir().and_then(|d| libtorch_version(&d)).unwrap_or_else(|| "unknown".into())
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What the body of [`write_whole`] may fail with: whatever its caller's code returns (a CSV or JSON writer's
 /// error, an I/O error, an anyhow error); the chain of causes is kept.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why an output could not be written or put in place.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub fn temp_beside(target: &Path, tag: &str) -> PathBuf {
 /// (files or directories) made on this host by a process that is no longer running. A SIGKILL (the OOM killer, a
 /// job past its time limit) gives a process no chance to clean up; the next run does it. Entries from other hosts
 /// are left alone: their processes may be alive, and we cannot tell. Returns what was removed, with its PID.
-pub fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
+pub(crate) fn remove_stale_temps(target: &Path) -> Vec<(PathBuf, u32)> {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let host = hostname();
@@ -150,7 +150,7 @@ impl Drop for AtomicFile {
 }
 
 /// This program's file name (`lens-ensemble`), for messages from library code.
-pub fn program_name() -> String {
+pub(crate) fn program_name() -> String {
     std::env::args_os()
         .next()
         .as_deref()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A line on stderr from library code on behalf of `tool` (`tool: message`), e.g. about leftovers it cleaned up.
-pub fn note(tool: &str, message: &str) {
+pub(crate) fn note(tool: &str, message: &str) {
     eprintln!("{tool}: {message}");
 }
 

@@ -16,7 +16,7 @@ fn band_index(band: char) -> Option<usize> {
 
 /// What the name of one band file says about its object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BandFile {
+pub(crate) struct BandFile {
     /// The object id: the stem without `_<band>`.
     pub id: String,
     /// Index into [`BANDS`].
@@ -29,7 +29,7 @@ pub struct BandFile {
 
 /// Why a file name fits neither convention.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NameError {
+pub(crate) enum NameError {
     /// Does not end in `.fits`: not a candidate at all (the indexer skips such files silently).
     NotFits,
     /// Ends in `.fits` but the part before it is not `<id>_<band>` with a known band.
@@ -53,7 +53,7 @@ fn all_digits(s: &str) -> bool {
 }
 
 /// Parses a file name (no directory part).
-pub fn parse_file_name(name: &str) -> Result<BandFile, NameError> {
+pub(crate) fn parse_file_name(name: &str) -> Result<BandFile, NameError> {
     let stem = name.strip_suffix(".fits").ok_or(NameError::NotFits)?;
     let (id, band) = stem.rsplit_once('_').ok_or(NameError::NoBand)?;
     let mut band_chars = band.chars();
@@ -66,7 +66,7 @@ pub fn parse_file_name(name: &str) -> Result<BandFile, NameError> {
 }
 
 /// Label and source that an object id encodes (`None, None` for blind ids).
-pub fn parse_id(id: &str) -> Result<(Option<u8>, Option<u8>), NameError> {
+pub(crate) fn parse_id(id: &str) -> Result<(Option<u8>, Option<u8>), NameError> {
     if let Some(digits) = id.strip_prefix("object_") {
         return if all_digits(digits) { Ok((None, None)) } else { Err(NameError::BadId) };
     }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::probability::{log_loss_of_logits, sigmoid};
 
 /// The `format` of a calibration file, and the version this reader knows.
-pub const FORMAT: &str = "lensfind-calibration";
-pub const VERSION: u32 = 1;
+pub(crate) const FORMAT: &str = "lensfind-calibration";
+pub(crate) const VERSION: u32 = 1;
 
 /// Why a calibration could not be fitted, read or applied.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ pub struct Calibration {
 
 impl Calibration {
     /// The calibrated logit.
-    pub fn apply(&self, logit: f64) -> f64 {
+    pub(crate) fn apply(&self, logit: f64) -> f64 {
         logit / self.temperature + self.bias
     }
 
@@ -83,13 +83,13 @@ impl Calibration {
 }
 
 /// Mean squared difference between probability and label.
-pub fn brier(probs: &[f64], labels: &[u8]) -> f64 {
+pub(crate) fn brier(probs: &[f64], labels: &[u8]) -> f64 {
     let sum: f64 = probs.iter().zip(labels).map(|(&p, &y)| (p - f64::from(y)).powi(2)).sum();
     sum / probs.len().max(1) as f64
 }
 
 /// The number of equal-width probability bins of the reliability table and of ECE.
-pub const BINS: usize = 10;
+pub(crate) const BINS: usize = 10;
 
 /// One bin of the reliability table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,7 +125,7 @@ pub fn reliability(probs: &[f64], labels: &[u8]) -> Vec<Bin> {
 
 /// Expected calibration error over the bins of [`reliability`]: the mean over objects of |mean probability -
 /// fraction of lenses| of their bin.
-pub fn ece(probs: &[f64], labels: &[u8]) -> f64 {
+pub(crate) fn ece(probs: &[f64], labels: &[u8]) -> f64 {
     let n = probs.len().max(1) as f64;
     reliability(probs, labels)
         .iter()

@@ -11,7 +11,9 @@ pub mod calibration;
 pub mod ensemble;
 pub mod evaluation;
 pub mod metrics;
-pub mod operating;
-pub mod probability;
+mod operating;
+mod probability;
 pub mod scores;
 pub mod submission;
+
+pub use operating::{OperatingError, OperatingPoint, Rule};

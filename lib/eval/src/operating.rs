@@ -20,8 +20,8 @@ use crate::probability::sigmoid;
 use crate::scores::ScoreColumn;
 
 /// The `format` of a threshold file and the version this reader knows.
-pub const FORMAT: &str = "lensfind-threshold";
-pub const VERSION: u32 = 1;
+pub(crate) const FORMAT: &str = "lensfind-threshold";
+pub(crate) const VERSION: u32 = 1;
 
 /// Why a threshold could not be chosen or read.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +188,7 @@ fn cuts(scores: &[f64], lab: impl Fn(usize) -> bool) -> (Vec<(usize, usize, usiz
 
 /// Chooses a threshold on `scores` (of column `column`: logits, or else probabilities) by `rule`, with `labels`
 /// (1 = lens) when known; see the module's note on ties.
-pub fn pick(
+pub(crate) fn pick(
     scores: &[f64],
     labels: Option<&[u8]>,
     rule: Rule,

@@ -2,7 +2,7 @@
 //! (log-loss) of either against labels. Every other evaluation module takes them from here.
 
 /// The probability of a logit, 1 / (1 + e^-x).
-pub fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
@@ -12,17 +12,17 @@ fn softplus(x: f64) -> f64 {
 }
 
 /// Mean binary cross-entropy of `logits` against `labels` (1 = lens), computed from the logits (no clipping).
-pub fn log_loss_of_logits(logits: &[f64], labels: &[u8]) -> f64 {
+pub(crate) fn log_loss_of_logits(logits: &[f64], labels: &[u8]) -> f64 {
     let sum: f64 = logits.iter().zip(labels).map(|(&z, &y)| softplus(z) - f64::from(y) * z).sum();
     sum / logits.len().max(1) as f64
 }
 
 /// The smallest probability [`log_loss_of_probabilities`] takes: half of 1e-6, the resolution of the six decimals
 /// a submission's `pred` is written with (a lens written as 0.000000 costs ln(2e6), not infinity).
-pub const PROBABILITY_FLOOR: f64 = 5e-7;
+pub(crate) const PROBABILITY_FLOOR: f64 = 5e-7;
 
 /// Mean binary cross-entropy of probabilities, each clipped to [PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR].
-pub fn log_loss_of_probabilities(probs: &[f64], labels: &[u8]) -> f64 {
+pub(crate) fn log_loss_of_probabilities(probs: &[f64], labels: &[u8]) -> f64 {
     let sum: f64 = probs
         .iter()
         .zip(labels)

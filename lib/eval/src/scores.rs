@@ -134,7 +134,7 @@ pub fn read_scores_from<R: Read>(input: R, path: &Path, columns: &[ScoreColumn])
 }
 
 /// Whether the CSV file at `path` has a column `name` in its header.
-pub fn has_column(path: &Path, name: &str) -> Result<bool, ScoresError> {
+pub(crate) fn has_column(path: &Path, name: &str) -> Result<bool, ScoresError> {
     let file = std::fs::File::open(path).map_err(|source| ScoresError::Open { path: path.into(), source })?;
     let mut r = csv::Reader::from_reader(std::io::BufReader::new(file));
     let header = r.headers().map_err(|source| ScoresError::Header { path: path.into(), source })?;
@@ -143,7 +143,7 @@ pub fn has_column(path: &Path, name: &str) -> Result<bool, ScoresError> {
 
 /// One labelled object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Truth {
+pub(crate) struct Truth {
     pub id: String,
     pub label: u8,
     pub source: Option<u8>,
@@ -151,7 +151,7 @@ pub struct Truth {
 
 /// Reads labels from a pack directory (its meta.csv), or a CSV with `id,label` and optionally `source` columns
 /// (lens-synth's labels.csv, an index). Unlabelled rows are skipped.
-pub fn read_truth(path: &Path) -> Result<Vec<Truth>, ScoresError> {
+pub(crate) fn read_truth(path: &Path) -> Result<Vec<Truth>, ScoresError> {
     // A pack's manifest and meta table (lensfind_data::pack::PackDir's names; this crate reads no packs otherwise).
     let csv_path = if path.join("pack.json").exists() { path.join("meta.csv") } else { path.to_path_buf() };
     let file = std::fs::File::open(&csv_path).map_err(|source| ScoresError::Open { path: csv_path.clone(), source })?;
@@ -159,7 +159,7 @@ pub fn read_truth(path: &Path) -> Result<Vec<Truth>, ScoresError> {
 }
 
 /// [`read_truth`] of a CSV from any reader; `csv_path` names the input in errors.
-pub fn read_truth_from<R: Read>(input: R, csv_path: &Path) -> Result<Vec<Truth>, ScoresError> {
+pub(crate) fn read_truth_from<R: Read>(input: R, csv_path: &Path) -> Result<Vec<Truth>, ScoresError> {
     let path = || csv_path.to_path_buf();
     let mut r = csv::Reader::from_reader(input);
     let header = r.headers().map_err(|source| ScoresError::Header { path: path(), source })?.clone();
@@ -199,7 +199,7 @@ pub fn read_truth_from<R: Read>(input: R, csv_path: &Path) -> Result<Vec<Truth>,
 
 /// Scores paired with the truth by id.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Joined {
+pub(crate) struct Joined {
     /// Score, label and source of each scored id that has a label, in the order of the scores.
     pub scores: Vec<f64>,
     pub labels: Vec<u8>,
@@ -212,7 +212,7 @@ pub struct Joined {
 
 impl Joined {
     /// Pairs `pred` with `truth` by id.
-    pub fn new(pred: &Scores, truth: &[Truth]) -> Joined {
+    pub(crate) fn new(pred: &Scores, truth: &[Truth]) -> Joined {
         let labels: HashMap<&str, (u8, Option<u8>)> =
             truth.iter().map(|t| (t.id.as_str(), (t.label, t.source))).collect();
         let scored: HashSet<&str> = pred.ids.iter().map(String::as_str).collect();
@@ -238,7 +238,7 @@ impl Joined {
 
     /// Fails unless every scored id has a label (in `truth`) and every labelled id a score (in `pred`), naming the
     /// first ids that do not; then unless some id is in both.
-    pub fn check(&self, pred: &Path, truth: &Path, allow_missing: bool) -> Result<(), ScoresError> {
+    pub(crate) fn check(&self, pred: &Path, truth: &Path, allow_missing: bool) -> Result<(), ScoresError> {
         if !allow_missing {
             for (what, ids, path) in [("label", &self.missing_labels, truth), ("score", &self.missing_scores, pred)] {
                 if !ids.is_empty() {

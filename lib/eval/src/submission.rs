@@ -14,13 +14,14 @@ use lensfind_core::text::opt_u8;
 
 /// The challenge submission's header, byte for byte as the challenge gives it (`vel disp` with a space, and both
 /// `ra`/`RA`, `dec`/`Dec`, `vel disp`/`vel_disp`).
-pub const CHALLENGE_HEADER: &str = "id,preds,ra,dec,zlens,mag_lens_g,mag_lens_r,mag_lens_i,mag_lens_z,mag_lens_y,\
+pub(crate) const CHALLENGE_HEADER: &str =
+    "id,preds,ra,dec,zlens,mag_lens_g,mag_lens_r,mag_lens_i,mag_lens_z,mag_lens_y,\
 ell_l,ell_l_PA,Rein,vel disp,sh,sh_PA,srcx,srcy,mag_src_g,mag_src_r,mag_src_i,mag_src_z,mag_src_y,zsrc,ell_s,\
 ell_s_PA,Reff_s,n_s_sers,ell_m,ell_m_PA,Reff_l,n_l_sers,vel_disp,RA,Dec,mag_object_g,mag_object_r,mag_object_i,\
 mag_object_z,mag_object_y,z_central";
 
 /// The value of every column of the challenge file that we do not estimate.
-pub const NOT_ESTIMATED: &str = "-999";
+pub(crate) const NOT_ESTIMATED: &str = "-999";
 
 /// Why a submission could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +70,7 @@ impl Threshold {
     }
 
     /// Whether `p` is called a lens.
-    pub fn calls(self, p: &Scored) -> bool {
+    pub(crate) fn calls(self, p: &Scored) -> bool {
         match self {
             Threshold::Probability(t) => p.pred >= t,
             Threshold::MeanLogit(t) => p.mean_logit >= t,
@@ -79,7 +80,7 @@ impl Threshold {
 
 /// One object's output scores.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
+pub(crate) struct Scored {
     /// The ensemble's mean logit, before calibration.
     pub mean_logit: f64,
     /// The calibrated logit (the mean logit without a calibration) and its sigmoid.
@@ -88,7 +89,7 @@ pub struct Scored {
 }
 
 impl Scored {
-    pub fn of(p: &Prediction, calibration: Option<&Calibration>) -> Scored {
+    pub(crate) fn of(p: &Prediction, calibration: Option<&Calibration>) -> Scored {
         let logit = calibration.map_or(p.logit, |c| c.apply(p.logit));
         Scored { mean_logit: p.logit, logit, pred: sigmoid(logit) }
     }

@@ -23,7 +23,7 @@ struct CacheFile {
 
 /// What was chosen for a key, and the timings it was chosen from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub chosen: Setting,
     pub timings: Vec<Timing>,
 }
@@ -36,7 +36,7 @@ pub struct Cache {
 
 impl Cache {
     /// The user's cache file (see the module documentation); nowhere when neither XDG_CACHE_HOME nor HOME is set.
-    pub fn user() -> Cache {
+    pub(crate) fn user() -> Cache {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -45,16 +45,17 @@ impl Cache {
     }
 
     /// A cache in the file `path`.
-    pub fn at(path: impl Into<PathBuf>) -> Cache {
+    #[cfg(test)]
+    pub(crate) fn at(path: impl Into<PathBuf>) -> Cache {
         Cache { path: Some(path.into()) }
     }
 
     /// No cache: every auto setting is measured, nothing is kept (`--no-autotune-cache`).
-    pub fn disabled() -> Cache {
+    pub(crate) fn disabled() -> Cache {
         Cache { path: None }
     }
 
-    pub fn path(&self) -> Option<&Path> {
+    pub(crate) fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
@@ -89,13 +90,13 @@ impl Cache {
     }
 
     /// The entry of `key`, and notes for the user.
-    pub fn lookup(&self, key: &str) -> (Option<Entry>, Vec<String>) {
+    pub(crate) fn lookup(&self, key: &str) -> (Option<Entry>, Vec<String>) {
         let (file, note) = self.read();
         (file.entries.get(key).cloned(), note.into_iter().collect())
     }
 
     /// Records the choice for `key` (other keys kept), whole or not at all.
-    pub fn store(&self, key: &str, chosen: Setting, timings: &[Timing]) -> Result<()> {
+    pub(crate) fn store(&self, key: &str, chosen: Setting, timings: &[Timing]) -> Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         let (mut file, _) = self.read();
         file.version = VERSION;

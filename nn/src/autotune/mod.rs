@@ -8,7 +8,7 @@
 //! given, nothing is timed. The choice is kept in a cache (see [`cache`]) keyed by everything that decides it, so
 //! repeated runs on one machine choose the same and pay the timing once.
 
-pub mod cache;
+mod cache;
 
 use std::time::Instant;
 
@@ -69,7 +69,7 @@ pub struct Failed {
 
 impl Failed {
     /// One line for stderr.
-    pub fn note(&self) -> String {
+    pub(crate) fn note(&self) -> String {
         format!("auto settings: {} dropped, it failed: {}", self.setting, self.error)
     }
 }
@@ -116,7 +116,7 @@ impl Autotune {
 
 /// What to tune: the model as it will run.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub workload: Workload,
     pub model_name: &'a str,
     pub model: &'a ModelConfig,
@@ -128,7 +128,11 @@ pub struct Request<'a> {
 }
 
 /// The settings auto chooses among for `device`, narrowed by what was given.
-pub fn candidates(device: Device, precision: Choice<Precision>, memory_format: Choice<MemoryFormat>) -> Vec<Setting> {
+pub(crate) fn candidates(
+    device: Device,
+    precision: Choice<Precision>,
+    memory_format: Choice<MemoryFormat>,
+) -> Vec<Setting> {
     let precisions = match (precision, device) {
         (Choice::Is(p), _) => vec![p],
         // fp16 where a GPU has no fast bf16 (before Ampere, compute capability 8.0); where it has, fp16 only adds
@@ -153,7 +157,7 @@ pub fn candidates(device: Device, precision: Choice<Precision>, memory_format: C
 /// The setting to run with: the given one when both are given (and no record), else the cached choice for this
 /// request's key, else the fastest candidate measured now (stored in the cache). Returns notes for the user
 /// (e.g. a corrupt cache that was ignored) beside the record.
-pub fn resolve(req: &Request, cache: &Cache) -> Result<(Setting, Option<Autotune>, Vec<String>)> {
+pub(crate) fn resolve(req: &Request, cache: &Cache) -> Result<(Setting, Option<Autotune>, Vec<String>)> {
     let options = candidates(req.device, req.precision, req.memory_format);
     if let [only] = options.as_slice() {
         return Ok((*only, None, Vec::new()));

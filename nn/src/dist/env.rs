@@ -33,7 +33,7 @@ impl Env {
     }
 
     /// As from_env, with the variables from `var`.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Env>> {
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Env>> {
         let num = |k: &str| -> Result<Option<usize>> {
             var(k).map(|v| v.trim().parse::<usize>().with_context(|| format!("{k}={v:?} is not a number"))).transpose()
         };

@@ -57,7 +57,7 @@ extern "C" {
 }
 
 /// Whether this build has c10d's NCCL backend (the torch wheel had CUDA and the CUDA headers were there).
-pub fn nccl_available() -> bool {
+pub(crate) fn nccl_available() -> bool {
     // SAFETY: returns a compile-time constant.
     unsafe { lensfind_nccl_available() != 0 }
 }
@@ -83,7 +83,7 @@ impl std::str::FromStr for Backend {
 impl Backend {
     /// The backend that `--dist-backend` means for a process whose tensors live on `device`: auto is NCCL on GPUs
     /// when this build has it, Gloo otherwise.
-    pub fn choose(given: Choice<Backend>, device: Device) -> Result<Backend> {
+    pub(crate) fn choose(given: Choice<Backend>, device: Device) -> Result<Backend> {
         let on_gpu = device.is_cuda();
         Ok(match given {
             Choice::Is(Backend::Nccl) if !on_gpu => {
@@ -244,7 +244,7 @@ impl ProcessGroup {
     }
 
     /// Leaves this rank's error for the others to read, so that they can name it when their collectives fail.
-    pub fn report_failure(&self, message: &str) {
+    pub(crate) fn report_failure(&self, message: &str) {
         let _ = self.store.set(&failure_key(self.rank), message.as_bytes());
     }
 
@@ -268,21 +268,22 @@ impl ProcessGroup {
     }
 
     /// Averages `t` over all ranks, in place (a sum, then a division: Gloo has no average).
-    pub fn all_reduce_mean(&self, t: &Tensor) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn all_reduce_mean(&self, t: &Tensor) -> Result<()> {
         self.all_reduce_sum(t)?;
         let _ = t.shallow_clone().g_div_scalar_(self.world as f64);
         Ok(())
     }
 
     /// Overwrites `t` on every rank with rank `root`'s.
-    pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
+    pub(crate) fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
         let p = t.as_ptr() as *mut torch_sys::C_tensor;
         // SAFETY: as above.
         self.call("broadcast", |e| unsafe { lensfind_pg_broadcast(self.pg, p, root as c_int, e, ERR_LEN as c_int) })
     }
 
     /// Every rank's `t` (same shape everywhere), stacked in rank order: [world, ...].
-    pub fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+    pub(crate) fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
         let t = t.contiguous();
         let mut shape = vec![self.world as i64];
         shape.extend(t.size());
@@ -300,14 +301,14 @@ impl ProcessGroup {
     }
 
     /// Sums f64 values over all ranks (as a tensor on `device`, which NCCL needs to be a GPU).
-    pub fn sum_f64(&self, values: &[f64], device: Device) -> Result<Vec<f64>> {
+    pub(crate) fn sum_f64(&self, values: &[f64], device: Device) -> Result<Vec<f64>> {
         let t = Tensor::from_slice(values).to_device(device);
         self.all_reduce_sum(&t)?;
         Ok(Vec::<f64>::try_from(&t.to_device(Device::Cpu)).expect("f64 tensor"))
     }
 
     /// Gathers a different number of f64 values from each rank: every rank's, in rank order.
-    pub fn gather_f64(&self, values: &[f64], device: Device) -> Result<Vec<Vec<f64>>> {
+    pub(crate) fn gather_f64(&self, values: &[f64], device: Device) -> Result<Vec<Vec<f64>>> {
         let counts = self.all_gather(&Tensor::from_slice(&[values.len() as i64]).to_device(device))?;
         let counts = Vec::<i64>::try_from(&counts.to_device(Device::Cpu).view([-1])).expect("i64 tensor");
         let max = counts.iter().copied().max().unwrap_or(0) as usize;

@@ -306,12 +306,12 @@ impl ConvNext {
     }
 
     /// The classifier: features to one logit per class.
-    pub fn classifier(&self) -> &nn::Linear {
+    pub(crate) fn classifier(&self) -> &nn::Linear {
         &self.head_fc
     }
 
     /// Pooled, normalised features before the classifier.
-    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs.apply(&self.stem.0).apply(&self.stem.1);
         for stage in &self.stages {
             if let Some((norm, conv)) = &stage.downsample {

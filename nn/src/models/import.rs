@@ -26,7 +26,7 @@ pub struct ImportReport {
 
 /// timm's `adapt_input_conv` for more than one target channel: repeat the RGB filters ceil(in/3) times, keep the
 /// first `in_chans`, scale by 3/in_chans so activations keep their magnitude.
-pub fn adapt_input_conv(weight: &Tensor, in_chans: i64) -> Tensor {
+pub(crate) fn adapt_input_conv(weight: &Tensor, in_chans: i64) -> Tensor {
     let have = weight.size()[1];
     if have == in_chans {
         return weight.shallow_clone();
@@ -43,7 +43,7 @@ pub fn adapt_input_conv(weight: &Tensor, in_chans: i64) -> Tensor {
 
 /// timm's `resample_abs_pos_embed` with one prefix (class) token: bicubic, antialiased, align_corners=False.
 /// `pos` must be [1, 1 + n*n, D]; anything else is an error that says what it is.
-pub fn resample_pos_embed(pos: &Tensor, new_grid: (i64, i64)) -> Result<Tensor> {
+pub(crate) fn resample_pos_embed(pos: &Tensor, new_grid: (i64, i64)) -> Result<Tensor> {
     let size = pos.size();
     let &[one, n, d] = size.as_slice() else {
         bail!("pos_embed has shape {size:?}, not [1, 1 + n*n, D] (a class token and an n x n grid of patches)");

@@ -1,22 +1,22 @@
 //! Building blocks shared by the model families, named as timm names them.
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// timm's LayerNorm epsilon for ConvNeXt and ViT (tch defaults to 1e-5).
-pub const LN_EPS: f64 = 1e-6;
+pub(crate) const LN_EPS: f64 = 1e-6;
 
 /// A LayerNorm over the last dimension with timm's epsilon.
-pub fn layer_norm(p: nn::Path, dim: i64) -> nn::LayerNorm {
+pub(crate) fn layer_norm(p: nn::Path, dim: i64) -> nn::LayerNorm {
     nn::layer_norm(p, vec![dim], nn::LayerNormConfig { eps: LN_EPS, ..Default::default() })
 }
 
 /// timm's LayerNorm2d: a LayerNorm over the channels of an NCHW tensor.
 #[derive(Debug)]
-pub struct LayerNorm2d(pub nn::LayerNorm);
+pub(crate) struct LayerNorm2d(pub nn::LayerNorm);
 
 impl LayerNorm2d {
-    pub fn new(p: nn::Path, dim: i64) -> Self {
+    pub(crate) fn new(p: nn::Path, dim: i64) -> Self {
         LayerNorm2d(layer_norm(p, dim))
     }
 }
@@ -41,7 +41,7 @@ pub fn drop_path(xs: Tensor, rate: f64, train: bool) -> Tensor {
 }
 
 /// Per-block drop-path rates rising linearly from 0 to `rate`, as timm schedules them.
-pub fn drop_path_rates(rate: f64, blocks: usize) -> Vec<f64> {
+pub(crate) fn drop_path_rates(rate: f64, blocks: usize) -> Vec<f64> {
     if blocks <= 1 {
         return vec![0.0; blocks];
     }
@@ -50,35 +50,26 @@ pub fn drop_path_rates(rate: f64, blocks: usize) -> Vec<f64> {
 
 /// timm's init for conv and linear layers: weights from a normal with std 0.02 (timm's `trunc_normal_(std=.02)`
 /// truncates at +-2, forty standard deviations out, which never happens), biases zero.
-pub fn timm_init() -> (nn::Init, nn::Init) {
+pub(crate) fn timm_init() -> (nn::Init, nn::Init) {
     (nn::Init::Randn { mean: 0.0, stdev: 0.02 }, nn::Init::Const(0.0))
 }
 
 /// A conv2d with timm's init.
-pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
+pub(crate) fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
     let (ws_init, bs_init) = timm_init();
     let cfg = nn::ConvConfig { stride, padding, groups, ws_init, bs_init, ..Default::default() };
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
 /// A linear layer with timm's init.
-pub fn linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
+pub(crate) fn linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
     let (ws_init, bs_init) = timm_init();
     nn::linear(p, c_in, c_out, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true })
 }
 
 /// GELU with the exact erf form, as torch.nn.GELU() computes by default.
-pub fn gelu(xs: &Tensor) -> Tensor {
+pub(crate) fn gelu(xs: &Tensor) -> Tensor {
     xs.gelu("none")
-}
-
-/// Casts a tensor to float32 when it is not already.
-pub fn to_f32(xs: &Tensor) -> Tensor {
-    if xs.kind() == Kind::Float {
-        xs.shallow_clone()
-    } else {
-        xs.to_kind(Kind::Float)
-    }
 }
 
 /// The tensor in channels-last memory format (NHWC strides, NCHW shape), what `x.to(memory_format=
@@ -111,6 +102,7 @@ pub fn vars_to_channels_last(vs: &nn::VarStore) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn channels_last_strides_are_canonical() {

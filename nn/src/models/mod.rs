@@ -18,7 +18,7 @@ use convnext::{ConvNext, ConvNextConfig};
 use vit::{Vit, VitConfig};
 
 /// Side of the challenge cutouts: ConvNeXt runs on them natively.
-pub const NATIVE_SIZE: i64 = 41;
+pub(crate) const NATIVE_SIZE: i64 = 41;
 
 /// Everything needed to rebuild a model; serialised into a run's config.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ impl ModelConfig {
     /// temporaries), ViT about 16 vectors per token per block and two attention maps per head. On an H200, PyTorch
     /// took 2.7 MB an image for convnext_tiny@41 and 1.4 MB for convnext_atto@41 (bf16 autocast, peak memory less
     /// data and optimizer state, batch 1024 and 256); this gives 3.8 and 1.1 MB.
-    pub fn training_bytes_per_image(&self) -> u64 {
+    pub(crate) fn training_bytes_per_image(&self) -> u64 {
         const PER_ELEMENT: f64 = 16.0 * 4.0; // maps per element, 4 bytes each
         let floats = match self {
             ModelConfig::ConvNext(c) => {
@@ -96,14 +96,14 @@ impl ModelConfig {
     }
 
     /// The timm key of the first convolution (adapted to 5 channels on import).
-    pub fn first_conv(&self) -> &'static str {
+    pub(crate) fn first_conv(&self) -> &'static str {
         match self {
             ModelConfig::ConvNext(_) => "stem.0.weight",
             ModelConfig::Vit(_) => "patch_embed.proj.weight",
         }
     }
 
-    pub fn family(&self) -> &'static str {
+    pub(crate) fn family(&self) -> &'static str {
         match self {
             ModelConfig::ConvNext(_) => "convnext",
             ModelConfig::Vit(_) => "vit",
@@ -118,7 +118,7 @@ impl ModelConfig {
         }
     }
 
-    pub fn set_drop_path(&mut self, rate: f64) {
+    pub(crate) fn set_drop_path(&mut self, rate: f64) {
         match self {
             ModelConfig::ConvNext(c) => c.drop_path_rate = rate,
             ModelConfig::Vit(v) => v.drop_path_rate = rate,
@@ -164,7 +164,7 @@ const MODELS: [(&str, Arch); 10] = [
 ];
 
 /// The registered model names, in table order.
-pub fn names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
     MODELS.iter().map(|(name, _)| *name)
 }
 

@@ -39,7 +39,7 @@ impl VitConfig {
     }
 
     /// Patches per side.
-    pub fn grid(&self) -> i64 {
+    pub(crate) fn grid(&self) -> i64 {
         self.img_size / self.patch_size
     }
 
@@ -132,12 +132,12 @@ impl Vit {
     }
 
     /// The classifier: features to one logit per class.
-    pub fn classifier(&self) -> &nn::Linear {
+    pub(crate) fn classifier(&self) -> &nn::Linear {
         &self.head
     }
 
     /// The class token's features after the final norm.
-    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let size = xs.size();
         assert!(
             size[2] == self.img_size && size[3] == self.img_size,

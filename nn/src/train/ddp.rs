@@ -17,7 +17,7 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 /// by repeating its start to a multiple of `world`, and rank r takes positions r, r + world, ... So step s of every
 /// rank together covers positions [s * B * world, (s + 1) * B * world) of the padded order: the same objects as
 /// step s of one process with batch B * world.
-pub fn shard(order: &[usize], rank: usize, world: usize) -> Vec<usize> {
+pub(crate) fn shard(order: &[usize], rank: usize, world: usize) -> Vec<usize> {
     if world <= 1 || order.is_empty() {
         return order.to_vec();
     }
@@ -27,13 +27,13 @@ pub fn shard(order: &[usize], rank: usize, world: usize) -> Vec<usize> {
 
 /// Reassembles values computed on `shard(rows, r, world)` without padding (rank r holds positions r, r + world,
 /// ...) into the order of the rows: each row exactly once.
-pub fn unshard(parts: &[Vec<f64>], len: usize) -> Vec<f64> {
+pub(crate) fn unshard(parts: &[Vec<f64>], len: usize) -> Vec<f64> {
     let world = parts.len();
     (0..len).map(|k| parts[k % world][k / world]).collect()
 }
 
 /// Rows `r, r + world, ...` of `rows`: the rank's share of the validation set, without padding.
-pub fn strided(rows: &[usize], rank: usize, world: usize) -> Vec<usize> {
+pub(crate) fn strided(rows: &[usize], rank: usize, world: usize) -> Vec<usize> {
     rows.iter().skip(rank).step_by(world.max(1)).copied().collect()
 }
 
@@ -148,7 +148,7 @@ fn device_of(opt: &AdamW) -> tch::Device {
 }
 
 /// Makes every rank's weights and AdamW moments rank 0's, one broadcast per tensor (once, at the start).
-pub fn broadcast_state(pg: &ProcessGroup, opt: &AdamW) -> Result<()> {
+pub(crate) fn broadcast_state(pg: &ProcessGroup, opt: &AdamW) -> Result<()> {
     tch::no_grad(|| {
         for s in &opt.slots {
             for t in [&s.param, &s.exp_avg, &s.exp_avg_sq] {

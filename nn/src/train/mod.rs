@@ -7,7 +7,7 @@ pub(crate) mod auto_resume;
 pub(crate) mod checkpoint;
 pub mod ddp;
 pub(crate) mod ema;
-pub mod events;
+mod events;
 pub mod launch;
 pub(crate) mod scaler;
 pub(crate) mod schedule;
@@ -64,7 +64,7 @@ pub enum Outcome {
 /// With a process group, this process is one rank of a data-parallel run: `cfg.batch_size` is per rank, each rank
 /// trains on its shard of every epoch, gradients are averaged, validation is split and gathered, and rank 0 alone
 /// writes files and receives events. Every rank returns the same outcome.
-pub fn train(
+pub(crate) fn train(
     cfg: &TrainConfig,
     run: &RunDir,
     resume: bool,
@@ -108,7 +108,7 @@ pub(crate) fn validation_row_for_tests(auc: f64) -> MetricsRow {
 }
 
 /// The model's weights in host memory, sorted by name (timm's names), as model.safetensors holds them.
-pub fn weights_on_host(vs: &VarStore) -> Vec<(String, Tensor)> {
+pub(crate) fn weights_on_host(vs: &VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, host_copy(&v))).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
@@ -116,7 +116,7 @@ pub fn weights_on_host(vs: &VarStore) -> Vec<(String, Tensor)> {
 
 /// Optimizer steps per epoch of the run `cfg` describes on `world` processes (opens its packs and draws its
 /// split, as training will): what a recipe needs to cap its warm-up.
-pub fn steps_per_epoch(cfg: &TrainConfig, world: usize) -> Result<usize> {
+pub(crate) fn steps_per_epoch(cfg: &TrainConfig, world: usize) -> Result<usize> {
     if cfg.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
@@ -124,12 +124,12 @@ pub fn steps_per_epoch(cfg: &TrainConfig, world: usize) -> Result<usize> {
 }
 
 /// The number of training objects of the run `cfg` describes (opens its packs and draws its split, as training will).
-pub fn training_rows(cfg: &TrainConfig) -> Result<usize> {
+pub(crate) fn training_rows(cfg: &TrainConfig) -> Result<usize> {
     Ok(Data::open(cfg)?.train_rows.len())
 }
 
 /// A run in progress on this process.
-pub struct Trainer<'a> {
+pub(crate) struct Trainer<'a> {
     cfg: &'a TrainConfig,
     run: &'a RunDir,
     pg: Option<&'a ProcessGroup>,
@@ -169,7 +169,7 @@ pub struct Trainer<'a> {
 impl<'a> Trainer<'a> {
     /// Sets the run up: opens the packs, builds the model (fresh, pretrained or from the checkpoint with
     /// `resume`), and with a process group gives every rank rank 0's weights and moments.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &'a TrainConfig,
         run: &'a RunDir,
         resume: bool,
@@ -314,7 +314,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Whether every epoch is done or early stopping ended the run.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.state.stopped_early || self.state.epoch >= self.cfg.epochs
     }
 
@@ -323,7 +323,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains the rest of the epoch in progress. Returns false when a signal stopped it (the checkpoint is saved).
-    pub fn epoch(&mut self, stop: &AtomicBool) -> Result<bool> {
+    pub(crate) fn epoch(&mut self, stop: &AtomicBool) -> Result<bool> {
         let (epoch, world) = (self.state.epoch, self.world);
         let order = epoch_order(&self.data.train_rows, self.cfg.seed, epoch);
         let mine = shard(&order, self.rank, world);
@@ -468,7 +468,7 @@ impl<'a> Trainer<'a> {
     /// here and written by the writer thread while the next epoch trains; the epoch's save time in timing.csv is
     /// how long the training loop waited for that (the copies, and the previous epoch's files if they were not
     /// written yet).
-    pub fn finish_epoch(&mut self, row: MetricsRow, stop: &AtomicBool) -> Result<Option<Outcome>> {
+    pub(crate) fn finish_epoch(&mut self, row: MetricsRow, stop: &AtomicBool) -> Result<Option<Outcome>> {
         let epoch = self.state.epoch;
         let images_per_s = self.epoch_time.images as f64 / self.epoch_time.train_seconds.max(1e-9);
         self.emit(Event::Validated { row: &row, epochs: self.cfg.epochs, images_per_s });

@@ -44,7 +44,12 @@ pub(crate) fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSe
 /// `pos_weight`; with `focal_gamma` = g each object's term is multiplied by (1 - p_t)^g, p_t = sigmoid(logit) for a
 /// lens and 1 - sigmoid(logit) for a non-lens, as torchvision's sigmoid_focal_loss (no alpha: --pos-weight is the
 /// class weight), the factor differentiated with the rest.
-pub(crate) fn loss_of_logits(logits: &Tensor, y: &Tensor, pos_weight: Option<&Tensor>, focal_gamma: Option<f64>) -> Tensor {
+pub(crate) fn loss_of_logits(
+    logits: &Tensor,
+    y: &Tensor,
+    pos_weight: Option<&Tensor>,
+    focal_gamma: Option<f64>,
+) -> Tensor {
     let pos_weight = pos_weight.map(Tensor::shallow_clone);
     match focal_gamma {
         None => logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean),

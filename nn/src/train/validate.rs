@@ -48,7 +48,7 @@ pub(super) fn metrics_row(logits: &[f64], labels: &[u8], sources: &[Option<u8>],
 
 impl Trainer<'_> {
     /// Validates the model after an epoch: the metrics row of the epoch (the same on every rank).
-    pub fn validate(&mut self) -> Result<MetricsRow> {
+    pub(crate) fn validate(&mut self) -> Result<MetricsRow> {
         let started = Instant::now();
         let logits = self.validation_logits(&self.model)?;
         let ema_logits = match &self.ema {

@@ -94,7 +94,7 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProblemKind::MissingBand => "missing-band",
             ProblemKind::Duplicate => "duplicate",

@@ -28,16 +28,16 @@ use crate::npy::{Dtype, NpyError};
 pub struct PackDir<'a>(pub &'a Path);
 
 impl PackDir<'_> {
-    pub const IMAGES: &'static str = "images.npy";
-    pub const META: &'static str = "meta.csv";
-    pub const REJECTED: &'static str = "rejected.csv";
-    pub const MANIFEST: &'static str = "pack.json";
+    pub(crate) const IMAGES: &'static str = "images.npy";
+    pub(crate) const META: &'static str = "meta.csv";
+    pub(crate) const REJECTED: &'static str = "rejected.csv";
+    pub(crate) const MANIFEST: &'static str = "pack.json";
 
-    pub fn images(self) -> PathBuf {
+    pub(crate) fn images(self) -> PathBuf {
         self.0.join(Self::IMAGES)
     }
 
-    pub fn meta(self) -> PathBuf {
+    pub(crate) fn meta(self) -> PathBuf {
         self.0.join(Self::META)
     }
 
@@ -45,7 +45,7 @@ impl PackDir<'_> {
         self.0.join(Self::REJECTED)
     }
 
-    pub fn manifest(self) -> PathBuf {
+    pub(crate) fn manifest(self) -> PathBuf {
         self.0.join(Self::MANIFEST)
     }
 

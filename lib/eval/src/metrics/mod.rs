@@ -120,10 +120,10 @@ impl Confusion {
         Self::ratio(self.tp, self.tp + self.fn_)
     }
     /// The false-positive rate; 0 when there are no negatives.
-    pub fn fpr(&self) -> f64 {
+    pub(crate) fn fpr(&self) -> f64 {
         Self::ratio(self.fp, self.fp + self.tn)
     }
-    pub fn f1(&self) -> f64 {
+    pub(crate) fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
         if p + r == 0.0 {
             0.0

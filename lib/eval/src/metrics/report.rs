@@ -34,7 +34,7 @@ pub struct Report {
 
 impl Report {
     /// The report of `scores` against `labels` (1 = lens), rates taken at `threshold`.
-    pub fn of(scores: &[f64], labels: &[u8], threshold: f64) -> Report {
+    pub(crate) fn of(scores: &[f64], labels: &[u8], threshold: f64) -> Report {
         let c = Confusion::at(scores, labels, threshold);
         Report {
             n: scores.len(),

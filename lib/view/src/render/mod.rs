@@ -45,7 +45,7 @@ pub struct Canvas {
 
 impl Canvas {
     /// A canvas filled with `colour`.
-    pub(crate) fn new(width: usize, height: usize, colour: [u8; 3]) -> Canvas {
+    pub fn new(width: usize, height: usize, colour: [u8; 3]) -> Canvas {
         let pixels = colour.iter().copied().cycle().take(width * height * 3).collect();
         Canvas { width, height, pixels }
     }
