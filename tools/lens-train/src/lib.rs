@@ -191,9 +191,9 @@ pub struct Args {
     /// Where batches come from: auto (the default) puts the whole pack (and --val-pack) on a GPU when it takes at
     /// most a quarter of the GPU's free memory, and gathers batches from the mapped file on a CPU; always (also
     /// the bare flag) puts it on the device; never gathers from the file. Changes the speed only, never the result.
-    #[arg(long, value_name = "WHEN", default_value = "auto", num_args = 0..=1, default_missing_value = "always",
-          value_parser = ["auto", "always", "never"])]
-    pub data_on_device: String,
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = WhenOnDevice::Auto, num_args = 0..=1,
+          default_missing_value = "always")]
+    pub data_on_device: WhenOnDevice,
 
     #[command(flatten)]
     pub exec: ExecArgs,
@@ -243,6 +243,25 @@ fn recorded_as(id: &str) -> &str {
 /// (lensfind_nn::config::ON_CONTINUE, the one place that rule is written). Every other option is config.json's.
 fn may_change_on_resume(id: &str) -> bool {
     PROCESS_OPTIONS.contains(&id) || on_continue(recorded_as(id)) == Some(OnContinue::MayChange)
+}
+
+/// --data-on-device's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WhenOnDevice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl WhenOnDevice {
+    /// What the run records: whether the pack goes on the device, None for auto.
+    fn given(self) -> Option<bool> {
+        match self {
+            WhenOnDevice::Auto => None,
+            WhenOnDevice::Always => Some(true),
+            WhenOnDevice::Never => Some(false),
+        }
+    }
 }
 
 pub fn parse() -> (Args, ArgMatches) {
@@ -314,11 +333,7 @@ fn to_launch(args: Args, matches: &ArgMatches) -> Result<Launch> {
         patience: args.patience,
         pretrained: args.pretrained,
         checkpoint_every: args.checkpoint_every,
-        data_on_device: match args.data_on_device.as_str() {
-            "always" => Some(true),
-            "never" => Some(false),
-            _ => None,
-        },
+        data_on_device: args.data_on_device.given(),
     };
     Ok(Launch {
         out: args.out.expect("clap requires --out"),
