@@ -187,7 +187,7 @@ fn check_gpu(name: DeviceName, index: usize, count: usize) -> Result<()> {
 
 /// cuDNN's choice of convolution algorithms on CUDA: its heuristics by default, or with `LENSFIND_CUDNN_BENCHMARK=1`
 /// a timed search for each new convolution shape (PyTorch's `torch.backends.cudnn.benchmark = True`). Measured on an
-/// NVIDIA H200 (convnext_tiny@41, batch 1024, bf16, 2026-12-04, scripts/gpu-check.sh): the search made lens-train's
+/// NVIDIA H200 (convnext_tiny@41, batch 1024, bf16, scripts/gpu-check.sh; BENCHMARKS.md): the search made lens-train's
 /// start-up 20.4 s instead of 8.9 s (at batch 256, 43 s: some algorithms it tries take seconds at these shapes) for
 /// no steady gain (31.7-32.4k images/s against 28.9-32.1k).
 pub fn prepare_cuda(device: Device) {

@@ -137,7 +137,7 @@ pub(crate) fn candidates(
         (Choice::Is(p), _) => vec![p],
         // fp16 where a GPU has no fast bf16 (before Ampere, compute capability 8.0); where it has, fp16 only adds
         // loss scaling, which waits for the device every step to update the scale (on an H200 it never won:
-        // scripts/gpu-check.sh, 2026-12-04). On a CPU fp16 has no fast kernels.
+        // BENCHMARKS.md, "On a GPU: NVIDIA H200"). On a CPU fp16 has no fast kernels.
         (Choice::Auto, Device::Cuda(i)) if crate::shim::cuda_capability(i).is_some_and(|(major, _)| major < 8) => {
             vec![Precision::Fp16, Precision::Fp32]
         }
@@ -252,8 +252,8 @@ pub(crate) fn cpu_model() -> String {
 }
 
 /// The vector instructions among the CPU's flags that decide which kernels oneDNN and MKL run. A model name does not
-/// tell them apart: "AMD EPYC" has named CPUs with and without bf16 instructions (2026-11-28 and -29, where bf16 ran
-/// 3x faster than fp32 on one and 6x slower on the other).
+/// tell them apart: "AMD EPYC" has named CPUs with and without bf16 instructions (bf16 ran 3x faster than fp32 on one of
+/// this project's machines and 6x slower on another).
 pub(crate) fn cpu_vector_features() -> Vec<&'static str> {
     const FEATURES: [&str; 8] =
         ["avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16"];
