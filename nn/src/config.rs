@@ -307,6 +307,7 @@ mod continue_tests {
         // The fields, from a config.json with every optional field present.
         let mut cfg = TrainConfig::example();
         (cfg.split_seed, cfg.autotune, cfg.recipe, cfg.ema_half_life) = (Some(1), None, None, Some(1.0));
+        cfg.focal_gamma = Some(2.0);
         cfg.standardize = Some(lensfind_data::pack::Standardize::Noise);
         let mut fields: Vec<String> = to_object(&cfg).keys().cloned().collect();
         fields.extend(["autotune".to_string(), "recipe".to_string()]);
