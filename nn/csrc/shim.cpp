@@ -65,7 +65,7 @@ int lensfind_grad_mode_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
 // Tensor's pointer is an at::Tensor* here. `steps` holds the step count (already incremented) per tensor. Returns 0,
 // or 1 with the C++ exception's message in err.
 int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** exp_avgs, at::Tensor** exp_avg_sqs,
-                         at::Tensor** steps, int n, double lr, double beta1, double beta2, double weight_decay,
+                         at::Tensor** steps, int n, at::Tensor* lr, double beta1, double beta2, double weight_decay,
                          double eps, at::Tensor* found_inf, char* err, int err_len) {
   try {
     std::vector<at::Tensor> p, g, m, v, st;
@@ -81,13 +81,19 @@ int lensfind_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** e
     // parameter's would be updated against the wrong elements there and refused on a GPU.
     TORCH_CHECK(at::native::check_fast_path_restrictions({p, g, m, v}),
                 "params, grads, exp_avgs, and exp_avg_sqs must have same dtype, device, and layout");
+    // The learning rate is a tensor that the kernel reads when it runs, not a number baked into the launch, so that
+    // a captured step (a CUDA graph) replays with the rate of its own step. CUDA's kernel reads it as a float on the
+    // parameters' GPU (lr.const_data_ptr<float>()); the CPU's would take any dtype through item(). Checked here on
+    // every device.
+    TORCH_CHECK(lr->numel() == 1 && lr->scalar_type() == at::kFloat && (n == 0 || lr->device() == p[0].device()),
+                "lr must be a float32 scalar tensor on the parameters' device");
     // found_inf (a float32 scalar on the parameters' device, or null): where it is 1 the kernel leaves everything
     // as it was, decided on the device, without a round trip to the host.
     std::optional<at::Tensor> inf;
     if (found_inf != nullptr) {
       inf = *found_inf;
     }
-    at::_fused_adamw_(p, g, m, v, {}, st, lr, beta1, beta2, weight_decay, eps, false, false, {}, inf);
+    at::_fused_adamw_(p, g, m, v, {}, st, *lr, beta1, beta2, weight_decay, eps, false, false, {}, inf);
     return 0;
   } catch (const c10::Error& e) {
     std::strncpy(err, e.what_without_backtrace(), err_len - 1);

@@ -29,6 +29,9 @@ pub struct AdamW {
     /// that a step skipped on the device (its gradients not finite) is not counted, without a round trip to the host.
     /// Read it with [`AdamW::steps_taken`].
     step: Tensor,
+    /// The learning rate of the next step, a float32 scalar on the parameters' device that the kernel reads when it
+    /// runs: a step queued (or captured) once can run at another rate by filling it.
+    lr: Tensor,
 }
 
 impl AdamW {
@@ -44,7 +47,8 @@ impl AdamW {
             .collect();
         let device = slots.first().map_or(tch::Device::Cpu, |s: &Slot| s.param.device());
         let step = Tensor::zeros([], (tch::Kind::Float, device));
-        AdamW { slots, beta1, beta2, eps, step }
+        let lr = Tensor::zeros([], (tch::Kind::Float, device));
+        AdamW { slots, beta1, beta2, eps, step, lr }
     }
 
     /// Steps taken so far (reading it waits for the device).
@@ -104,10 +108,14 @@ impl AdamW {
             g.steps.push(self.step.shallow_clone());
         }
         tch::no_grad(|| {
+            // Filled on the device's queue, without waiting for it. Held in float32, what CUDA's kernel reads from a
+            // tensor: every device applies the rate rounded to float32 (a relative change below 6e-8 from the
+            // float64 given), as torch.optim's tensor learning rates do.
+            let _ = self.lr.fill_(lr);
             // Counted before the kernel reads it, as torch.optim does, and taken back when the step is skipped.
             let _ = self.step.g_add_scalar_(1.0);
             for (wd, g) in &groups {
-                crate::shim::fused_adamw(g, lr, self.beta1, self.beta2, *wd, self.eps, found_inf)
+                crate::shim::fused_adamw(g, &self.lr, self.beta1, self.beta2, *wd, self.eps, found_inf)
                     .map_err(|e| anyhow::anyhow!("fused AdamW (weight decay {wd}): {e}"))?;
             }
             if let Some(inf) = found_inf {
@@ -136,6 +144,41 @@ mod tests {
         opt.zero_grad();
         (w * g).sum(Kind::Float).backward();
         opt.step(1e-2)
+    }
+
+    #[test]
+    fn the_learning_rate_is_a_float32_tensor_read_when_the_kernel_runs() {
+        // One group by hand, the rate in a tensor filled after the group was put together.
+        let (w, g) = param(false);
+        let (m, v) = (w.zeros_like(), w.zeros_like());
+        let step = Tensor::ones([], (Kind::Float, Device::Cpu));
+        let group = |grad: &Tensor| crate::shim::AdamWGroup {
+            params: vec![&w],
+            grads: vec![grad.shallow_clone()],
+            exp_avgs: vec![&m],
+            exp_avg_sqs: vec![&v],
+            steps: vec![step.shallow_clone()],
+        };
+        let lr = Tensor::zeros([], (Kind::Float, Device::Cpu));
+        let _ = lr.shallow_clone().fill_(0.25);
+        let before = w.detach().copy();
+        tch::no_grad(|| crate::shim::fused_adamw(&group(&g), &lr, 0.9, 0.999, 0.0, 1e-8, None)).unwrap();
+        // AdamW's first step moves each weight by lr * g / (|g| + eps/...) = lr * sign(g) but where |g| is near eps:
+        // the gradients here are sin(0.37 k), at least 3e-3 away from 0 but for k = 0; 1e-5 relative is float32
+        // rounding of the weights (|w| <= 1.2) against a move of 0.25.
+        let moved = (&before - w.detach()).abs();
+        let nonzero = g.abs().gt(1e-6);
+        let expected = nonzero.to_kind(Kind::Float) * 0.25;
+        assert!((moved - expected).abs().max().double_value(&[]) < 1e-5 * 1.2 / 0.25, "the rate the tensor held");
+
+        // What CUDA's kernel reads (a float on the parameters' device) is checked on every device.
+        for bad in [Tensor::from(0.25f64), Tensor::from_slice(&[0.25f32, 0.25])] {
+            let before = w.detach().copy();
+            let e =
+                tch::no_grad(|| crate::shim::fused_adamw(&group(&g), &bad, 0.9, 0.999, 0.0, 1e-8, None)).unwrap_err();
+            assert!(e.contains("lr must be a float32 scalar tensor on the parameters' device"), "{e}");
+            assert!(w.equal(&before), "weights untouched");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ extern "C" {
         exp_avg_sqs: *const *mut torch_sys::C_tensor,
         steps: *const *mut torch_sys::C_tensor,
         n: c_int,
-        lr: f64,
+        lr: *mut torch_sys::C_tensor,
         beta1: f64,
         beta2: f64,
         weight_decay: f64,
@@ -64,12 +64,13 @@ pub(crate) struct AdamWGroup<'a> {
 }
 
 /// libtorch's fused AdamW kernel (`torch._fused_adamw_`, what `torch.optim.AdamW(fused=True)` calls) on one group
-/// of tensors sharing a weight decay. With `found_inf` (a float32 scalar on the tensors' device), the update is
-/// skipped on the device where it holds 1.
+/// of tensors sharing a weight decay, at the learning rate `lr` holds when the kernel runs (a float32 scalar on the
+/// tensors' device, as CUDA's kernel reads it; refused otherwise on every device). With `found_inf` (a float32
+/// scalar on the tensors' device), the update is skipped on the device where it holds 1.
 #[allow(clippy::too_many_arguments)] // the kernel's own arguments
 pub(crate) fn fused_adamw(
     g: &AdamWGroup,
-    lr: f64,
+    lr: &Tensor,
     beta1: f64,
     beta2: f64,
     weight_decay: f64,
@@ -81,7 +82,7 @@ pub(crate) fn fused_adamw(
     let gr: Vec<_> = g.grads.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
     let st: Vec<_> = g.steps.iter().map(|t| t.as_ptr() as *mut torch_sys::C_tensor).collect();
     let mut err = vec![0 as std::ffi::c_char; 512];
-    // SAFETY: five arrays of n valid at::Tensor pointers that outlive the call; err has err_len bytes.
+    // SAFETY: five arrays of n valid at::Tensor pointers and lr's, all outliving the call; err has err_len bytes.
     let rc = unsafe {
         lensfind_fused_adamw(
             p.as_ptr(),
@@ -90,7 +91,7 @@ pub(crate) fn fused_adamw(
             v.as_ptr(),
             st.as_ptr(),
             p.len() as c_int,
-            lr,
+            lr.as_ptr() as *mut torch_sys::C_tensor,
             beta1,
             beta2,
             weight_decay,
