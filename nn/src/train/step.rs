@@ -43,7 +43,9 @@ pub(crate) fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSe
 /// The mean training loss of `logits` against labels `y`: BCE-with-logits with the positive class weighted by
 /// `pos_weight`; with `focal_gamma` = g each object's term is multiplied by (1 - p_t)^g, p_t = sigmoid(logit) for a
 /// lens and 1 - sigmoid(logit) for a non-lens, as torchvision's sigmoid_focal_loss (no alpha: --pos-weight is the
-/// class weight), the factor differentiated with the rest.
+/// class weight), the factor differentiated with the rest. The factor is exp(g log(1 - p_t)) with the logarithm taken
+/// as log-sigmoid of the logit: finite with a finite gradient for every logit and every g >= 0, where (1 - p_t)^g
+/// of a saturated sigmoid (1 - p_t = 0 in float32) would have an infinite derivative for g < 1.
 pub(crate) fn loss_of_logits(
     logits: &Tensor,
     y: &Tensor,
@@ -55,10 +57,9 @@ pub(crate) fn loss_of_logits(
         None => logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::Mean),
         Some(g) => {
             let bce = logits.binary_cross_entropy_with_logits(y, None::<Tensor>, pos_weight, Reduction::None);
-            let p = logits.sigmoid();
-            // 1 - p_t = p + y (1 - 2p): p for a non-lens, 1 - p for a lens.
-            let miss: Tensor = &p + y * (1.0 - &p * 2.0);
-            (bce * miss.pow_tensor_scalar(g)).mean(logits.kind())
+            // 1 - p_t = sigmoid(s), s = logit (1 - 2y): sigmoid(logit) for a non-lens, sigmoid(-logit) for a lens.
+            let s: Tensor = logits * (1.0 - y * 2.0);
+            (bce * (s.log_sigmoid() * g).exp()).mean(logits.kind())
         }
     }
 }
@@ -213,6 +214,15 @@ mod tests {
         // An object ranked right counts less than in BCE, relatively more so the surer the model is.
         let one = |x: f64, g| value(loss_of_logits(&Tensor::from_slice(&[x]), &Tensor::from_slice(&[1.0]), None, g));
         assert!(one(3.0, Some(2.0)) / one(3.0, None) < one(1.0, Some(2.0)) / one(1.0, None));
+        // Saturated in float32 (sigmoid(40) is 1 exactly there), the gradient stays finite for every gamma, below 1
+        // too.
+        for g in [0.5, 1.0, 2.0] {
+            let x = Tensor::from_slice(&[40.0f32, -40.0]).set_requires_grad(true);
+            let loss = loss_of_logits(&x, &Tensor::from_slice(&[1.0f32, 0.0]), None, Some(g));
+            loss.backward();
+            let grad = Vec::<f32>::try_from(&x.grad()).unwrap();
+            assert!(grad.iter().all(|d| d.is_finite()), "gamma {g}: {grad:?}");
+        }
     }
 
     #[test]
