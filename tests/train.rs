@@ -497,6 +497,41 @@ fn focal_loss_is_recorded_changes_training_and_is_refused_when_not_an_exponent()
 }
 
 #[test]
+fn worse_conditions_are_recorded_change_training_resume_exactly_and_bad_values_are_refused() {
+    let (t, p) = packed_dataset(40, 8);
+    let (plain, worse, zero) = (t.path().join("plain"), t.path().join("worse"), t.path().join("zero"));
+    let extra = ["--epochs", "2", "--checkpoint-every", "2", "--degrade", "0.5"];
+    ok(&mut train_cmd(&p, &plain, &["--epochs", "2"]));
+    ok(&mut train_cmd(&p, &worse, &extra));
+    ok(&mut train_cmd(&p, &zero, &["--epochs", "2", "--degrade", "0"]));
+    assert_eq!(config(&worse)["degrade"], 0.5);
+    assert_eq!(config(&worse)["recipe"]["overridden"], serde_json::json!(["lr", "epochs", "degrade"]));
+    assert!(config(&plain).get("degrade").is_none(), "a run without records none");
+    assert!(config(&zero).get("degrade").is_none(), "0 is none");
+    let weights = |d: &Path| fs::read(d.join("checkpoint/state.safetensors")).unwrap();
+    assert_eq!(weights(&plain), weights(&zero), "--degrade 0 trains exactly as without");
+    assert_ne!(weights(&plain), weights(&worse), "worse conditions change what is learned");
+    // Killed mid-epoch and resumed: the same files as the run that was not (the conditions follow the seed).
+    let killed = t.path().join("killed");
+    interrupt(&mut train_cmd(&p, &killed, &extra), &killed, "KILL");
+    ok(tool("lens-train").args(["-j", "2", "--resume", "--out"]).arg(&killed));
+    for f in ["checkpoint/state.safetensors", "model.safetensors", "metrics.csv", "val_predictions.csv"] {
+        assert!(fs::read(worse.join(f)).unwrap() == fs::read(killed.join(f)).unwrap(), "{f} differs after --resume");
+    }
+    // Continuing a run may not change them.
+    let err = fails(tool("lens-train").args(["--resume", "--degrade", "0.2", "--out"]).arg(&worse));
+    assert!(err.contains("degrade"), "{err}");
+    // They are drawn on the host, where batches are gathered.
+    let err =
+        fails(&mut train_cmd(&p, &t.path().join("dev"), &["--epochs", "1", "--degrade", "1", "--data-on-device"]));
+    assert!(err.contains("--data-on-device always cannot go with worse conditions"), "{err}");
+    for bad in ["--degrade=-0.1", "--degrade=1.5", "--degrade=nan"] {
+        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
+        assert!(err.contains("--degrade is a chance between 0 and 1"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn a_run_and_its_packs_must_be_scaled_alike() {
     let (t, cube) = packed_dataset(20, 9);
     let idx = t.path().join("index.csv"); // packed_dataset's index

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::d4::D4;
+use crate::degrade::Degrade;
 use crate::shim::CudaEvent;
 
 /// Random streams, one per purpose, so that each is a function of (seed, purpose, counter) only.
@@ -29,11 +30,19 @@ pub(crate) mod streams {
 /// Batches gathered ahead of the one in use.
 const AHEAD: usize = 2;
 
+/// One training view of an image: a symmetry of the square, and with lens-train --degrade maybe worse observing
+/// conditions (applied first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct View {
+    pub d4: D4,
+    pub degrade: Option<Degrade>,
+}
+
 /// One batch to gather: pack rows, and in training one view per row.
 #[derive(Debug, Clone)]
 pub(crate) struct Planned {
     pub rows: Vec<usize>,
-    pub augs: Option<Vec<D4>>,
+    pub augs: Option<Vec<View>>,
 }
 
 impl Planned {
@@ -154,9 +163,12 @@ fn gather(pack: &Pack, planned: &Planned, buf: &Tensor) {
         None => dst.par_chunks_mut(n).zip(&planned.rows).for_each(|(d, &r)| pack.row_f32(r, d)),
         Some(augs) => dst.par_chunks_mut(n).zip(&planned.rows).zip(augs).for_each_init(
             || vec![0f32; n],
-            |tmp, ((d, &r), aug)| {
+            |tmp, ((d, &r), view)| {
                 pack.row_f32(r, tmp);
-                aug.apply_to_row(tmp, d, h, w);
+                if let Some(degrade) = &view.degrade {
+                    degrade.apply_to_row(tmp, h, w);
+                }
+                view.d4.apply_to_row(tmp, d, h, w);
             },
         ),
     }
@@ -239,7 +251,15 @@ impl Batches {
             let planned = self.plan.pop_front()?;
             let idx: Vec<i64> = planned.rows.iter().map(|&r| r as i64).collect();
             let x = all.index_select(0, &upload(Tensor::from_slice(&idx), self.batcher.device));
-            let x = planned.augs.as_ref().map_or(x.shallow_clone(), |augs| augment(&x, augs));
+            let x = match &planned.augs {
+                None => x.shallow_clone(),
+                Some(views) => {
+                    // Worse conditions are drawn on the host, where batches are gathered: a run with them never
+                    // puts its pack on the device (train::launch refuses --degrade with --data-on-device always).
+                    assert!(views.iter().all(|v| v.degrade.is_none()), "--degrade with the pack on the device");
+                    augment(&x, &views.iter().map(|v| v.d4).collect::<Vec<_>>())
+                }
+            };
             return Some((x, self.batcher.labels(&planned.rows)));
         }
         let (n, labels) = self.in_flight.pop_front()?;
@@ -275,14 +295,24 @@ impl Drop for Batches {
 /// The views of pack rows `rows` in `epoch`: each drawn from a stream of (seed, epoch, row), so an image gets the
 /// same view whatever batch or rank it lands in (one process with batch 2B and two with B train alike) and a
 /// resumed run draws the same ones. Three draws an image: a flip left to right, a flip upside down, k quarter turns
-/// ([`D4::from_flips_and_turns`]); non-square images get k in {0, 2} only.
-pub(crate) fn draw_augmentations(rows: &[usize], seed: u64, epoch: usize, square: bool) -> Vec<D4> {
+/// ([`D4::from_flips_and_turns`]); non-square images get k in {0, 2} only. With `degrade` = Some(p), each image
+/// is then shown under worse conditions with chance p ([`Degrade::draw`]), drawn after the view from the same stream
+/// (so the views are those of a run without it).
+pub(crate) fn draw_augmentations(
+    rows: &[usize],
+    seed: u64,
+    epoch: usize,
+    square: bool,
+    degrade: Option<f64>,
+) -> Vec<View> {
     rows.iter()
         .map(|&row| {
             let mut rng = Rng::new(seed ^ streams::AUGMENT ^ epoch as u64, row as u64);
             let (hflip, vflip) = (rng.chance(0.5), rng.chance(0.5));
             let k = if square { rng.below(4) } else { 2 * rng.below(2) };
-            D4::from_flips_and_turns(hflip, vflip, k as u8)
+            let d4 = D4::from_flips_and_turns(hflip, vflip, k as u8);
+            let degrade = degrade.filter(|&p| rng.chance(p)).map(|_| Degrade::draw(&mut rng));
+            View { d4, degrade }
         })
         .collect()
 }
@@ -326,9 +356,18 @@ mod tests {
         let x = Tensor::arange(2 * 5 * 4 * 4, (Kind::Float, Device::Cpu)).view([2, 5, 4, 4]);
         let mut seen = std::collections::BTreeSet::new();
         for epoch in 0..20 {
-            let augs = draw_augmentations(&[7, 8], 1, epoch, true);
+            let views = draw_augmentations(&[7, 8], 1, epoch, true, None);
+            let augs: Vec<D4> = views.iter().map(|v| v.d4).collect();
             seen.extend(augs.iter().map(|a| (a.quarter_turns, a.flip)));
-            assert_eq!(augs[..1], draw_augmentations(&[7], 1, epoch, true)[..], "a row's view ignores its batch");
+            assert_eq!(
+                views[..1],
+                draw_augmentations(&[7], 1, epoch, true, None)[..],
+                "a row's view ignores its batch"
+            );
+            // Worse conditions drawn after the view leave the views as they were; about half the images get them.
+            let degraded = draw_augmentations(&[7, 8], 1, epoch, true, Some(0.5));
+            assert_eq!(degraded.iter().map(|v| v.d4).collect::<Vec<_>>(), augs);
+            assert!(views.iter().all(|v| v.degrade.is_none()));
             let y = augment(&x, &augs);
             for (i, view) in augs.iter().enumerate() {
                 let (xi, yi) = (x.get(i as i64).unsqueeze(0), y.get(i as i64).unsqueeze(0));
@@ -337,6 +376,12 @@ mod tests {
         }
         assert_eq!(seen.len(), 8, "every view is drawn over epochs: {seen:?}");
         // Non-square images: no quarter turns.
-        assert!((0..20).all(|e| draw_augmentations(&[3, 4, 5], 2, e, false).iter().all(|a| a.quarter_turns % 2 == 0)));
+        assert!((0..20)
+            .all(|e| draw_augmentations(&[3, 4, 5], 2, e, false, None).iter().all(|a| a.d4.quarter_turns % 2 == 0)));
+        // --degrade 0.5: about half of 1,000 images (binomial sd 16: 440..560 is over 3.7 sd), none at 0, all at 1.
+        let rows: Vec<usize> = (0..1000).collect();
+        let n = |p| draw_augmentations(&rows, 3, 1, true, Some(p)).iter().filter(|v| v.degrade.is_some()).count();
+        assert!((440..=560).contains(&n(0.5)), "{}", n(0.5));
+        assert_eq!((n(0.0), n(1.0)), (0, 1000));
     }
 }

@@ -68,6 +68,10 @@ pub struct TrainConfig {
     /// reads the training pack's manifest, where the pack is still there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardize: Option<lensfind_data::pack::Standardize>,
+    /// The chance that a training image is shown under worse observing conditions, blurred and noisier (lens-train
+    /// --degrade); absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degrade: Option<f64>,
 }
 
 /// What continuing a run (lens-train --resume or --auto-resume) does with one of its recorded settings.
@@ -88,7 +92,7 @@ pub enum OnContinue {
 /// lens-train's check of what --resume may be given, [`TrainConfig::differences`] (--auto-resume) and
 /// [`TrainConfig::continue_with`] all read it; a test checks that it names every field, and [`Continued`] every
 /// field that may change.
-pub(crate) const ON_CONTINUE: [(&str, OnContinue); 28] = {
+pub(crate) const ON_CONTINUE: [(&str, OnContinue); 29] = {
     use OnContinue::{Fixed, MayChange, Record};
     [
         ("pack", Fixed),
@@ -119,6 +123,7 @@ pub(crate) const ON_CONTINUE: [(&str, OnContinue); 28] = {
         ("recipe", Record),
         ("ema_half_life", Fixed),
         ("standardize", Fixed),
+        ("degrade", Fixed),
     ]
 };
 
@@ -238,6 +243,7 @@ impl TrainConfig {
             recipe: None,
             ema_half_life: None,
             standardize: None,
+            degrade: None,
         }
     }
 }
@@ -307,7 +313,7 @@ mod continue_tests {
         // The fields, from a config.json with every optional field present.
         let mut cfg = TrainConfig::example();
         (cfg.split_seed, cfg.autotune, cfg.recipe, cfg.ema_half_life) = (Some(1), None, None, Some(1.0));
-        cfg.focal_gamma = Some(2.0);
+        (cfg.focal_gamma, cfg.degrade) = (Some(2.0), Some(0.5));
         cfg.standardize = Some(lensfind_data::pack::Standardize::Noise);
         let mut fields: Vec<String> = to_object(&cfg).keys().cloned().collect();
         fields.extend(["autotune".to_string(), "recipe".to_string()]);

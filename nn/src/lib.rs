@@ -17,6 +17,7 @@ mod batch;
 pub mod cli;
 pub mod config;
 mod d4;
+mod degrade;
 pub mod device;
 pub mod dist;
 mod exec;

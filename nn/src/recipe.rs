@@ -61,6 +61,7 @@ impl Recipe {
                 drop_path: 0.0,
                 epochs: 50,
                 ema_half_life: None,
+                degrade: None,
             },
             // Measured (issue 17): lr 1e-3 at batch 128 (2e-3 per 256), 200 warm-up steps, no decay on norms and
             // biases, drop path 0.1 lifted convnext_atto from scratch from test AUC 0.941 to 0.977.
@@ -73,6 +74,7 @@ impl Recipe {
                 drop_path: 0.1,
                 epochs: 50,
                 ema_half_life: None,
+                degrade: None,
             },
             // Pretrained features want the reference's small rate; the warm-up keeps the fresh head's first large
             // gradients from disturbing them. Not measured here (no ImageNet weights offline): a starting point.
@@ -85,6 +87,7 @@ impl Recipe {
                 drop_path: 0.1,
                 epochs: 30,
                 ema_half_life: None,
+                degrade: None,
             },
         }
     }
@@ -110,6 +113,8 @@ pub(crate) struct Preset {
     pub epochs: usize,
     /// The half-life in epochs of the moving average of the weights (None: no average).
     pub ema_half_life: Option<f64>,
+    /// The chance that a training image is shown under worse observing conditions (None: never).
+    pub degrade: Option<f64>,
 }
 
 impl Preset {
@@ -127,8 +132,9 @@ impl Preset {
         let ema = self
             .ema_half_life
             .map_or(String::new(), |h| format!(", a moving average of the weights ({h} epochs' half-life)"));
+        let degrade = self.degrade.map_or(String::new(), |p| format!(", worse conditions on a share {p} of images"));
         format!(
-            "lr {}, warm-up {} steps, weight decay {} {}, drop path {}, {} epochs{ema}",
+            "lr {}, warm-up {} steps, weight decay {} {}, drop path {}, {} epochs{ema}{degrade}",
             self.lr_rule(),
             self.warmup_steps,
             sci(self.weight_decay),
@@ -156,6 +162,9 @@ pub struct RecipeValues {
     /// Absent in runs made before the moving average existed (which kept none).
     #[serde(default)]
     pub ema_half_life: Option<f64>,
+    /// The chance of worse observing conditions per training image; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degrade: Option<f64>,
 }
 
 /// The options given explicitly on the command line; each wins over the preset.
@@ -169,6 +178,8 @@ pub struct Overrides {
     pub epochs: Option<usize>,
     /// --ema-half-life: 0 keeps no average.
     pub ema_half_life: Option<f64>,
+    /// --degrade: 0 never degrades.
+    pub degrade: Option<f64>,
 }
 
 /// What config.json records about the recipe of a run.
@@ -207,6 +218,7 @@ pub fn resolve(
         drop_path: p.drop_path,
         epochs: p.epochs,
         ema_half_life: p.ema_half_life,
+        degrade: p.degrade,
     };
     let o = overrides;
     let values = RecipeValues {
@@ -220,6 +232,10 @@ pub fn resolve(
             Some(h) => (h > 0.0).then_some(h),
             None => preset.ema_half_life,
         },
+        degrade: match o.degrade {
+            Some(p) => (p > 0.0).then_some(p),
+            None => preset.degrade,
+        },
     };
     let given = [
         ("lr", o.lr.is_some()),
@@ -229,6 +245,7 @@ pub fn resolve(
         ("drop-path", o.drop_path.is_some()),
         ("epochs", o.epochs.is_some()),
         ("ema-half-life", o.ema_half_life.is_some()),
+        ("degrade", o.degrade.is_some()),
     ];
     let overridden = given.iter().filter(|(_, g)| *g).map(|(n, _)| (*n).to_string()).collect();
     (values, RecipeRecord { name: recipe, lr_rule: p.lr_rule(), global_batch, preset, overridden })

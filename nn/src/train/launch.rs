@@ -173,6 +173,9 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
     if a.focal_gamma.is_some_and(|g| !(g.is_finite() && g >= 0.0)) {
         bail!("--focal-gamma is an exponent >= 0 (0: plain BCE; 2 is the usual focal loss)");
     }
+    if a.overrides.degrade.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+        bail!("--degrade is a chance between 0 and 1 (the share of training images shown under worse conditions)");
+    }
     let pretrained = a
         .pretrained
         .as_ref()
@@ -209,6 +212,7 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
         recipe: None,
         ema_half_life: None,
         standardize: None,
+        degrade: None,
     };
     let name = a.recipe.unwrap_or_else(|| Recipe::default_for(a.pretrained.is_some()));
     // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
@@ -224,6 +228,13 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
         (values.lr, values.warmup_steps, values.weight_decay, values.no_decay_norm_bias, values.epochs);
     cfg.model_config.set_drop_path(values.drop_path);
     cfg.ema_half_life = values.ema_half_life;
+    cfg.degrade = values.degrade;
+    if cfg.degrade.is_some() && cfg.data_on_device == Some(true) {
+        bail!(
+            "--data-on-device always cannot go with worse conditions (--degrade, or the recipe's): they are drawn \
+             while batches are gathered on the host; leave --data-on-device at auto"
+        );
+    }
     cfg.standardize = lensfind_data::pack::read_manifest(&cfg.pack).ok().map(|m| m.standardization.mode);
     cfg.recipe = Some(record);
     Ok(cfg)

@@ -192,7 +192,9 @@ impl<'a> Trainer<'a> {
         if cfg.channels_last {
             vars_to_channels_last(&vs);
         }
-        let batcher = Batcher::new(Arc::clone(&data.pack), device, cfg.data_on_device)?;
+        // Worse conditions (--degrade) are applied on the host, where batches are gathered.
+        let placement = if cfg.degrade.is_some() { Some(false) } else { cfg.data_on_device };
+        let batcher = Batcher::new(Arc::clone(&data.pack), device, placement)?;
         let val_batcher =
             data.val_pack.as_ref().map(|v| Batcher::new(Arc::clone(v), device, cfg.data_on_device)).transpose()?;
         let opt_params = param_groups(&vs, cfg.weight_decay, cfg.no_decay_norm_bias);
@@ -339,7 +341,7 @@ impl<'a> Trainer<'a> {
             .skip(self.state.batch_in_epoch)
             .map(|rows| Planned {
                 rows: rows.to_vec(),
-                augs: Some(draw_augmentations(rows, self.cfg.seed, epoch, square)),
+                augs: Some(draw_augmentations(rows, self.cfg.seed, epoch, square, self.cfg.degrade)),
             })
             .collect();
         let mut batches = self.batcher.batches(plan)?;

@@ -146,6 +146,14 @@ pub struct Args {
     #[arg(long, value_name = "EPOCHS")]
     pub ema_half_life: Option<f64>,
 
+    /// The chance (0 to 1) that a training image is shown under worse observing conditions: blurred by a Gaussian
+    /// of up to 1.5 pixels (broader seeing) and its noise raised up to 2x (a shallower field), each band's noise
+    /// measured on the image itself. For a model that must hold up on fields observed under other conditions than
+    /// its training set's. 0: never; default: the recipe's. Batches are then gathered on the host (never
+    /// --data-on-device always).
+    #[arg(long, value_name = "CHANCE")]
+    pub degrade: Option<f64>,
+
     /// Weight of the positive class in the loss (BCE pos_weight).
     #[arg(long, value_name = "W")]
     pub pos_weight: Option<f64>,
@@ -292,6 +300,7 @@ fn overrides(args: &Args) -> Overrides {
         drop_path: args.drop_path,
         epochs: args.epochs,
         ema_half_life: args.ema_half_life,
+        degrade: args.degrade,
     }
 }
 
