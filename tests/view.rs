@@ -181,7 +181,7 @@ fn errors_are_clear_and_leave_no_file() {
         fails(&mut c)
     };
     let err = run(&["--ids", &format!("{},NOPE_1", order[0])]);
-    assert!(err.contains("lens-view: error: 1 id(s) of --ids are not in") && err.contains("NOPE_1"), "{err}");
+    assert!(err.contains("lens-view: error: 1 id(s) of the ids given are not in") && err.contains("NOPE_1"), "{err}");
     let empty = t.path().join("empty.csv");
     fs::write(&empty, "id,pred\n").unwrap();
     let err = run(&["--scores", empty.to_str().unwrap()]);

@@ -256,7 +256,7 @@ impl Batches {
                 Some(views) => {
                     // Worse conditions are drawn on the host, where batches are gathered: a run with them never
                     // puts its pack on the device (train::launch refuses --degrade with --data-on-device always).
-                    assert!(views.iter().all(|v| v.degrade.is_none()), "--degrade with the pack on the device");
+                    assert!(views.iter().all(|v| v.degrade.is_none()), "worse conditions with the pack on the device");
                     augment(&x, &views.iter().map(|v| v.d4).collect::<Vec<_>>())
                 }
             };

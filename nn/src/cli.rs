@@ -4,6 +4,18 @@
 
 use crate::device::{Choice, DeviceName, MemoryFormat, Precision};
 use crate::exec::Exec;
+use crate::setting::{Setting, SettingError};
+
+/// The option that gives `setting`: `--batch-size` for `batch_size`.
+pub fn flag(setting: Setting) -> String {
+    format!("--{}", setting.name().replace('_', "-"))
+}
+
+/// The tools' wording of the library's errors about a setting: with the option's name (`--batch-size 0: must be
+/// at least 1`); for lensfind_core::cli::main_worded.
+pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    e.downcast_ref::<SettingError>().map(|s| s.worded(flag))
+}
 
 /// Device, precision, memory format and threads.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,7 +44,7 @@ pub struct ExecArgs {
 
     /// CPU threads for libtorch and batch gathering (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 impl ExecArgs {

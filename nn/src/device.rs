@@ -1,12 +1,13 @@
 //! Where and how a model runs: the device (`--device`), the arithmetic precision, the memory format, and the
 //! preparation of a batch for the model.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 pub use tch::Device;
 use tch::Tensor;
 
 use crate::models::layers::to_channels_last;
+use crate::setting::{Setting, SettingError};
 use crate::shim::{autocast, AutocastDtype};
 
 /// Arithmetic precision of training and inference.
@@ -173,14 +174,15 @@ impl DeviceName {
 /// Fails unless GPU `index` is among the `count` that libtorch sees.
 fn check_gpu(name: DeviceName, index: usize, count: usize) -> Result<()> {
     if count == 0 {
-        bail!(
-            "--device {name}: no CUDA GPU is visible to libtorch here (no NVIDIA driver, no GPU, or \
-             CUDA_VISIBLE_DEVICES hides them); pass --device cpu (or auto, which takes a GPU when there is one)"
-        );
+        let problem = "no CUDA GPU is visible to libtorch here (no NVIDIA driver, no GPU, or CUDA_VISIBLE_DEVICES \
+                       hides them); use cpu (or auto, which takes a GPU when there is one)";
+        return Err(SettingError::new(Setting::Device, name, problem).into());
     }
     if index >= count {
         let last = count - 1;
-        bail!("--device {name} means GPU {index}, but this machine shows {count} (cuda:0 to cuda:{last}); pass one of those");
+        let problem =
+            format!("means GPU {index}, but this machine shows {count} (cuda:0 to cuda:{last}); use one of those");
+        return Err(SettingError::new(Setting::Device, name, problem).into());
     }
     Ok(())
 }
@@ -241,13 +243,14 @@ fn batch_fits(per_image: u64, batch: usize, available: u64, device: Device) -> R
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let fits = (available / per_image.max(1)).max(1);
     let place = if device.is_cuda() { "free on the GPU" } else { "available on this machine" };
-    bail!(
-        "--batch-size {batch} needs about {:.1} GiB for a training step ({:.1} MiB an image, estimated from the \
-         model), and {:.1} GiB is {place}; try --batch-size {fits} or less",
+    let problem = format!(
+        "needs about {:.1} GiB for a training step ({:.1} MiB an image, estimated from the model), and {:.1} GiB is \
+         {place}; try {fits} or less",
         gib(need),
         per_image as f64 / (1u64 << 20) as f64,
         gib(available)
-    )
+    );
+    Err(SettingError::new(Setting::BatchSize, batch, problem).into())
 }
 
 /// Runs `f` in `precision` on `device`.
@@ -290,14 +293,14 @@ mod tests {
     #[test]
     fn a_gpu_that_is_not_there_is_a_one_line_error_naming_what_to_pass() {
         let e = check_gpu(DeviceName::Cuda, 0, 0).unwrap_err().to_string();
-        assert!(e.contains("no CUDA GPU") && e.contains("--device cpu") && !e.contains('\n'), "{e}");
+        assert!(e.contains("no CUDA GPU") && e.contains("use cpu") && !e.contains('\n'), "{e}");
         let e = check_gpu(DeviceName::CudaIndex(2), 2, 2).unwrap_err().to_string();
-        assert!(e.contains("--device cuda:2") && e.contains("shows 2 (cuda:0 to cuda:1)"), "{e}");
+        assert!(e.starts_with("device cuda:2: means GPU 2") && e.contains("shows 2 (cuda:0 to cuda:1)"), "{e}");
         check_gpu(DeviceName::CudaIndex(1), 1, 2).unwrap();
         // On this machine: a GPU past the last one that libtorch sees fails before anything is built on it.
         let count = tch::Cuda::device_count() as usize;
         let e = DeviceName::CudaIndex(count).resolve(0).unwrap_err().to_string();
-        assert!(e.contains("--device cuda:"), "{e}");
+        assert!(e.starts_with("device cuda:"), "{e}");
         assert_eq!(DeviceName::Cpu.resolve(3).unwrap(), Device::Cpu);
     }
 
@@ -326,10 +329,11 @@ mod tests {
         let mib = 1u64 << 20;
         batch_fits(4 * mib, 256, 1024 * mib, Device::Cpu).unwrap();
         let e = batch_fits(4 * mib, 1000, 1024 * mib, Device::Cpu).unwrap_err().to_string();
-        assert!(e.contains("about 3.9 GiB") && e.contains("4.0 MiB an image") && e.contains("--batch-size 256"), "{e}");
+        assert!(e.starts_with("batch_size 1000: needs about 3.9 GiB") && e.contains("4.0 MiB an image"), "{e}");
+        assert!(e.contains("try 256 or less"), "{e}");
         assert!(e.contains("available on this machine"), "{e}");
         let e = batch_fits(4 * mib, 1000, mib, Device::Cuda(0)).unwrap_err().to_string();
-        assert!(e.contains("free on the GPU") && e.contains("--batch-size 1 or less"), "{e}");
+        assert!(e.contains("free on the GPU") && e.contains("try 1 or less"), "{e}");
         // This machine reports its memory, and the estimate of a real model fits a real batch in it.
         let available = available_memory(Device::Cpu).expect("/proc/meminfo");
         assert!(available > 64 * mib, "{available}");

@@ -11,7 +11,7 @@ pub struct Exec {
     pub device: DeviceName,
     pub precision: Choice<Precision>,
     pub memory_format: Choice<MemoryFormat>,
-    pub threads: Option<usize>,
+    pub threads: Option<std::num::NonZeroUsize>,
     pub autotune_cache: bool,
 }
 

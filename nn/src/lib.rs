@@ -27,6 +27,7 @@ pub mod optim;
 mod panics;
 pub mod recipe;
 pub mod run_dir;
+pub mod setting;
 pub mod shim;
 pub mod train;
 pub mod tta;
@@ -41,9 +42,9 @@ pub use models::{registry, Model, ModelConfig, ModelSpec};
 
 /// The `-j/--threads` option of the torch tools: libtorch's intra-op threads and the rayon pool that gathers
 /// batches (both default to all cores).
-pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
+pub fn init_threads(threads: Option<std::num::NonZeroUsize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
-        tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
+        tch::set_num_threads(i32::try_from(n.get()).unwrap_or(i32::MAX));
     }
     Ok(lensfind_core::threads::init_pool(threads)?)
 }

@@ -14,6 +14,7 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::config::TrainConfig;
+use crate::setting::{Setting, SettingError};
 
 /// timing.csv's columns: the training loop's seconds and images/s (all ranks' images), then validation's seconds,
 /// saving's (best weights, validation predictions, metrics.csv and the checkpoint), and the whole epoch's seconds and
@@ -125,7 +126,8 @@ impl RunDir {
     /// already holds a run is refused.
     pub(crate) fn create(&self, cfg: &TrainConfig) -> Result<()> {
         if self.config_path().exists() {
-            bail!("{} already holds a run; continue it with --resume or choose another --out", self.path.display());
+            let problem = "already holds a run: resume it, or choose another directory";
+            return Err(SettingError::new(Setting::Out, self.path.display(), problem).into());
         }
         fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
         Ok(write_whole(Some(&self.config_path()), |w| Ok(serde_json::to_writer_pretty(w, cfg)?))?)

@@ -27,7 +27,7 @@ pub enum CalibrationError {
     Reversed { scale: f64 },
     #[error("reading {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{} is not a calibration file (lens-eval --fit-calibration writes one)", path.display())]
+    #[error("{} is not a calibration file (lens-eval writes one where it fits a calibration)", path.display())]
     Parse { path: PathBuf, source: serde_json::Error },
     #[error("{}: format {format:?} version {version}; this lensfind reads {FORMAT:?} version {VERSION}", path.display())]
     Version { path: PathBuf, format: String, version: u32 },

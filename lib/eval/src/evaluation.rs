@@ -19,7 +19,7 @@ pub enum EvalError {
     Scores(#[from] ScoresError),
     #[error(transparent)]
     Operating(#[from] OperatingError),
-    #[error("{} has no label column: give the labels with --truth", .0.display())]
+    #[error("{} has no label column: the labels must come from a truth file", .0.display())]
     NoLabels(PathBuf),
 }
 

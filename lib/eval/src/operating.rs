@@ -28,7 +28,7 @@ pub(crate) const VERSION: u32 = 1;
 pub enum OperatingError {
     #[error("{0:?} is not a rule: fpr=X, tpr=X, fraction=X (X in [0, 1]) or f1")]
     Rule(String),
-    #[error("the rule {rule} needs labels (a --truth, or a label column in the scores)")]
+    #[error("the rule {rule} needs labels (a truth file, or a label column in the scores)")]
     NeedsLabels { rule: Rule },
     #[error("the rule {rule} needs {what} among the scored objects, and there are none")]
     NeedsClass { rule: Rule, what: &'static str },
@@ -36,7 +36,7 @@ pub enum OperatingError {
     Empty,
     #[error("reading {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{} is neither a number nor a threshold file (lens-eval --pick-threshold writes one)", path.display())]
+    #[error("{} is neither a number nor a threshold file (lens-eval writes one where it picks a threshold)", path.display())]
     Parse { path: PathBuf, source: serde_json::Error },
     #[error("{}: format {format:?} version {version}; this lensfind reads {FORMAT:?} version {VERSION}", path.display())]
     Version { path: PathBuf, format: String, version: u32 },

@@ -68,7 +68,7 @@ pub enum ScoresError {
     #[error("{}, line {line}: bad source {source_text:?}", path.display())]
     Source { path: PathBuf, line: usize, source_text: String, source: std::num::ParseIntError },
     #[error(
-        "{} id(s) have no {what} in {}: {} (--allow-missing evaluates the ids in both)",
+        "{} id(s) have no {what} in {}: {}",
         ids.len(), path.display(), first_ids(ids)
     )]
     Missing { what: &'static str, path: PathBuf, ids: Vec<String> },
@@ -326,7 +326,7 @@ mod tests {
         );
         let (p, t) = (Path::new("p.csv"), Path::new("t.csv"));
         let err = j.check(p, t, false).unwrap_err().to_string();
-        assert_eq!(err, "1 id(s) have no label in t.csv: z (--allow-missing evaluates the ids in both)");
+        assert_eq!(err, "1 id(s) have no label in t.csv: z");
         j.check(p, t, true).unwrap();
         let none = Joined::new(&pred, &truth[1..2]);
         assert_eq!(none.check(p, t, true).unwrap_err().to_string(), "no id of p.csv has a label in t.csv");

@@ -26,7 +26,7 @@ pub(crate) const NOT_ESTIMATED: &str = "-999";
 /// Why a submission could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmissionError {
-    #[error("--format challenge needs --threshold: its preds column is a 1/0 decision")]
+    #[error("the challenge format needs a threshold: its preds column is a 1/0 decision")]
     NoThreshold,
     #[error(transparent)]
     Operating(#[from] OperatingError),

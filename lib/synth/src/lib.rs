@@ -25,11 +25,11 @@ use scene::{Instrument, Scene, DP0, HSC};
 /// Why a dataset could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
-    #[error("--size {0} is too small (at least 8 pixels)")]
+    #[error("images of {0} pixels a side are too small (at least 8)")]
     Size(usize),
     #[error("output directory {} is not empty; remove it or choose another", path.display())]
     NotEmpty { path: PathBuf },
-    #[error("--corrupt {corrupt} is more than the {files} files to write")]
+    #[error("{corrupt} damaged files are more than the {files} files to write")]
     Corrupt { corrupt: usize, files: usize },
     #[error("reading {}", path.display())]
     Read { path: PathBuf, source: io::Error },

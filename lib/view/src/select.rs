@@ -25,13 +25,13 @@ pub enum SelectError {
     Malformed { path: PathBuf, line: usize, source: csv::Error },
     #[error("{}: no ids", path.display())]
     NoIds { path: PathBuf },
-    #[error("--ids names no id")]
+    #[error("the list of ids names none")]
     NoIdsGiven,
     #[error("{} id(s) of {what} are not in {}: {}", ids.len(), pack.display(), first_ids(ids))]
     NotInPack { what: String, pack: PathBuf, ids: Vec<String> },
     #[error("{} holds no{} to sample", pack.display(), class_name(*label))]
     NothingToSample { pack: PathBuf, label: Option<u8> },
-    #[error("nothing to show: give --scores (for the top N by score), --ids, --ids-file or --sample")]
+    #[error("nothing to show: give scores (for the top N by score), ids or a sample to draw")]
     NoScoresForTop,
 }
 
@@ -136,7 +136,7 @@ pub fn select(pack: &Pack, choice: Choice<'_>) -> Result<Selection, SelectError>
             if ids.is_empty() {
                 return Err(SelectError::NoIdsGiven);
             }
-            Ok(Selection { rows: rows_of(&ids, "--ids")?, what: "the ids given".into() })
+            Ok(Selection { rows: rows_of(&ids, "the ids given")?, what: "the ids given".into() })
         }
         Choice::IdsFile(file) => {
             let what = format!("the ids of {}", file.display());

@@ -12,7 +12,7 @@ mod cache;
 
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -107,7 +107,7 @@ impl Autotune {
             })
             .collect();
         let source = match (self.from_cache, cache.path()) {
-            (true, Some(p)) => format!(" (from the cache {}; --no-autotune-cache measures again)", p.display()),
+            (true, Some(p)) => format!(" (from the cache {}; without the cache, auto measures again)", p.display()),
             _ => String::new(),
         };
         format!("auto settings [{}]: {} -> {}{source}", self.key, timings.join(", "), self.chosen)
@@ -205,11 +205,12 @@ fn measure_all(
     }
     if timings.is_empty() {
         let reasons: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.setting, f.error)).collect();
-        bail!(
-            "every candidate of the auto settings failed ({}); pass --precision and --memory-format explicitly \
-             (e.g. --precision fp32 --memory-format contiguous), or try --device cpu",
+        let problem = format!(
+            "every candidate of the auto settings failed ({}); give the precision and the memory format explicitly \
+             (fp32 and contiguous, for example), or use the CPU",
             reasons.join("; ")
         );
+        return Err(crate::setting::SettingError::new(crate::setting::Setting::Precision, "auto", problem).into());
     }
     timings.sort_by(|a, b| b.images_per_s.total_cmp(&a.images_per_s));
     Ok((timings, failed))
@@ -375,6 +376,7 @@ fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::bail;
 
     #[test]
     fn candidates_follow_the_device_and_what_was_given() {
@@ -433,7 +435,7 @@ mod tests {
         assert!(failed.iter().all(|f| !f.note().contains('\n') && f.note().contains("dropped")));
         // Every candidate failing: an error that names each and what to pass instead.
         let e = measure_all(&options, &mut |_, _| bail!("out of memory")).unwrap_err().to_string();
-        assert!(e.contains("every candidate") && e.contains("--precision") && e.contains("--memory-format"), "{e}");
+        assert!(e.starts_with("precision auto: every candidate") && e.contains("memory format explicitly"), "{e}");
         assert_eq!(e.matches("out of memory").count(), options.len(), "{e}");
     }
 

@@ -87,7 +87,10 @@ impl Backend {
         let on_gpu = device.is_cuda();
         Ok(match given {
             Choice::Is(Backend::Nccl) if !on_gpu => {
-                bail!("--dist-backend nccl needs GPUs; this process runs on the CPU (--device)")
+                let problem = "needs GPUs; this process runs on the CPU (its device)";
+                return Err(
+                    crate::setting::SettingError::new(crate::setting::Setting::DistBackend, "nccl", problem).into()
+                );
             }
             Choice::Is(b) => b,
             Choice::Auto if on_gpu && nccl_available() => Backend::Nccl,

@@ -11,6 +11,7 @@ use crate::config::{Continued, TrainConfig};
 use crate::device::Precision;
 use crate::dist::ProcessGroup;
 use crate::run_dir::RunDir;
+use crate::setting::{Setting, SettingError};
 
 /// How a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +42,12 @@ pub(crate) fn decide(
     let mut cfg = run.read_config()?;
     let differences = cfg.differences(&wanted, precision);
     if !differences.is_empty() {
-        bail!(
-            "{} holds a run with other settings ({}); --auto-resume continues a run with the same settings only: \
-             choose another --out, or continue this one with --resume",
-            run.path().display(),
+        let problem = format!(
+            "holds a run with other settings ({}); continuing a run automatically needs the same settings: choose \
+             another directory, or resume this one with its own settings",
             differences.join("; ")
         );
+        return Err(SettingError::new(Setting::Out, run.path().display(), problem).into());
     }
     cfg.continue_with(&Continued {
         device: Some(wanted.device),

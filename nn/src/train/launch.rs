@@ -19,6 +19,7 @@ use crate::dist::{Backend, Env, ProcessGroup};
 use crate::exec::Exec;
 use crate::recipe::{self, Overrides, Recipe};
 use crate::run_dir::RunDir;
+use crate::setting::{Setting, SettingError};
 use crate::ModelConfig;
 
 /// How the command line starts the run in `out`.
@@ -163,18 +164,22 @@ fn absolute_pack(p: &Path) -> Result<PathBuf> {
 /// A new run's settings from the command line, its recipe resolved for `world` processes.
 fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig> {
     let model_config = ModelConfig::from_name(&a.model, a.input_size)?;
-    if a.input_size.is_some() && !matches!(model_config, ModelConfig::Vit(_)) {
-        bail!("--input-size applies to ViT models; {} runs at the native 41x41", a.model);
+    if let (Some(size), false) = (a.input_size, matches!(model_config, ModelConfig::Vit(_))) {
+        let problem = format!("applies to ViT models; {} runs at the native 41x41", a.model);
+        return Err(SettingError::new(Setting::InputSize, size, problem).into());
     }
-    let Some(pack) = &a.pack else { bail!("a new run needs --pack") };
-    if a.overrides.ema_half_life.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
-        bail!("--ema-half-life is a number of epochs, 0 for no moving average of the weights");
+    let Some(pack) = &a.pack else { return Err(SettingError::missing(Setting::Pack, "a new run needs one").into()) };
+    if let Some(h) = a.overrides.ema_half_life.filter(|h| !(h.is_finite() && *h >= 0.0)) {
+        let problem = "a number of epochs, 0 for no moving average of the weights";
+        return Err(SettingError::new(Setting::EmaHalfLife, h, problem).into());
     }
-    if a.focal_gamma.is_some_and(|g| !(g.is_finite() && g >= 0.0)) {
-        bail!("--focal-gamma is an exponent >= 0 (0: plain BCE; 2 is the usual focal loss)");
+    if let Some(g) = a.focal_gamma.filter(|g| !(g.is_finite() && *g >= 0.0)) {
+        let problem = "an exponent >= 0 (0: plain BCE; 2 is the usual focal loss)";
+        return Err(SettingError::new(Setting::FocalGamma, g, problem).into());
     }
-    if a.overrides.degrade.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
-        bail!("--degrade is a chance between 0 and 1 (the share of training images shown under worse conditions)");
+    if let Some(p) = a.overrides.degrade.filter(|p| !(0.0..=1.0).contains(p)) {
+        let problem = "a chance between 0 and 1 (the share of training images shown under worse conditions)";
+        return Err(SettingError::new(Setting::Degrade, p, problem).into());
     }
     let pretrained = a
         .pretrained
@@ -230,10 +235,9 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
     cfg.ema_half_life = values.ema_half_life;
     cfg.degrade = values.degrade;
     if cfg.degrade.is_some() && cfg.data_on_device == Some(true) {
-        bail!(
-            "--data-on-device always cannot go with worse conditions (--degrade, or the recipe's): they are drawn \
-             while batches are gathered on the host; leave --data-on-device at auto"
-        );
+        let problem = "cannot go with worse conditions (degrade, given or the recipe's): they are drawn while \
+                       batches are gathered on the host; leave it at auto";
+        return Err(SettingError::new(Setting::DataOnDevice, "always", problem).into());
     }
     cfg.standardize = lensfind_data::pack::read_manifest(&cfg.pack).ok().map(|m| m.standardization.mode);
     cfg.recipe = Some(record);
@@ -258,7 +262,7 @@ fn run_process(
         Start::New => {
             if main && cfg.batch_size < l.run.batch_size {
                 let note = format!(
-                    "--batch-size {} is larger than the training set: training with batches of {} (the {})",
+                    "a batch size of {} is larger than the training set: training with batches of {} (the {})",
                     l.run.batch_size,
                     cfg.batch_size,
                     if pg.is_some() { "whole share of a process" } else { "whole set" },

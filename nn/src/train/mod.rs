@@ -33,6 +33,7 @@ use crate::models::layers::vars_to_channels_last;
 use crate::models::Model;
 use crate::optim::AdamW;
 use crate::run_dir::{EpochTiming, MetricsRow, RunDir, ValPrediction};
+use crate::setting::{Setting, SettingError};
 use checkpoint::TrainState;
 use ddp::{shard, GradSync};
 use ema::Ema;
@@ -92,11 +93,12 @@ fn out_of_memory_advice(e: anyhow::Error, batch: usize, device: Device) -> anyho
     }
     let first = format!("{e:#}").lines().next().unwrap_or_default().to_string();
     let place = if device.is_cuda() { "the GPU's" } else { "the host's" };
-    anyhow::anyhow!(
-        "out of memory at --batch-size {batch}: its activations do not fit in {place} memory; try --batch-size {} \
-         (per process; a recipe scales the learning rate with it) [{first}]",
+    let problem = format!(
+        "out of memory: its activations do not fit in {place} memory; try {} (per process; a recipe scales the \
+         learning rate with it) [{first}]",
         (batch / 2).max(1)
-    )
+    );
+    SettingError::new(Setting::BatchSize, batch, problem).into()
 }
 
 /// A metrics row whose validation AUC is `auc` (the other figures those of a perfect ranking), for tests.
@@ -118,7 +120,7 @@ pub(crate) fn weights_on_host(vs: &VarStore) -> Vec<(String, Tensor)> {
 /// split, as training will): what a recipe needs to cap its warm-up.
 pub(crate) fn steps_per_epoch(cfg: &TrainConfig, world: usize) -> Result<usize> {
     if cfg.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
+        return Err(SettingError::new(Setting::BatchSize, 0, "must be at least 1").into());
     }
     Ok(training_rows(cfg)?.div_ceil(world.max(1)).div_ceil(cfg.batch_size))
 }
@@ -180,8 +182,10 @@ impl<'a> Trainer<'a> {
         let device = cfg.device.resolve(pg.map_or(0, |p| p.local_rank))?;
         prepare_cuda(device);
         let data = Data::open(cfg)?;
-        if cfg.batch_size == 0 || cfg.epochs == 0 {
-            bail!("--batch-size and --epochs must be at least 1");
+        for (setting, value) in [(Setting::BatchSize, cfg.batch_size), (Setting::Epochs, cfg.epochs)] {
+            if value == 0 {
+                return Err(SettingError::new(setting, 0, "must be at least 1").into());
+            }
         }
         let vs = VarStore::new(device);
         // The initial weights follow the seed.
@@ -432,7 +436,7 @@ impl<'a> Trainer<'a> {
             let (from, to) = (self.nonfinite.1, self.state.global_step.saturating_sub(1));
             bail!(
                 "non-finite gradients in {nonfinite} of the steps {from} to {to} (those steps were skipped); try a \
-                 lower --lr or --grad-clip"
+                 lower learning rate, or clip the gradients' norm"
             );
         }
         self.nonfinite.1 = usize::MAX;

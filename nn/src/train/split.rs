@@ -73,7 +73,8 @@ impl Data {
 /// (the run's split seed, apart from its training seed). Returns (train rows, validation rows), each in pack order. Rows without a label cannot be used.
 pub(crate) fn stratified_split(meta: &[MetaRow], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&fraction) || fraction == 0.0 {
-        bail!("--val-split {fraction} must be in (0, 1) when there is no --val-pack");
+        let problem = "must be in (0, 1) when there is no separate validation pack";
+        return Err(crate::setting::SettingError::new(crate::setting::Setting::ValSplit, fraction, problem).into());
     }
     let mut groups: std::collections::BTreeMap<(u8, u8), Vec<usize>> = Default::default();
     for m in meta {
@@ -100,8 +101,8 @@ pub(crate) fn check_classes(meta: &[MetaRow], rows: &[usize], what: &str) -> Res
     let pos = rows.iter().filter(|&&r| meta[r].label == Some(1)).count();
     if pos == 0 || pos == rows.len() {
         bail!(
-            "the {what} set has {pos} lenses among {} objects: both classes are needed (use a larger pack or \
-             another --val-split)",
+            "the {what} set has {pos} lenses among {} objects: both classes are needed (use a larger pack, or \
+             hold out another share for validation)",
             rows.len()
         );
     }

@@ -7,8 +7,9 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use lensfind_core::output::write_whole;
 use lensfind_eval::calibration::Calibration;
-use lensfind_eval::ensemble::{choose_weights, ensemble, Objective, WEAK_MEMBER_AUC_GAP};
-use lensfind_eval::submission::{write_submission, Format, Threshold};
+use lensfind_eval::ensemble::{choose_weights, ensemble, EnsembleError, Objective, WEAK_MEMBER_AUC_GAP};
+use lensfind_eval::scores::ScoresError;
+use lensfind_eval::submission::{write_submission, Format, SubmissionError, Threshold};
 
 /// Average the logits of several models into a submission: id,pred with pred = sigmoid(mean logit), six decimals.
 ///
@@ -131,4 +132,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// lensfind-eval's errors that a given option answers, worded with the options' names (for
+/// lensfind_core::cli::main_worded).
+pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let scores = |s: &ScoresError| {
+        matches!(s, ScoresError::Missing { .. }).then(|| format!("{s} (--allow-missing averages what there is)"))
+    };
+    if let Some(e) = e.downcast_ref::<EnsembleError>() {
+        return match e {
+            EnsembleError::Scores(s) => scores(s),
+            EnsembleError::Missing { .. } => Some(format!("{e} (--allow-missing averages what there is)")),
+            EnsembleError::NotSharedSplit { .. } => Some(format!("{e}: lens-train --split-seed (or --val-pack)")),
+            _ => None,
+        };
+    }
+    if let Some(SubmissionError::NoThreshold) = e.downcast_ref::<SubmissionError>() {
+        return Some("--format challenge needs --threshold: its preds column is a 1/0 decision".into());
+    }
+    e.downcast_ref::<ScoresError>().and_then(scores)
 }

@@ -8,9 +8,10 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use lensfind_core::output::write_whole;
 use lensfind_eval::calibration::{self, Method};
-use lensfind_eval::evaluation::{evaluate_files, pick_on_file, write_roc, Evaluated, Inputs};
+use lensfind_eval::evaluation::{evaluate_files, pick_on_file, write_roc, EvalError, Evaluated, Inputs};
 use lensfind_eval::metrics::Evaluation;
-use lensfind_eval::scores::ScoreColumn;
+use lensfind_eval::scores::{ScoreColumn, ScoresError};
+use lensfind_eval::OperatingError;
 use lensfind_view::render::roc_plot;
 use serde::Serialize;
 
@@ -197,4 +198,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
     eprintln!("calibration ({}): log-loss {:.4}, Brier {:.4}, ECE {:.4}", c.probabilities, c.log_loss, c.brier, c.ece);
     write_json(None, s)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// lensfind-eval's errors that a given option answers, worded with the options' names (for
+/// lensfind_core::cli::main_worded).
+pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let scores = |s: &ScoresError| {
+        matches!(s, ScoresError::Missing { .. }).then(|| format!("{s} (--allow-missing evaluates the ids in both)"))
+    };
+    let operating = |o: &OperatingError| match o {
+        OperatingError::NeedsLabels { rule } => {
+            Some(format!("the rule {rule} needs labels (a --truth, or a label column in the scores)"))
+        }
+        _ => None,
+    };
+    if let Some(e) = e.downcast_ref::<EvalError>() {
+        return match e {
+            EvalError::Scores(s) => scores(s),
+            EvalError::Operating(o) => operating(o),
+            EvalError::NoLabels(path) => {
+                Some(format!("{} has no label column: give the labels with --truth", path.display()))
+            }
+        };
+    }
+    if let Some(s) = e.downcast_ref::<ScoresError>() {
+        return scores(s);
+    }
+    e.downcast_ref::<OperatingError>().and_then(operating)
 }

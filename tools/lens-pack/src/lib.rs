@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lensfind_data::index::read_index_input;
 use lensfind_data::npy::Dtype;
-use lensfind_data::pack::{verify, write_pack, PackDir, PackOptions, PackSummary, Standardize};
+use lensfind_data::pack::{verify, write_pack, PackDir, PackOptions, PackSummary, Standardize, WriteError};
 
 /// Pack the objects of an index into NAME.pack/, one memory-mappable array that training and inference read.
 ///
@@ -74,7 +74,7 @@ pub struct Args {
 
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
+    pub threads: Option<std::num::NonZeroUsize>,
 
     /// Objects loaded in parallel per step (bounds memory: about N x 34 kB at 41x41).
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -176,6 +176,17 @@ fn summary_line(summary: &PackSummary, objects: usize, name: &str, out: &Path) -
         summary.seconds,
         m.rejected,
     )
+}
+
+/// lensfind-data's errors about this tool's options, worded with the options' names (for
+/// lensfind_core::cli::main_worded).
+pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match e.downcast_ref::<WriteError>()? {
+        WriteError::TooManyRejected { count, max, id, reason } => Some(format!(
+            "{count} objects rejected, more than --max-rejected {max}; no pack written (first: {id}: {reason})"
+        )),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use lensfind_synth::{generate, Difficulty, SynthOptions};
+use lensfind_synth::{generate, Difficulty, SynthError, SynthOptions};
 
 /// Write a synthetic lens-finding dataset in the exact layout of the LSST Strong Lensing Data Challenge.
 ///
@@ -65,7 +65,7 @@ pub struct Args {
 
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
+    pub threads: Option<std::num::NonZeroUsize>,
 
     /// No progress output.
     #[arg(long, short = 'q')]
@@ -100,4 +100,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// lensfind-synth's errors about this tool's options, worded with the options' names (for
+/// lensfind_core::cli::main_worded).
+pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match e.downcast_ref::<SynthError>()? {
+        SynthError::Size(n) => Some(format!("--size {n} is too small (at least 8 pixels)")),
+        SynthError::Corrupt { corrupt, files } => {
+            Some(format!("--corrupt {corrupt} is more than the {files} files to write"))
+        }
+        _ => None,
+    }
 }

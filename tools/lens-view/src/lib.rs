@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
 use lensfind_data::pack::Pack;
 use lensfind_view::render::{contact_sheet, SheetOptions, Stretch, View};
-use lensfind_view::select::{class_name, load_scores, select, Choice};
+use lensfind_view::select::{class_name, load_scores, select, Choice, SelectError};
 
 /// The contact sheet's geometry and pixels (the tests locate tiles with `render::Grid`).
 pub use lensfind_view::render;
@@ -184,6 +184,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// lensfind-view's errors that a given option answers, worded with the options' names (for
+/// lensfind_core::cli::main_worded).
+pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match e.downcast_ref::<SelectError>()? {
+        SelectError::NoIdsGiven => Some("--ids names no id".into()),
+        SelectError::NoScoresForTop => {
+            Some("nothing to show: give --scores (for the top N by score), --ids, --ids-file or --sample".into())
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

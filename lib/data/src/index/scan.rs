@@ -169,7 +169,8 @@ impl Grouping {
         match (f.label, parsed.label) {
             (LabelRule::FromName, l) => l,
             (LabelRule::Fixed(fixed), Some(from_name)) if fixed != from_name => {
-                let detail = format!("name says label {from_name}, --label says {fixed}; using {fixed}");
+                let detail =
+                    format!("name says label {from_name}, the label given for its root says {fixed}; using {fixed}");
                 self.problem(ProblemKind::LabelConflict, parsed.id.clone(), f, detail);
                 Some(fixed)
             }

@@ -41,7 +41,7 @@ pub enum WriteError {
     Sync { path: PathBuf, source: io::Error },
     #[error("interrupted; no pack written")]
     Interrupted,
-    #[error("{count} objects rejected, more than --max-rejected {max}; no pack written (first: {id}: {reason})")]
+    #[error("{count} objects rejected, more than the {max} allowed; no pack written (first: {id}: {reason})")]
     TooManyRejected { count: usize, max: usize, id: String, reason: String },
     #[error(transparent)]
     Output(#[from] OutputError),

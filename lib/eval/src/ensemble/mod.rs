@@ -33,7 +33,7 @@ pub enum EnsembleError {
     #[error("weights must be non-negative numbers, not all zero")]
     Weights,
     #[error(
-        "{spec} lacks {} id(s) that other models score: {} (--allow-missing averages what there is)",
+        "{spec} lacks {} id(s) that other models score: {}",
         ids.len(), first_ids(ids)
     )]
     Missing { spec: String, ids: Vec<String> },
@@ -41,7 +41,7 @@ pub enum EnsembleError {
     LabelConflict { id: String, a: String, b: String, first: String, spec: String },
     #[error(
         "{spec} and {first} do not hold the same validation objects ({} of one are not in the other: {}); \
-         weights are chosen on a shared split: train the members with the same --split-seed (or --val-pack)",
+         weights are chosen on a shared split: train the members with the same split seed (or validation pack)",
         ids.len(), first_ids(ids)
     )]
     NotSharedSplit { spec: String, first: String, ids: Vec<String> },

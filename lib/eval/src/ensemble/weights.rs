@@ -293,7 +293,10 @@ mod tests {
         std::fs::write(&b, "id,label,source,logit\nx,1,1,1\nz,0,1,0\n").unwrap();
         let specs = [a.display().to_string(), b.display().to_string()];
         let err = choose_weights(&specs, Objective::Auc).unwrap_err().to_string();
-        assert!(err.contains("do not hold the same validation objects") && err.contains("--split-seed"), "{err}");
+        assert!(
+            err.contains("do not hold the same validation objects") && err.contains("the same split seed"),
+            "{err}"
+        );
         std::fs::write(&b, "id,logit\nx,1\ny,0\n").unwrap();
         let err = choose_weights(&specs[1..], Objective::Auc).unwrap_err().to_string();
         assert!(err.contains("needs the label of every validation object"), "{err}");

@@ -30,7 +30,7 @@ pub fn roc_plot(
     probabilities: &[f64],
 ) -> Result<(), RenderError> {
     let (curves, min_fpr) = roc_curves(scores, labels, sources, eval);
-    font::register("--plot")?;
+    font::register("the ROC plot")?;
     let mut canvas = Canvas::new(2 * PANEL_WIDTH, 650, [255; 3]);
     draw(&mut canvas, &curves, min_fpr, &reliability(probabilities, labels))?;
     Ok(canvas.write_png(path)?)
