@@ -54,7 +54,7 @@ _lens__train() {
                     return 0
                     ;;
                 --recipe)
-                    COMPREPLY=($(compgen -W "reference scratch finetune" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "reference scratch finetune robust" -- "${cur}"))
                     return 0
                     ;;
                 --epochs)

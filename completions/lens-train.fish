@@ -5,7 +5,8 @@ complete -c lens-train -l model -d 'Model name (see --list-models)' -r
 complete -c lens-train -l input-size -d 'ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224' -r
 complete -c lens-train -l recipe -r -f -a "reference\t'The reference\'s recipe (its Lightning script): what suits fine-tuning ImageNet weights'
 scratch\t'From scratch: a 20x higher learning rate with a warm-up, no decay on norms and biases, drop path'
-finetune\t'From --pretrained weights: the reference\'s rate scaled with the batch, a short warm-up, drop path'"
+finetune\t'From --pretrained weights: the reference\'s rate scaled with the batch, a short warm-up, drop path'
+robust\t'scratch, with half the training images shown under worse observing conditions (--degrade): for the final model, which must hold up on fields observed otherwise than its training set'"
 complete -c lens-train -l epochs -d 'Epochs (default: the recipe\'s)' -r
 complete -c lens-train -l batch-size -r
 complete -c lens-train -l lr -d 'Peak learning rate (AdamW), used as given (default: the recipe\'s, scaled with the global batch)' -r

@@ -23,7 +23,8 @@ _lens-train() {
 '--input-size=[ViT input side in pixels (the 41x41 images are resized on the device, bilinear); default 224]:PIXELS:_default' \
 '--recipe=[]:RECIPE:((reference\:"The reference'\''s recipe (its Lightning script)\: what suits fine-tuning ImageNet weights"
 scratch\:"From scratch\: a 20x higher learning rate with a warm-up, no decay on norms and biases, drop path"
-finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the batch, a short warm-up, drop path"))' \
+finetune\:"From --pretrained weights\: the reference'\''s rate scaled with the batch, a short warm-up, drop path"
+robust\:"scratch, with half the training images shown under worse observing conditions (--degrade)\: for the final model, which must hold up on fields observed otherwise than its training set"))' \
 '--epochs=[Epochs (default\: the recipe'\''s)]:N:_default' \
 '--batch-size=[]:BATCH_SIZE:_default' \
 '--lr=[Peak learning rate (AdamW), used as given (default\: the recipe'\''s, scaled with the global batch)]:LR:_default' \

@@ -518,6 +518,13 @@ fn worse_conditions_are_recorded_change_training_resume_exactly_and_bad_values_a
     for f in ["checkpoint/state.safetensors", "model.safetensors", "metrics.csv", "val_predictions.csv"] {
         assert!(fs::read(worse.join(f)).unwrap() == fs::read(killed.join(f)).unwrap(), "{f} differs after --resume");
     }
+    // The robust recipe is scratch with worse conditions on half the images.
+    let robust = t.path().join("robust");
+    ok(&mut train_cmd(&p, &robust, &["--epochs", "1", "--recipe", "robust"]));
+    assert_eq!(
+        (config(&robust)["degrade"].clone(), config(&robust)["recipe"]["name"].clone()),
+        (0.5.into(), "robust".into())
+    );
     // Continuing a run may not change them.
     let err = fails(tool("lens-train").args(["--resume", "--degrade", "0.2", "--out"]).arg(&worse));
     assert!(err.contains("degrade"), "{err}");

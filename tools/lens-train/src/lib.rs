@@ -28,7 +28,8 @@ use lensfind_nn::train::Outcome;
 /// over all steps, random horizontal and vertical flips and rotations by 90 degrees per image, batch 256, early
 /// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
 /// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
-/// lr 1e-4, no warm-up, 50 epochs); options given explicitly win over it. Without --val-pack, a validation split
+/// lr 1e-4, no warm-up, 50 epochs; robust, recommended for a final model, is scratch with worse observing
+/// conditions on half the images); options given explicitly win over it. Without --val-pack, a validation split
 /// stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by default, apart from --seed, so
 /// that the models of an ensemble share their validation objects).
 ///
