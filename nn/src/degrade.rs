@@ -45,8 +45,7 @@ impl Degrade {
         for (b, band) in img.chunks_exact_mut(plane).enumerate() {
             let before = noise_sigma(band, h, w);
             if kernel.len() > 1 {
-                blur_rows(band, &mut scratch, h, w, &kernel);
-                blur_cols(&scratch, band, h, w, &kernel);
+                blur(band, &mut scratch, h, w, &kernel);
             }
             let after = noise_sigma(band, h, w);
             let target = self.noise_factor * before;
@@ -88,30 +87,26 @@ fn gaussian_kernel(sigma: f64) -> Vec<f32> {
     k.iter().map(|v| (v / sum) as f32).collect()
 }
 
-/// One pass of the kernel along each row, the edge pixel repeated beyond the border (no darkened rim).
-fn blur_rows(src: &[f32], dst: &mut [f32], h: usize, w: usize, kernel: &[f32]) {
-    let r = (kernel.len() / 2) as i64;
-    for i in 0..h {
-        for j in 0..w {
-            let mut acc = 0f32;
-            for (t, k) in kernel.iter().enumerate() {
-                let x = (j as i64 + t as i64 - r).clamp(0, w as i64 - 1) as usize;
-                acc += k * src[i * w + x];
-            }
-            dst[i * w + j] = acc;
-        }
-    }
+/// The separable Gaussian blur of one band in place (`scratch`: a band's worth of room): the kernel along each
+/// row, then along each column, the edge pixel repeated beyond the border (no darkened rim).
+fn blur(band: &mut [f32], scratch: &mut [f32], h: usize, w: usize, kernel: &[f32]) {
+    blur_1d(band, scratch, h, w, kernel, true);
+    blur_1d(scratch, band, h, w, kernel, false);
 }
 
-/// The same along each column.
-fn blur_cols(src: &[f32], dst: &mut [f32], h: usize, w: usize, kernel: &[f32]) {
+/// One pass of the kernel along each row (`along_rows`) or each column.
+fn blur_1d(src: &[f32], dst: &mut [f32], h: usize, w: usize, kernel: &[f32], along_rows: bool) {
     let r = (kernel.len() / 2) as i64;
     for i in 0..h {
         for j in 0..w {
             let mut acc = 0f32;
             for (t, k) in kernel.iter().enumerate() {
-                let y = (i as i64 + t as i64 - r).clamp(0, h as i64 - 1) as usize;
-                acc += k * src[y * w + j];
+                let (y, x) = if along_rows {
+                    (i, (j as i64 + t as i64 - r).clamp(0, w as i64 - 1) as usize)
+                } else {
+                    ((i as i64 + t as i64 - r).clamp(0, h as i64 - 1) as usize, j)
+                };
+                acc += k * src[y * w + x];
             }
             dst[i * w + j] = acc;
         }
@@ -193,11 +188,9 @@ mod tests {
             assert!((sum - 1.0).abs() < 1e-6, "{sigma}: {sum}");
         }
         let (h, w) = (7, 9);
-        let flat = vec![2.5f32; h * w];
-        let (mut tmp, mut out) = (vec![0f32; h * w], vec![0f32; h * w]);
-        let k = gaussian_kernel(1.5);
-        blur_rows(&flat, &mut tmp, h, w, &k);
-        blur_cols(&tmp, &mut out, h, w, &k);
+        let mut out = vec![2.5f32; h * w];
+        let mut tmp = vec![0f32; h * w];
+        blur(&mut out, &mut tmp, h, w, &gaussian_kernel(1.5));
         // Edges repeated: a flat image stays flat, to float32 rounding of a weighted sum of equal values.
         assert!(out.iter().all(|v| (v - 2.5).abs() < 1e-5), "{out:?}");
     }
