@@ -4,7 +4,7 @@
 
 use crate::device::{Choice, DeviceName, MemoryFormat, Precision};
 use crate::exec::Exec;
-use crate::setting::{Setting, SettingError};
+use crate::setting::{ScalingMismatch, Setting, SettingError};
 
 /// The option that gives `setting`: `--batch-size` for `batch_size`.
 pub fn flag(setting: Setting) -> String {
@@ -12,8 +12,15 @@ pub fn flag(setting: Setting) -> String {
 }
 
 /// The tools' wording of the library's errors about a setting: with the option's name (`--batch-size 0: must be
-/// at least 1`); for lensfind_core::cli::main_worded.
+/// at least 1`), and a pack scaled otherwise than the run needs with the lens-pack command that repacks it; for
+/// lensfind_core::cli::main_worded.
 pub fn word_with_flags(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(m) = e.downcast_ref::<ScalingMismatch>() {
+        return Some(m.worded(|to| match to {
+            Some(to) => format!("repack it with lens-pack --standardize {to}"),
+            None => "repack one with lens-pack --standardize".to_string(),
+        }));
+    }
     e.downcast_ref::<SettingError>().map(|s| s.worded(flag))
 }
 

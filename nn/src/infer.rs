@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use lensfind_data::pack::Pack;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind};
@@ -120,14 +120,12 @@ pub fn score(req: &Scoring, on_progress: &mut dyn FnMut(Progress)) -> Result<Sco
         .or_else(|| lensfind_data::pack::read_manifest(&predictor.config.pack).ok().map(|m| m.standardization.mode));
     let scaled = pack.manifest.standardization.mode;
     if let Some(trained) = trained.filter(|&t| t != scaled) {
-        bail!(
-            "{} is standardised {} but the run trained on {} images: the model would see other numbers than it \
-             learnt (repack with lens-pack --standardize {})",
-            req.pack.display(),
-            scaled,
-            trained,
-            trained
+        let problem = format!(
+            "{} is standardised {scaled} but the run trained on {trained} images: the model would see other numbers \
+             than it learnt",
+            req.pack.display()
         );
+        return Err(crate::setting::ScalingMismatch { problem, to: Some(trained) }.into());
     }
     let rows: Vec<usize> = match req.shard {
         Some((k, n)) => (0..pack.len()).filter(|r| r % n == k).collect(),

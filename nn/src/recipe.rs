@@ -30,7 +30,7 @@ pub enum Recipe {
 }
 
 impl Recipe {
-    pub(crate) const ALL: [Recipe; 4] = [Recipe::Reference, Recipe::Scratch, Recipe::Finetune, Recipe::Robust];
+    pub const ALL: [Recipe; 4] = [Recipe::Reference, Recipe::Scratch, Recipe::Finetune, Recipe::Robust];
 
     /// The recipe of a run that names none: `finetune` from pretrained weights, else `scratch`, which beat the
     /// reference's recipe from scratch on every set where both were measured (README: choosing the default).
@@ -42,13 +42,19 @@ impl Recipe {
         }
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Recipe::Reference => "reference",
             Recipe::Scratch => "scratch",
             Recipe::Finetune => "finetune",
             Recipe::Robust => "robust",
         }
+    }
+
+    /// The preset's values in words (lr rule, warm-up, decay, drop path, epochs, and what else it sets), for
+    /// the tools' help.
+    pub fn describe(self) -> String {
+        self.preset().describe()
     }
 
     /// The preset's values.
@@ -260,25 +266,6 @@ pub fn resolve(
     (values, RecipeRecord { name: recipe, lr_rule: p.lr_rule(), global_batch, preset, overridden })
 }
 
-/// --recipe's help: each preset's values, from the presets themselves so that the two cannot disagree.
-pub fn help() -> String {
-    let mut text = String::from(
-        "Training recipe: a preset of learning rate, warm-up, weight-decay groups, drop path and epochs; any of \
-         --lr, --warmup-steps, --weight-decay, --no-decay-norm-bias/--decay-norm-bias, --drop-path, --epochs, \
-         --ema-half-life and --degrade given explicitly wins over the preset. Default: scratch, or finetune with \
-         --pretrained; robust for a final model (the most lenses found at low false-positive rates on the hard \
-         benchmark).",
-    );
-    text.push_str(
-        "\n\nThe global batch is --batch-size x the number of processes. A preset's warm-up is at most a tenth \
-         of the run's steps. config.json records the preset, what it resolved to and what was overridden.\n",
-    );
-    for r in Recipe::ALL {
-        text.push_str(&format!("\n{}: {}.", r.name(), r.preset().describe()));
-    }
-    text
-}
-
 /// The README's table of the presets, one markdown row each (a unit test keeps the README's copy in step).
 #[cfg(test)]
 pub(crate) fn readme_rows() -> Vec<String> {
@@ -365,14 +352,17 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_and_help_show_the_presets_values() {
+    fn the_readme_and_the_descriptions_show_the_presets_values() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
         for row in readme_rows() {
             assert!(readme.contains(&row), "README.md lacks the preset row\n{row}\n(copy it from recipe::readme_rows)");
         }
-        let help = help();
-        assert!(help.contains("scratch: lr 2e-3 x global batch / 256, warm-up 200 steps"), "{help}");
-        assert!(help.contains("reference: lr 1e-4 at any batch, warm-up 0 steps, weight decay 1e-2 on all"), "{help}");
+        assert!(Recipe::Scratch.describe().starts_with("lr 2e-3 x global batch / 256, warm-up 200 steps"));
+        let reference = Recipe::Reference.describe();
+        assert!(
+            reference.starts_with("lr 1e-4 at any batch, warm-up 0 steps, weight decay 1e-2 on all"),
+            "{reference}"
+        );
     }
 
     #[test]

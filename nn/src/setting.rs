@@ -70,6 +70,27 @@ impl SettingError {
     }
 }
 
+/// A pack scaled otherwise than the run needs (lens-pack's standardisation): the model would see other numbers
+/// than it learns or learnt from. The remedy is to pack it again, scaled `to` (None: either of two packs, so that
+/// they agree); each tool words it with the command that does that (see `cli::word_with_flags`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.worded(|to| match to {
+    Some(to) => format!("pack it again standardised {to}"),
+    None => "pack one of them again so that both are standardised alike".to_string(),
+}))]
+pub struct ScalingMismatch {
+    /// What does not agree with what, and why it matters.
+    pub problem: String,
+    pub to: Option<lensfind_data::pack::Standardize>,
+}
+
+impl ScalingMismatch {
+    /// The message with the remedy worded by `remedy(to)`: "PROBLEM: REMEDY".
+    pub fn worded(&self, remedy: impl Fn(Option<lensfind_data::pack::Standardize>) -> String) -> String {
+        format!("{}: {}", self.problem, remedy(self.to))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +104,15 @@ mod tests {
             SettingError::missing(Setting::Pack, "a new run needs one").to_string(),
             "pack: a new run needs one"
         );
+    }
+
+    #[test]
+    fn a_scaling_mismatch_says_to_pack_again_and_how() {
+        use lensfind_data::pack::Standardize;
+        let e = ScalingMismatch { problem: "x.pack is standardised cube".into(), to: Some(Standardize::Noise) };
+        assert_eq!(e.to_string(), "x.pack is standardised cube: pack it again standardised noise");
+        assert_eq!(e.worded(|to| format!("to {}", to.unwrap())), "x.pack is standardised cube: to noise");
+        let e = ScalingMismatch { problem: "two packs differ".into(), to: None };
+        assert_eq!(e.to_string(), "two packs differ: pack one of them again so that both are standardised alike");
     }
 }

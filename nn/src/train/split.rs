@@ -9,6 +9,7 @@ use lensfind_data::pack::{MetaRow, Pack};
 
 use crate::batch::streams;
 use crate::config::TrainConfig;
+use crate::setting::ScalingMismatch;
 
 /// The data of a run: the training pack and rows, and where validation comes from.
 pub(super) struct Data {
@@ -28,25 +29,21 @@ impl Data {
         let val_pack = cfg.val_pack.as_deref().map(|p| open(p, "validation")).transpose()?;
         let mode = pack.manifest.standardization.mode;
         if let Some(recorded) = cfg.standardize.filter(|&m| m != mode) {
-            bail!(
-                "{} is standardised {} now, but the run started on {} images (config.json): repack it with \
-                 lens-pack --standardize {}",
-                cfg.pack.display(),
-                mode,
-                recorded,
-                recorded
+            let problem = format!(
+                "{} is standardised {mode} now, but the run started on {recorded} images (config.json)",
+                cfg.pack.display()
             );
+            return Err(ScalingMismatch { problem, to: Some(recorded) }.into());
         }
         if let (Some(v), Some(path)) = (&val_pack, &cfg.val_pack) {
             let val_mode = v.manifest.standardization.mode;
             if val_mode != mode {
-                bail!(
-                    "the validation pack {} is standardised {} and the training pack {}: the model would be judged \
-                     on other numbers than it learns from (repack one with lens-pack --standardize)",
-                    path.display(),
-                    val_mode,
-                    mode
+                let problem = format!(
+                    "the validation pack {} is standardised {val_mode} and the training pack {mode}: the model \
+                     would be judged on other numbers than it learns from",
+                    path.display()
                 );
+                return Err(ScalingMismatch { problem, to: None }.into());
             }
         }
         let (train_rows, val_rows) = match &val_pack {
