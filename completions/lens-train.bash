@@ -23,7 +23,7 @@ _lens__train() {
 
     case "${cmd}" in
         lens__train)
-            opts="-o -j -q -h -V --list-models --pack --val-pack --out --resume --auto-resume --model --input-size --recipe --epochs --batch-size --lr --weight-decay --warmup-steps --grad-clip --drop-path --no-decay-norm-bias --decay-norm-bias --ema-half-life --degrade --pos-weight --focal-gamma --seed --split-seed --val-split --patience --pretrained --checkpoint-every --time-limit --data-on-device --precision --memory-format --no-channels-last --no-autotune-cache --device --threads --dist-backend --dist-timeout --quiet --help --version"
+            opts="-o -j -q -h -V --list-models --pack --val-pack --out --resume --auto-resume --model --input-size --recipe --epochs --batch-size --lr --weight-decay --warmup-steps --grad-clip --drop-path --no-decay-norm-bias --decay-norm-bias --ema-half-life --degrade --label-smoothing --pos-weight --focal-gamma --seed --split-seed --val-split --patience --pretrained --checkpoint-every --time-limit --data-on-device --precision --memory-format --no-channels-last --no-autotune-cache --device --threads --dist-backend --dist-timeout --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -90,6 +90,10 @@ _lens__train() {
                     return 0
                     ;;
                 --degrade)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label-smoothing)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

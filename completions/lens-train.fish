@@ -6,7 +6,7 @@ complete -c lens-train -l input-size -d 'ViT input side in pixels (the 41x41 ima
 complete -c lens-train -l recipe -r -f -a "reference\t'The reference\'s recipe (its Lightning script): what suits fine-tuning ImageNet weights'
 scratch\t'From scratch: a 20x higher learning rate with a warm-up, no decay on norms and biases, drop path'
 finetune\t'From --pretrained weights: the reference\'s rate scaled with the batch, a short warm-up, drop path'
-robust\t'scratch, with half the training images shown under worse observing conditions (--degrade): for the final model, which must hold up on fields observed otherwise than its training set'"
+robust\t'scratch, with half the training images shown under worse observing conditions (--degrade) and the labels smoothed by 0.1 (--label-smoothing): for the final model, which must hold up on fields observed otherwise than its training set and is judged at low false-positive rates'"
 complete -c lens-train -l epochs -d 'Epochs (default: the recipe\'s)' -r
 complete -c lens-train -l batch-size -r
 complete -c lens-train -l lr -d 'Peak learning rate (AdamW), used as given (default: the recipe\'s, scaled with the global batch)' -r
@@ -16,6 +16,7 @@ complete -c lens-train -l grad-clip -d 'Clip the global gradient norm to this va
 complete -c lens-train -l drop-path -d 'Stochastic depth rate of the last block, timm\'s drop_path_rate (default: the recipe\'s)' -r
 complete -c lens-train -l ema-half-life -d 'Keep a moving average of the weights with this half-life in epochs (0: none; default: the recipe\'s). It is validated after every epoch beside the weights themselves, and model.safetensors holds whichever of the two validated better (metrics.csv has both; the ema_ columns are the average\'s)' -r
 complete -c lens-train -l degrade -d 'The chance (0 to 1) that a training image is shown under worse observing conditions: blurred by a Gaussian of up to 1.5 pixels (broader seeing) and its noise raised up to 2x (a shallower field), each band\'s noise measured on the image itself. For a model that must hold up on fields observed under other conditions than its training set\'s. 0: never; default: the recipe\'s. Batches are then gathered on the host (never --data-on-device always)' -r
+complete -c lens-train -l label-smoothing -d 'Smooth the training labels by EPSILON (0 to below 1): a lens is learnt as 1 - EPSILON/2 and a non-lens as EPSILON/2, so that images already ranked right stop pushing their scores further out and the rest of the training counts more. 0: the labels as they are; default: the recipe\'s (robust: 0.1). The training loss printed and in metrics.csv is then against the smoothed labels; the validation loss is not' -r
 complete -c lens-train -l pos-weight -d 'Weight of the positive class in the loss (BCE pos_weight)' -r
 complete -c lens-train -l focal-gamma -d 'Focal loss (Lin et al. 2017): each object\'s BCE is weighted by (1 - p_t)^GAMMA, p_t the probability the model gives its true class, so that objects already ranked right count less and the hard ones (lookalikes, faint arcs) more. 0 or absent: plain BCE. The training loss printed and in metrics.csv is then the focal loss; the validation loss stays BCE' -r
 complete -c lens-train -l seed -r

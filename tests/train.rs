@@ -518,13 +518,14 @@ fn worse_conditions_are_recorded_change_training_resume_exactly_and_bad_values_a
     for f in ["checkpoint/state.safetensors", "model.safetensors", "metrics.csv", "val_predictions.csv"] {
         assert!(fs::read(worse.join(f)).unwrap() == fs::read(killed.join(f)).unwrap(), "{f} differs after --resume");
     }
-    // The robust recipe is scratch with worse conditions on half the images.
+    // The robust recipe is scratch with worse conditions on half the images (and smoothed labels).
     let robust = t.path().join("robust");
     ok(&mut train_cmd(&p, &robust, &["--epochs", "1", "--recipe", "robust"]));
     assert_eq!(
         (config(&robust)["degrade"].clone(), config(&robust)["recipe"]["name"].clone()),
         (0.5.into(), "robust".into())
     );
+    assert_eq!(config(&robust)["label_smoothing"], 0.1, "and labels smoothed by 0.1");
     // Continuing a run may not change them.
     let err = fails(tool("lens-train").args(["--resume", "--degrade", "0.2", "--out"]).arg(&worse));
     assert!(err.contains("degrade"), "{err}");
@@ -535,6 +536,27 @@ fn worse_conditions_are_recorded_change_training_resume_exactly_and_bad_values_a
     for bad in ["--degrade=-0.1", "--degrade=1.5", "--degrade=nan"] {
         let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
         assert!(err.contains("--degrade") && err.contains(": a chance between 0 and 1"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn smoothed_labels_are_recorded_change_training_and_bad_values_are_refused() {
+    let (t, p) = packed_dataset(40, 8);
+    let (plain, smooth, zero) = (t.path().join("plain"), t.path().join("smooth"), t.path().join("zero"));
+    ok(&mut train_cmd(&p, &plain, &["--epochs", "1"]));
+    ok(&mut train_cmd(&p, &smooth, &["--epochs", "1", "--label-smoothing", "0.2"]));
+    ok(&mut train_cmd(&p, &zero, &["--epochs", "1", "--label-smoothing", "0"]));
+    assert_eq!(config(&smooth)["label_smoothing"], 0.2);
+    assert_eq!(config(&smooth)["recipe"]["overridden"], serde_json::json!(["lr", "epochs", "label-smoothing"]));
+    assert!(config(&plain).get("label_smoothing").is_none() && config(&zero).get("label_smoothing").is_none());
+    let weights = |d: &Path| fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(weights(&plain), weights(&zero), "--label-smoothing 0 trains exactly as without");
+    assert_ne!(weights(&plain), weights(&smooth), "smoothed labels change what is learned");
+    let err = fails(tool("lens-train").args(["--resume", "--label-smoothing", "0.1", "--out"]).arg(&smooth));
+    assert!(err.contains("label-smoothing"), "{err}");
+    for bad in ["--label-smoothing=-0.1", "--label-smoothing=1", "--label-smoothing=nan"] {
+        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
+        assert!(err.contains("--label-smoothing") && err.contains(": an epsilon from 0 to below 1"), "{bad}: {err}");
     }
 }
 

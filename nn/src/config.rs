@@ -72,6 +72,10 @@ pub struct TrainConfig {
     /// --degrade); absent for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degrade: Option<f64>,
+    /// The training labels' smoothing epsilon (lens-train --label-smoothing): a lens is learnt as 1 - e/2 and a
+    /// non-lens as e/2; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_smoothing: Option<f64>,
 }
 
 /// What continuing a run (lens-train --resume or --auto-resume) does with one of its recorded settings.
@@ -92,7 +96,7 @@ pub enum OnContinue {
 /// lens-train's check of what --resume may be given, [`TrainConfig::differences`] (--auto-resume) and
 /// [`TrainConfig::continue_with`] all read it; a test checks that it names every field, and [`Continued`] every
 /// field that may change.
-pub(crate) const ON_CONTINUE: [(&str, OnContinue); 29] = {
+pub(crate) const ON_CONTINUE: [(&str, OnContinue); 30] = {
     use OnContinue::{Fixed, MayChange, Record};
     [
         ("pack", Fixed),
@@ -124,6 +128,7 @@ pub(crate) const ON_CONTINUE: [(&str, OnContinue); 29] = {
         ("ema_half_life", Fixed),
         ("standardize", Fixed),
         ("degrade", Fixed),
+        ("label_smoothing", Fixed),
     ]
 };
 
@@ -244,6 +249,7 @@ impl TrainConfig {
             ema_half_life: None,
             standardize: None,
             degrade: None,
+            label_smoothing: None,
         }
     }
 }
@@ -313,7 +319,7 @@ mod continue_tests {
         // The fields, from a config.json with every optional field present.
         let mut cfg = TrainConfig::example();
         (cfg.split_seed, cfg.autotune, cfg.recipe, cfg.ema_half_life) = (Some(1), None, None, Some(1.0));
-        (cfg.focal_gamma, cfg.degrade) = (Some(2.0), Some(0.5));
+        (cfg.focal_gamma, cfg.degrade, cfg.label_smoothing) = (Some(2.0), Some(0.5), Some(0.1));
         cfg.standardize = Some(lensfind_data::pack::Standardize::Noise);
         let mut fields: Vec<String> = to_object(&cfg).keys().cloned().collect();
         fields.extend(["autotune".to_string(), "recipe".to_string()]);

@@ -331,6 +331,7 @@ fn measure(req: &Request, setting: Setting, best: f64) -> Result<Timing> {
         input_size: req.model.input_size(),
         pos_weight: None,
         focal_gamma: None,
+        label_smoothing: None,
     };
     let mut step = || -> Result<()> {
         let value = match req.workload {

@@ -181,6 +181,10 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
         let problem = "a chance between 0 and 1 (the share of training images shown under worse conditions)";
         return Err(SettingError::new(Setting::Degrade, p, problem).into());
     }
+    if let Some(e) = a.overrides.label_smoothing.filter(|e| !(0.0..1.0).contains(e)) {
+        let problem = "an epsilon from 0 to below 1 (a lens is learnt as 1 - e/2, a non-lens as e/2; 0: none)";
+        return Err(SettingError::new(Setting::LabelSmoothing, e, problem).into());
+    }
     let pretrained = a
         .pretrained
         .as_ref()
@@ -218,6 +222,7 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
         ema_half_life: None,
         standardize: None,
         degrade: None,
+        label_smoothing: None,
     };
     let name = a.recipe.unwrap_or_else(|| Recipe::default_for(a.pretrained.is_some()));
     // A pack that cannot be read fails the run where training opens it, after the processes have met, so that
@@ -234,6 +239,7 @@ fn config_from_args(a: &NewRun, exec: &Exec, world: usize) -> Result<TrainConfig
     cfg.model_config.set_drop_path(values.drop_path);
     cfg.ema_half_life = values.ema_half_life;
     cfg.degrade = values.degrade;
+    cfg.label_smoothing = values.label_smoothing;
     if cfg.degrade.is_some() && cfg.data_on_device == Some(true) {
         let problem = "cannot go with worse conditions (degrade, given or the recipe's): they are drawn while \
                        batches are gathered on the host; leave it at auto";

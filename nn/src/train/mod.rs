@@ -396,6 +396,7 @@ impl<'a> Trainer<'a> {
             input_size: cfg.model_config.input_size(),
             pos_weight: self.pos_weight.as_ref(),
             focal_gamma: cfg.focal_gamma,
+            label_smoothing: cfg.label_smoothing,
         };
         let loss = forward_backward(&self.model, x, y, &settings, scale);
         // Averaged gradients, and whether any rank was asked to stop: every rank stops after the same step.

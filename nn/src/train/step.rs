@@ -21,6 +21,8 @@ pub(crate) struct StepSettings<'a> {
     pub pos_weight: Option<&'a Tensor>,
     /// The focal loss exponent (None: plain BCE).
     pub focal_gamma: Option<f64>,
+    /// The labels' smoothing epsilon (None: the labels as they are; [`smooth_labels`]).
+    pub label_smoothing: Option<f64>,
 }
 
 /// The forward and backward pass of BCE-with-logits (or its focal form, [`loss_of_logits`]) on images `x`
@@ -31,13 +33,21 @@ pub(crate) fn forward_backward(model: &Model, x: &Tensor, y: &Tensor, s: &StepSe
     let device = x.device();
     let x = to_model_input(x.shallow_clone(), s.input_size, s.channels_last);
     let logits = in_precision(s.precision, device, || model.forward_t(&x, true)).squeeze_dim(1).to_kind(Kind::Float);
-    let loss = loss_of_logits(&logits, y, s.pos_weight, s.focal_gamma);
+    let smoothed = s.label_smoothing.map(|e| smooth_labels(y, e));
+    let loss = loss_of_logits(&logits, smoothed.as_ref().unwrap_or(y), s.pos_weight, s.focal_gamma);
     if loss_scale == 1.0 {
         loss.backward();
     } else {
         (&loss * loss_scale).backward();
     }
     loss
+}
+
+/// Labels `y` (0 or 1) smoothed by `epsilon`: 1 - epsilon/2 for a lens, epsilon/2 for a non-lens, the targets the
+/// training loss then pulls the probabilities towards instead of 0 and 1, so that the images already ranked right
+/// stop pulling their logits further out.
+pub(crate) fn smooth_labels(y: &Tensor, epsilon: f64) -> Tensor {
+    y * (1.0 - epsilon) + epsilon / 2.0
 }
 
 /// The mean training loss of `logits` against labels `y`: BCE-with-logits with the positive class weighted by
@@ -183,6 +193,35 @@ mod tests {
         );
         // Both in float64 with the same formula up to summation order: 1e-12 is a few ulps of a loss of ~20.
         assert!((bce_mean(&logits, &labels, 1.0) - t.double_value(&[])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn smoothed_labels_are_the_targets_of_the_loss_and_its_minimum_is_inside() {
+        let labels = Tensor::from_slice(&[1.0f64, 0.0, 1.0, 1.0]);
+        let t = smooth_labels(&labels, 0.1);
+        let got: Vec<f64> = (0..4).map(|i| t.double_value(&[i])).collect();
+        // float64 arithmetic on 0.9 and 0.05: within a few ulps of the exact 0.95 and 0.05.
+        for (g, want) in got.iter().zip([0.95, 0.05, 0.95, 0.95]) {
+            assert!((g - want).abs() < 1e-15, "{got:?}");
+        }
+        // BCE against the smoothed targets: -(t log p + (1 - t) log(1 - p)) averaged, by hand in float64 (1e-12:
+        // rounding of four terms of order 1).
+        let logits = [2.0, -2.0, 0.5, 8.0];
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let want =
+            logits.iter().zip(&got).map(|(&x, &t)| -(t * sig(x).ln() + (1.0 - t) * (1.0 - sig(x)).ln())).sum::<f64>()
+                / 4.0;
+        let x = Tensor::from_slice(&logits).set_requires_grad(true);
+        let loss = loss_of_logits(&x, &t, None, None);
+        assert!((loss.double_value(&[]) - want).abs() < 1e-12);
+        // The gradient of each term is (sigmoid(x) - t) / 4: a lens at logit 2 is still pulled up, but a lens
+        // already at logit 8 is pushed back towards log(0.95 / 0.05) = 2.94, where plain BCE would pull it further.
+        loss.backward();
+        let grad = x.grad();
+        for (i, (&xi, &ti)) in logits.iter().zip(&got).enumerate() {
+            assert!((grad.double_value(&[i as i64]) - (sig(xi) - ti) / 4.0).abs() < 1e-12);
+        }
+        assert!(grad.double_value(&[0]) < 0.0 && grad.double_value(&[3]) > 0.0);
     }
 
     #[test]

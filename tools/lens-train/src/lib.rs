@@ -29,7 +29,7 @@ use lensfind_nn::train::Outcome;
 /// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
 /// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
 /// lr 1e-4, no warm-up, 50 epochs; robust, recommended for a final model, is scratch with worse observing
-/// conditions on half the images); options given explicitly win over it. Without --val-pack, a validation split
+/// conditions on half the images and labels smoothed by 0.1); options given explicitly win over it. Without --val-pack, a validation split
 /// stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by default, apart from --seed, so
 /// that the models of an ensemble share their validation objects).
 ///
@@ -154,6 +154,13 @@ pub struct Args {
     /// --data-on-device always).
     #[arg(long, value_name = "CHANCE")]
     pub degrade: Option<f64>,
+
+    /// Smooth the training labels by EPSILON (0 to below 1): a lens is learnt as 1 - EPSILON/2 and a non-lens as
+    /// EPSILON/2, so that images already ranked right stop pushing their scores further out and the rest of the
+    /// training counts more. 0: the labels as they are; default: the recipe's (robust: 0.1). The training loss
+    /// printed and in metrics.csv is then against the smoothed labels; the validation loss is not.
+    #[arg(long, value_name = "EPSILON")]
+    pub label_smoothing: Option<f64>,
 
     /// Weight of the positive class in the loss (BCE pos_weight).
     #[arg(long, value_name = "W")]
@@ -302,6 +309,7 @@ fn overrides(args: &Args) -> Overrides {
         epochs: args.epochs,
         ema_half_life: args.ema_half_life,
         degrade: args.degrade,
+        label_smoothing: args.label_smoothing,
     }
 }
 
@@ -396,7 +404,7 @@ fn recipe_help() -> String {
     let mut text = String::from(
         "Training recipe: a preset of learning rate, warm-up, weight-decay groups, drop path and epochs; any of \
          --lr, --warmup-steps, --weight-decay, --no-decay-norm-bias/--decay-norm-bias, --drop-path, --epochs, \
-         --ema-half-life and --degrade given explicitly wins over the preset. Default: scratch, or finetune with \
+         --ema-half-life, --degrade and --label-smoothing given explicitly wins over the preset. Default: scratch, or finetune with \
          --pretrained; robust for a final model (the most lenses found at low false-positive rates on the hard \
          benchmark).",
     );
