@@ -2,7 +2,7 @@
 //! and refuses bad arguments clearly.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -474,26 +474,42 @@ fn a_moving_average_of_the_weights_changes_nothing_of_training_is_chosen_on_vali
     }
 }
 
+/// A setting of the loss given as `--FLAG VALUE` to one-epoch runs: recorded in config.json under its name, 0
+/// recorded as none and training exactly as without it, VALUE changing what is learnt, refused on --resume, and
+/// each of `bad` refused with `problem`. Returns the data's directory and the run trained with VALUE.
+fn check_loss_setting(
+    flag: &str,
+    value: &str,
+    value_recorded: f64,
+    bad: &[&str],
+    problem: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    let (t, p) = packed_dataset(40, 8);
+    let field = flag.replace('-', "_");
+    let (plain, given, zero) = (t.path().join("plain"), t.path().join("given"), t.path().join("zero"));
+    ok(&mut train_cmd(&p, &plain, &["--epochs", "1"]));
+    ok(&mut train_cmd(&p, &given, &["--epochs", "1", &format!("--{flag}"), value]));
+    ok(&mut train_cmd(&p, &zero, &["--epochs", "1", &format!("--{flag}"), "0"]));
+    assert_eq!(config(&given)[&field], value_recorded);
+    assert!(config(&plain).get(&field).is_none(), "a run without --{flag} records none");
+    assert!(config(&zero).get(&field).is_none(), "--{flag} 0 records none");
+    let weights = |d: &Path| fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(weights(&plain), weights(&zero), "--{flag} 0 trains exactly as without");
+    assert_ne!(weights(&plain), weights(&given), "--{flag} {value} changes what is learned");
+    // Continuing a run may not change its loss.
+    let err = fails(tool("lens-train").args(["--resume", &format!("--{flag}"), "0.5", "--out"]).arg(&given));
+    assert!(err.contains(flag), "{err}");
+    for bad in bad {
+        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
+        assert!(err.contains(&format!("--{flag}")) && err.contains(problem), "{bad}: {err}");
+    }
+    (t, given)
+}
+
 #[test]
 fn focal_loss_is_recorded_changes_training_and_is_refused_when_not_an_exponent() {
-    let (t, p) = packed_dataset(40, 8);
-    let (plain, focal, zero) = (t.path().join("plain"), t.path().join("focal"), t.path().join("zero"));
-    ok(&mut train_cmd(&p, &plain, &["--epochs", "1"]));
-    ok(&mut train_cmd(&p, &focal, &["--epochs", "1", "--focal-gamma", "2"]));
-    ok(&mut train_cmd(&p, &zero, &["--epochs", "1", "--focal-gamma", "0"]));
-    assert_eq!(config(&focal)["focal_gamma"], 2.0);
-    assert!(config(&plain).get("focal_gamma").is_none(), "plain BCE records none");
-    assert!(config(&zero).get("focal_gamma").is_none(), "gamma 0 is plain BCE");
-    let weights = |d: &Path| fs::read(d.join("model.safetensors")).unwrap();
-    assert_eq!(weights(&plain), weights(&zero), "gamma 0 trains exactly as BCE");
-    assert_ne!(weights(&plain), weights(&focal), "gamma 2 weighs the objects otherwise");
-    // Continuing a run may not change its loss.
-    let err = fails(tool("lens-train").args(["--resume", "--focal-gamma", "1", "--out"]).arg(&focal));
-    assert!(err.contains("focal-gamma"), "{err}");
-    for bad in ["--focal-gamma=-1", "--focal-gamma=nan", "--focal-gamma=inf"] {
-        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
-        assert!(err.contains("--focal-gamma") && err.contains(": an exponent >= 0"), "{bad}: {err}");
-    }
+    let bad = ["--focal-gamma=-1", "--focal-gamma=nan", "--focal-gamma=inf"];
+    check_loss_setting("focal-gamma", "2", 2.0, &bad, ": an exponent >= 0");
 }
 
 #[test]
@@ -541,23 +557,9 @@ fn worse_conditions_are_recorded_change_training_resume_exactly_and_bad_values_a
 
 #[test]
 fn smoothed_labels_are_recorded_change_training_and_bad_values_are_refused() {
-    let (t, p) = packed_dataset(40, 8);
-    let (plain, smooth, zero) = (t.path().join("plain"), t.path().join("smooth"), t.path().join("zero"));
-    ok(&mut train_cmd(&p, &plain, &["--epochs", "1"]));
-    ok(&mut train_cmd(&p, &smooth, &["--epochs", "1", "--label-smoothing", "0.2"]));
-    ok(&mut train_cmd(&p, &zero, &["--epochs", "1", "--label-smoothing", "0"]));
-    assert_eq!(config(&smooth)["label_smoothing"], 0.2);
+    let bad = ["--label-smoothing=-0.1", "--label-smoothing=1", "--label-smoothing=nan"];
+    let (_t, smooth) = check_loss_setting("label-smoothing", "0.2", 0.2, &bad, ": an epsilon from 0 to below 1");
     assert_eq!(config(&smooth)["recipe"]["overridden"], serde_json::json!(["lr", "epochs", "label-smoothing"]));
-    assert!(config(&plain).get("label_smoothing").is_none() && config(&zero).get("label_smoothing").is_none());
-    let weights = |d: &Path| fs::read(d.join("model.safetensors")).unwrap();
-    assert_eq!(weights(&plain), weights(&zero), "--label-smoothing 0 trains exactly as without");
-    assert_ne!(weights(&plain), weights(&smooth), "smoothed labels change what is learned");
-    let err = fails(tool("lens-train").args(["--resume", "--label-smoothing", "0.1", "--out"]).arg(&smooth));
-    assert!(err.contains("label-smoothing"), "{err}");
-    for bad in ["--label-smoothing=-0.1", "--label-smoothing=1", "--label-smoothing=nan"] {
-        let err = fails(&mut train_cmd(&p, &t.path().join("bad"), &["--epochs", "1", bad]));
-        assert!(err.contains("--label-smoothing") && err.contains(": an epsilon from 0 to below 1"), "{bad}: {err}");
-    }
 }
 
 #[test]

@@ -29,9 +29,9 @@ use lensfind_nn::train::Outcome;
 /// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
 /// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
 /// lr 1e-4, no warm-up, 50 epochs; robust, recommended for a final model, is scratch with worse observing
-/// conditions on half the images and labels smoothed by 0.1); options given explicitly win over it. Without --val-pack, a validation split
-/// stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by default, apart from --seed, so
-/// that the models of an ensemble share their validation objects).
+/// conditions on half the images and labels smoothed by 0.1); options given explicitly win over it. Without
+/// --val-pack, a validation split stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by
+/// default, apart from --seed, so that the models of an ensemble share their validation objects).
 ///
 /// The run directory gets config.json (every setting, written first), metrics.csv (one row per epoch: training
 /// loss; validation loss, AUC, accuracy, precision and recall at logit 0, TPR at FPR 1e-2 and 1e-3, AUC per
