@@ -47,7 +47,8 @@ SPLIT_SEED ?= 42
 # The operating point of the challenge submission (lens-eval --pick-threshold): fpr=X, tpr=X, f1 or fraction=X.
 OPERATING_POINT ?= fpr=1e-2
 # Extra options for each tool. The defaults suit the small synthetic set; the real one wants lens-train's
-# defaults (batch 256, lr 1e-4), so pass TRAIN_ARGS= there. With make -j, give each run a share of the cores
+# defaults (batch 256, its recipe's learning rate), so pass TRAIN_ARGS= there, or TRAIN_ARGS='--recipe robust'
+# for a final model (README: Recipes). With make -j, give each run a share of the cores
 # (TRAIN_ARGS+=--threads N): every lens-train and lens-infer uses all cores by default. lens-infer's own default
 # test-time augmentation is d4 (8 views); INFER_ARGS='--tta flips' scores with the reference's 3.
 PACK_ARGS ?=

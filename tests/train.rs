@@ -541,7 +541,7 @@ fn worse_conditions_are_recorded_change_training_resume_exactly_and_bad_values_a
         (config(&robust)["degrade"].clone(), config(&robust)["recipe"]["name"].clone()),
         (0.5.into(), "robust".into())
     );
-    assert_eq!(config(&robust)["label_smoothing"], 0.1, "and labels smoothed by 0.1");
+    assert_eq!(config(&robust)["label_smoothing"], 0.2, "and labels smoothed by 0.2");
     // Continuing a run may not change them.
     let err = fails(tool("lens-train").args(["--resume", "--degrade", "0.2", "--out"]).arg(&worse));
     assert!(err.contains("degrade"), "{err}");

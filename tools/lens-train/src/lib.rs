@@ -29,7 +29,7 @@ use lensfind_nn::train::Outcome;
 /// stopping on validation AUC with patience 8. The learning rate, warm-up, weight-decay groups, drop path and
 /// epochs come from a --recipe (default scratch, or finetune with --pretrained; reference is the reference's own:
 /// lr 1e-4, no warm-up, 50 epochs; robust, recommended for a final model, is scratch with worse observing
-/// conditions on half the images and labels smoothed by 0.1); options given explicitly win over it. Without
+/// conditions on half the images and labels smoothed by 0.2); options given explicitly win over it. Without
 /// --val-pack, a validation split stratified by label and source (SLSim/HSC) is drawn from --split-seed (fixed by
 /// default, apart from --seed, so that the models of an ensemble share their validation objects).
 ///
@@ -157,7 +157,7 @@ pub struct Args {
 
     /// Smooth the training labels by EPSILON (0 to below 1): a lens is learnt as 1 - EPSILON/2 and a non-lens as
     /// EPSILON/2, so that images already ranked right stop pushing their scores further out and the rest of the
-    /// training counts more. 0: the labels as they are; default: the recipe's (robust: 0.1). The training loss
+    /// training counts more. 0: the labels as they are; default: the recipe's (robust: 0.2). The training loss
     /// printed and in metrics.csv is then against the smoothed labels; the validation loss is not.
     #[arg(long, value_name = "EPSILON")]
     pub label_smoothing: Option<f64>,

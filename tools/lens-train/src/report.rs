@@ -123,7 +123,7 @@ fn recipe(cfg: &TrainConfig) {
     };
     eprintln!(
         "lens-train: recipe {} (lr {}, global batch {}): lr {:e}, warm-up {} steps, weight decay {:e}{}, drop path \
-         {}, {} epochs{}{}{}{}{overridden}",
+         {}, {} epochs{}{}{overridden}",
         r.name,
         r.lr_rule,
         r.global_batch,
@@ -133,9 +133,7 @@ fn recipe(cfg: &TrainConfig) {
         if cfg.no_decay_norm_bias { " except norms and biases" } else { "" },
         cfg.model_config.drop_path(),
         cfg.epochs,
-        cfg.ema_half_life.map_or(String::new(), |h| format!(", moving average of the weights ({h} epochs' half-life)")),
+        lensfind_nn::recipe::extras_in_words(cfg.ema_half_life, cfg.degrade, cfg.label_smoothing),
         cfg.focal_gamma.map_or(String::new(), |g| format!(", focal loss (gamma {g})")),
-        cfg.degrade.map_or(String::new(), |p| format!(", worse conditions on a share {p} of images")),
-        cfg.label_smoothing.map_or(String::new(), |e| format!(", labels smoothed by {e}")),
     );
 }
