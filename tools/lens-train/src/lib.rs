@@ -404,9 +404,9 @@ fn recipe_help() -> String {
     let mut text = String::from(
         "Training recipe: a preset of learning rate, warm-up, weight-decay groups, drop path and epochs; any of \
          --lr, --warmup-steps, --weight-decay, --no-decay-norm-bias/--decay-norm-bias, --drop-path, --epochs, \
-         --ema-half-life, --degrade and --label-smoothing given explicitly wins over the preset. Default: scratch, or finetune with \
-         --pretrained; robust for a final model (the most lenses found at low false-positive rates on the hard \
-         benchmark).",
+         --ema-half-life, --degrade and --label-smoothing given explicitly wins over the preset. Default: scratch, \
+         or finetune with --pretrained; robust for a final model (the most lenses found at low false-positive rates \
+         on the hard benchmark).",
     );
     text.push_str(
         "\n\nThe global batch is --batch-size x the number of processes. A preset's warm-up is at most a tenth \
